@@ -1,0 +1,1 @@
+"""Code-side facts the registry checks bundles against: hashing, labels, feature schemas."""

@@ -1,0 +1,80 @@
+"""taskclf's model registry: scan, validate, rank and activate model bundles.
+
+This module re-exports the public surface; each concern lives in its own
+private-by-convention module behind it.
+"""
+
+from __future__ import annotations
+
+from taskclf.model_registry.errors import (
+    BundleRejectedError,
+    PromotionError,
+    RegistryError,
+    RegistryFileError,
+    RegistryLockTimeout,
+)
+from taskclf.model_registry.hysteresis import should_switch_active
+from taskclf.model_registry.index import read_index_cache, write_index_cache
+from taskclf.model_registry.models import (
+    ActiveHistoryEntry,
+    ActivePointer,
+    BundleMetrics,
+    ExclusionRecord,
+    IndexCache,
+    IndexCacheBundleSummary,
+    ModelBundle,
+    PromotionResult,
+    SelectionPolicy,
+    SelectionReport,
+)
+from taskclf.model_registry.pointer import (
+    append_active_history,
+    locate_pointed_bundle,
+    read_active,
+    read_active_history,
+    write_active_atomic,
+)
+from taskclf.model_registry.promotion import promote_bundle
+from taskclf.model_registry.resolution import find_best_model, resolve_active_model
+from taskclf.model_registry.scan import list_bundles, read_bundle
+from taskclf.model_registry.selection import (
+    is_compatible,
+    passes_constraints,
+    rank_bundles,
+    score,
+)
+
+__all__ = [
+    "ActiveHistoryEntry",
+    "ActivePointer",
+    "BundleMetrics",
+    "BundleRejectedError",
+    "ExclusionRecord",
+    "IndexCache",
+    "IndexCacheBundleSummary",
+    "ModelBundle",
+    "PromotionError",
+    "PromotionResult",
+    "RegistryError",
+    "RegistryFileError",
+    "RegistryLockTimeout",
+    "SelectionPolicy",
+    "SelectionReport",
+    "append_active_history",
+    "find_best_model",
+    "is_compatible",
+    "list_bundles",
+    "locate_pointed_bundle",
+    "passes_constraints",
+    "promote_bundle",
+    "rank_bundles",
+    "read_active",
+    "read_active_history",
+    "read_bundle",
+    "read_index_cache",
+    "resolve_active_model",
+    "score",
+    "should_switch_active",
+    "write_active_atomic",
+    "write_index_cache",
+]

@@ -1,0 +1,248 @@
+"""The registry's filesystem mechanisms, each in exactly one place.
+
+Every registry write goes through here: the atomic replace used for
+``active.json`` and ``index.json``, the line append used for the
+history, the capped read used for every registry and bundle file, and
+the inter-process lock. None of them ever writes through a symlink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from taskclf.model_registry.errors import RegistryFileError, RegistryLockTimeout
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""Largest registry or bundle JSON file we read; a larger one is reported, never read whole."""
+
+LOCK_FILE = ".taskclf.lock"
+LOCK_TIMEOUT_S = 120.0
+TEMP_SUFFIX = ".tmp"
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def absolute(path: str | os.PathLike[str]) -> Path:
+    """Absolute, lexically normalised path; symlinks are deliberately not resolved."""
+    return Path(os.path.abspath(path))
+
+
+def read_capped(path: Path, cap: int = MAX_FILE_BYTES) -> bytes:
+    """Read a regular file, refusing (without reading it whole) one larger than ``cap``.
+
+    Args:
+        path: File to read; a symlink to a regular file is followed.
+        cap: Largest accepted size in bytes.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        FileNotFoundError: The file (or its directory) does not exist.
+        RegistryFileError: Not a regular file, or larger than ``cap``.
+        OSError: Any other read failure.
+    """
+    # O_NONBLOCK keeps a FIFO planted where a JSON file belongs from hanging the scan.
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RegistryFileError(path, "is not a regular file", errno.EINVAL)
+        if info.st_size > cap:
+            raise RegistryFileError(path, f"is larger than the {cap} byte limit", errno.EFBIG)
+        parts: list[bytes] = []
+        total = 0
+        # The size is only a hint: the file may grow while we read it.
+        want = info.st_size + 1
+        while total <= cap:
+            chunk = os.read(fd, min(max(want - total, 65536), cap + 1 - total))
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+        if total > cap:
+            raise RegistryFileError(path, f"is larger than the {cap} byte limit", errno.EFBIG)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def refuse_symlink(path: Path) -> None:
+    """Raise if ``path`` exists as a symlink: registry files are never written through one."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise RegistryFileError(
+            path,
+            "is a symlink; the registry never writes through symlinks. Replace it with a "
+            "regular file (or remove it) and retry",
+            errno.ELOOP,
+        )
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or create inside ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some filesystems (and platforms) cannot fsync a directory; the rename
+        # itself is still atomic there, only its durability is weaker.
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the names :func:`atomic_write` gives its temporary files."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or new content, whole.
+
+    Writes a uniquely named temporary file beside ``path``, fsyncs it,
+    ``os.replace``-s it into place and fsyncs the directory. On any
+    failure the temporary file is removed and ``path`` is untouched.
+
+    Raises:
+        RegistryFileError: ``path`` is a symlink.
+        OSError: The write failed (disk full, file-size limit, permissions...).
+    """
+    refuse_symlink(path)
+    # A unique name (mkstemp: O_EXCL | O_NOFOLLOW) lets concurrent writers never
+    # collide even where the registry lock is a no-op (some NFS set-ups).
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        try:
+            os.fchmod(fd, 0o644)
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        refuse_symlink(path)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def append_line(path: Path, line: bytes) -> int:
+    """Append one line to ``path`` in a single write, fsynced, creating the file if needed.
+
+    If the file's last line is torn (a crash mid-append), the new line
+    starts on a line of its own. If the write fails, the file is cut back
+    to its previous length.
+
+    Args:
+        path: The append-only log.
+        line: One line, without its trailing newline.
+
+    Returns:
+        The file's length before the append, for :func:`truncate_to`.
+
+    Raises:
+        RegistryFileError: ``path`` is a symlink or not a regular file.
+        OSError: The append failed; the file is as it was.
+    """
+    fd = _open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    try:
+        size = os.fstat(fd).st_size
+        prefix = b""
+        if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+            prefix = b"\n"
+        try:
+            _write_all(fd, prefix + line + b"\n")
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+            raise
+        return size
+    finally:
+        os.close(fd)
+
+
+def truncate_to(path: Path, size: int) -> None:
+    """Cut ``path`` back to ``size`` bytes (undoing an :func:`append_line`), fsynced."""
+    fd = _open_no_follow(path, os.O_RDWR)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_no_follow(path: Path, flags: int) -> int:
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            refuse_symlink(path)
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RegistryFileError(path, "is not a regular file", errno.EINVAL)
+    return fd
+
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def registry_lock(models_dir: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the registry's exclusive inter-process lock.
+
+    Re-entrant within a thread, so a lock holder (promotion) may call
+    functions that lock again (``write_active_atomic``) without
+    deadlocking itself. Other threads and processes wait.
+
+    Raises:
+        RegistryFileError: The lock file is a symlink.
+        RegistryLockTimeout: The lock was not acquired within ``timeout_s``.
+        OSError: The lock file cannot be created (read-only registry...).
+    """
+    lock_path = models_dir / LOCK_FILE
+    key = str(lock_path)
+    depths: dict[str, int] = _held.__dict__.setdefault("depths", {})
+    if depths.get(key, 0) > 0:
+        depths[key] += 1
+        try:
+            yield
+        finally:
+            depths[key] -= 1
+        return
+    refuse_symlink(lock_path)
+    lock = FileLock(key, timeout=timeout_s)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RegistryLockTimeout(lock_path, timeout_s) from None
+    depths[key] = 1
+    try:
+        yield
+    finally:
+        depths[key] = 0
+        lock.release()

@@ -1,0 +1,117 @@
+"""Finding the best bundle and the active one (§5, §7): the scanning entry points."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+from taskclf.core.schema import FEATURE_SCHEMA_VERSION_ORDER, get_feature_schema
+from taskclf.core.types import LABEL_SET_V1
+from taskclf.model_registry._fs import absolute, registry_lock
+from taskclf.model_registry.models import ModelBundle, SelectionPolicy, SelectionReport
+from taskclf.model_registry.pointer import locate_pointed_bundle, read_active, write_active_atomic
+from taskclf.model_registry.scan import list_bundles, read_bundle
+from taskclf.model_registry.selection import (
+    declared_incompatibility,
+    has_eligible,
+    incompatibility,
+    select_best,
+)
+
+log = logging.getLogger("taskclf.model_registry")
+
+
+def find_best_model(
+    models_dir: str | os.PathLike[str],
+    policy: SelectionPolicy | None = None,
+    required_schema_hash: str | None = None,
+    required_label_set: Collection[str] | None = None,
+) -> SelectionReport:
+    """Rank every bundle in ``models_dir``; never writes.
+
+    Args:
+        models_dir: The registry directory.
+        policy: Default ``SelectionPolicy()``.
+        required_schema_hash: Rank against this hash only. Without it, each
+            known schema version is tried newest-first and the first pass
+            with an eligible bundle is returned (else the oldest's pass).
+        required_label_set: Default ``LABEL_SET_V1``.
+
+    Returns:
+        The report; every scanned bundle is either ranked or excluded. The
+        directory is scanned once, however many versions are tried.
+    """
+    policy = policy if policy is not None else SelectionPolicy()
+    labels = required_label_set if required_label_set is not None else LABEL_SET_V1
+    bundles = list_bundles(models_dir)
+    if required_schema_hash is None:
+        hashes = [get_feature_schema(v).SCHEMA_HASH for v in FEATURE_SCHEMA_VERSION_ORDER]
+        required_schema_hash = next(
+            (h for h in hashes if has_eligible(bundles, policy, h, labels)), hashes[-1]
+        )
+    return select_best(bundles, policy, required_schema_hash, labels)
+
+
+def resolve_active_model(
+    models_dir: str | os.PathLike[str],
+    policy: SelectionPolicy | None = None,
+    required_schema_hash: str | None = None,
+    required_label_set: Collection[str] | None = None,
+) -> tuple[ModelBundle | None, SelectionReport | None]:
+    """The bundle inference should run, following the pointer and repairing it if needed.
+
+    A valid pointer to a valid, compatible bundle is followed without
+    scanning the directory. Otherwise the registry is ranked and, if a
+    best bundle exists, the pointer is rewritten to it
+    (``reason="auto-repair"``); when that write fails (read-only
+    deployment) the answer is still returned.
+
+    Returns:
+        ``(bundle, None)`` from the pointer, ``(best, report)`` after a
+        scan, or ``(None, report)`` when nothing is eligible.
+    """
+    root = absolute(models_dir)
+    labels = required_label_set if required_label_set is not None else LABEL_SET_V1
+    pointed, problem = _follow_pointer(root, required_schema_hash, labels)
+    if pointed is not None:
+        return pointed, None
+    log.warning("%s; selecting the best bundle by scanning", problem)
+    report = find_best_model(root, policy, required_schema_hash, labels)
+    if report.best is None:
+        return None, report
+    try:
+        with registry_lock(root):
+            # Another process may have repaired the pointer while we scanned.
+            pointed, _ = _follow_pointer(root, required_schema_hash, labels)
+            if pointed is not None:
+                return pointed, None
+            write_active_atomic(root, report.best, policy, reason="auto-repair")
+    except OSError as exc:
+        log.warning("Could not repair the active pointer in %s: %s", root, exc)
+    return report.best, report
+
+
+def _follow_pointer(
+    root: Path, required_schema_hash: str | None, labels: Collection[str]
+) -> tuple[ModelBundle | None, str]:
+    """The bundle the pointer locates if it is valid and compatible, else why not."""
+    if not root.is_dir():
+        return None, f"Registry directory {root} does not exist"
+    pointer = read_active(root)
+    if pointer is None:
+        return None, f"No valid active pointer in {root}"
+    path = locate_pointed_bundle(root, pointer.model_dir)
+    if path is None:
+        return None, f"Active pointer {pointer.model_dir!r} escapes {root}"
+    bundle = read_bundle(path)
+    if bundle is None:
+        return None, f"Active pointer targets missing bundle {path}"
+    if required_schema_hash is not None:
+        problem = incompatibility(bundle, required_schema_hash, labels)
+    else:
+        problem = declared_incompatibility(bundle, labels)
+    if problem is not None:
+        return None, f"Active pointer targets unusable bundle {bundle.model_id} ({problem})"
+    return bundle, ""

@@ -1,0 +1,182 @@
+"""Reading bundles off disk (§3): the only module that parses bundle files.
+
+Nothing found on disk makes these functions raise: every problem becomes
+the bundle's ``invalid_reason``, using the first failing check in the
+order the spec fixes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from taskclf.core.model_io import ModelMetadata
+from taskclf.model_registry._fs import absolute, read_capped
+from taskclf.model_registry.models import BundleMetrics, ModelBundle
+
+METADATA_FILE = "metadata.json"
+METRICS_FILE = "metrics.json"
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class _Missing:
+    """Marker for a file that does not exist."""
+
+
+_MISSING = _Missing()
+
+
+def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
+    """Scan every immediate subdirectory of ``models_dir`` as a bundle.
+
+    Args:
+        models_dir: The registry directory.
+
+    Returns:
+        One bundle per subdirectory (dot-prefixed ones are reserved and
+        skipped), sorted by ``model_id``; ``[]`` when ``models_dir`` is
+        missing or not a directory. Never raises for anything on disk.
+    """
+    root = absolute(models_dir)
+    bundles: list[ModelBundle] = []
+    for name in bundle_names(root):
+        bundle = read_bundle(root / name)
+        if bundle is not None:
+            bundles.append(bundle)
+    return bundles
+
+
+def bundle_names(root: Path) -> list[str]:
+    """Sorted names of the bundle directories directly inside ``root`` (no parsing)."""
+    try:
+        with os.scandir(root) as entries:
+            names = [e.name for e in entries if not e.name.startswith(".") and _is_dir(e)]
+    except OSError:
+        return []
+    names.sort()
+    return names
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        # Follows symlinks on purpose: a symlinked bundle directory is readable.
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def read_bundle(path: Path) -> ModelBundle | None:
+    """Parse one bundle directory.
+
+    Args:
+        path: Absolute path of the bundle directory.
+
+    Returns:
+        The bundle, valid or with its first failing check as
+        ``invalid_reason``; ``None`` if the directory itself is gone (it
+        was deleted or renamed while we looked). Never raises for
+        anything on disk.
+    """
+    metadata_raw = _read(path / METADATA_FILE)
+    metrics_raw = _read(path / METRICS_FILE)
+    if metadata_raw is _MISSING:
+        return _invalid(path, f"missing {METADATA_FILE}") if _still_a_dir(path) else None
+    if metrics_raw is _MISSING:
+        return _invalid(path, f"missing {METRICS_FILE}")
+
+    metadata, problem = _parse(ModelMetadata, metadata_raw, METADATA_FILE)
+    if metadata is None:
+        return _invalid(path, problem)
+    metrics, problem = _parse(BundleMetrics, metrics_raw, METRICS_FILE)
+    if metrics is None:
+        return _invalid(path, problem, metadata=metadata)
+    try:
+        created_at = parse_timestamp(metadata.created_at)
+    except ValueError as exc:
+        return _invalid(path, f"created_at parse error: {exc}", metadata=metadata, metrics=metrics)
+    return ModelBundle.model_construct(
+        model_id=path.name,
+        path=path,
+        valid=True,
+        invalid_reason=None,
+        metadata=metadata,
+        metrics=metrics,
+        created_at=created_at,
+    )
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an ISO-8601 timestamp; one without an offset is taken as UTC.
+
+    Raises:
+        ValueError: ``text`` is not ISO-8601.
+    """
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _still_a_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _read(path: Path) -> bytes | _Missing | str:
+    """The file's bytes, ``_MISSING``, or a one-line description of why it is unreadable."""
+    try:
+        return read_capped(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return _MISSING
+    except OSError as exc:
+        return str(exc) if exc.strerror is None else f"unreadable ({exc.strerror})"
+
+
+def _parse(model: type[_M], raw: bytes | _Missing | str, file_name: str) -> tuple[_M | None, str]:
+    if isinstance(raw, str):
+        return None, f"{file_name} parse error: {raw}"
+    assert isinstance(raw, bytes)
+    try:
+        return model.model_validate_json(raw), ""
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        if any(err["type"] == "json_invalid" for err in errors):
+            return None, f"{file_name} parse error: {errors[0]['msg']}"
+        return None, f"{file_name} validation error: {_describe(errors)}"
+    except (ValueError, RecursionError) as exc:
+        return None, f"{file_name} parse error: {exc}"
+
+
+def _describe(errors: Sequence[Mapping[str, object]]) -> str:
+    parts = []
+    for err in errors[:3]:
+        location = err.get("loc", ())
+        assert isinstance(location, tuple)
+        loc = ".".join(str(p) for p in location) or "(root)"
+        parts.append(f"{loc}: {err.get('msg')}")
+    more = len(errors) - 3
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _invalid(
+    path: Path,
+    reason: str,
+    *,
+    metadata: ModelMetadata | None = None,
+    metrics: BundleMetrics | None = None,
+) -> ModelBundle:
+    return ModelBundle.model_construct(
+        model_id=path.name,
+        path=path,
+        valid=False,
+        invalid_reason=reason,
+        metadata=metadata,
+        metrics=metrics,
+        created_at=None,
+    )
