@@ -15,6 +15,13 @@ from taskclf.model_registry.errors import (
 )
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import read_index_cache, write_index_cache
+from taskclf.model_registry.listing import (
+    SORT_KEYS,
+    BundleRow,
+    build_rows,
+    class_precisions,
+    list_rows,
+)
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -45,10 +52,12 @@ from taskclf.model_registry.selection import (
 )
 
 __all__ = [
+    "SORT_KEYS",
     "ActiveHistoryEntry",
     "ActivePointer",
     "BundleMetrics",
     "BundleRejectedError",
+    "BundleRow",
     "ExclusionRecord",
     "IndexCache",
     "IndexCacheBundleSummary",
@@ -61,9 +70,12 @@ __all__ = [
     "SelectionPolicy",
     "SelectionReport",
     "append_active_history",
+    "build_rows",
+    "class_precisions",
     "find_best_model",
     "is_compatible",
     "list_bundles",
+    "list_rows",
     "locate_pointed_bundle",
     "passes_constraints",
     "promote_bundle",

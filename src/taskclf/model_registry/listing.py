@@ -1,0 +1,221 @@
+"""The rows of ``taskclf train list``: one per bundle, with precision and eligibility.
+
+Registry logic, not presentation: the CLI renders these rows as a table
+or JSON. Row building is pure (bundles in, rows out); :func:`list_rows`
+is the one function that touches the disk, scanning the directory once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict
+
+from taskclf.core.types import LABEL_SET_V1
+from taskclf.model_registry._fs import absolute
+from taskclf.model_registry.models import ModelBundle, SelectionPolicy
+from taskclf.model_registry.pointer import locate_pointed_bundle, read_active
+from taskclf.model_registry.scan import list_bundles
+from taskclf.model_registry.selection import (
+    REASON_CONSTRAINT,
+    declared_incompatibility,
+    incompatibility,
+    passes_constraints,
+)
+
+SortKey = Literal["macro_f1", "weighted_f1", "created_at"]
+SORT_KEYS: tuple[str, ...] = get_args(SortKey)
+"""The values ``train list --sort`` accepts, the default first."""
+
+BREAK_IDLE = "BreakIdle"
+
+
+class BundleRow(BaseModel):
+    """One bundle as ``train list`` shows it; exactly the ten keys of CLI.md."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    model_id: str
+    created_at: str | None
+    schema_hash: str | None
+    macro_f1: float | None
+    weighted_f1: float | None
+    bi_prec: float | None
+    min_prec: float | None
+    eligible: bool
+    active: bool
+    notes: str | None
+
+
+def check_sort_key(sort: str) -> None:
+    """Raise ``ValueError`` naming the allowed values unless ``sort`` is one of them."""
+    if sort not in SORT_KEYS:
+        raise ValueError(f"Unknown sort key {sort!r}; allowed values: {', '.join(SORT_KEYS)}")
+
+
+def class_precisions(confusion_matrix: Sequence[Sequence[int]]) -> list[float]:
+    """Per-class precision of a confusion matrix (rows true labels, columns predicted).
+
+    Precision of class ``j`` is ``cm[j][j]`` over the sum of column ``j``;
+    a class never predicted (column sum 0) has precision 0.0.
+    """
+    n = len(confusion_matrix)
+    precisions = []
+    for j in range(n):
+        column = sum(row[j] for row in confusion_matrix)
+        precisions.append(confusion_matrix[j][j] / column if column else 0.0)
+    return precisions
+
+
+def ineligibility(
+    bundle: ModelBundle,
+    schema_hash: str | None = None,
+    policy: SelectionPolicy | None = None,
+) -> str | None:
+    """Why ``bundle`` is not eligible, or ``None`` if it is.
+
+    Args:
+        bundle: The bundle.
+        schema_hash: Check compatibility against this hash; by default
+            against the known hash of the bundle's own declared schema version.
+        policy: Constraint policy (default ``SelectionPolicy()``).
+    """
+    if schema_hash is not None:
+        reason = incompatibility(bundle, schema_hash, LABEL_SET_V1)
+    else:
+        reason = declared_incompatibility(bundle, LABEL_SET_V1)
+    if reason is None and not passes_constraints(bundle, policy or SelectionPolicy()):
+        reason = REASON_CONSTRAINT
+    return reason
+
+
+def bundle_row(bundle: ModelBundle, *, active: bool, schema_hash: str | None = None) -> BundleRow:
+    """Build the ``train list`` row of one bundle (pure)."""
+    metadata, metrics = bundle.metadata, bundle.metrics
+    bi_prec = min_prec = None
+    if metrics is not None and metrics.confusion_matrix:
+        precisions = class_precisions(metrics.confusion_matrix)
+        min_prec = min(precisions)
+        if BREAK_IDLE in metrics.label_names:
+            bi_prec = precisions[metrics.label_names.index(BREAK_IDLE)]
+    notes = ineligibility(bundle, schema_hash)
+    # model_construct: the values are already typed, and 10k rows must stay cheap.
+    return BundleRow.model_construct(
+        model_id=bundle.model_id,
+        created_at=metadata.created_at if metadata else None,
+        schema_hash=metadata.schema_hash if metadata else None,
+        macro_f1=metrics.macro_f1 if metrics else None,
+        weighted_f1=metrics.weighted_f1 if metrics else None,
+        bi_prec=bi_prec,
+        min_prec=min_prec,
+        eligible=notes is None,
+        active=active,
+        notes=notes,
+    )
+
+
+def sort_rows(
+    rows: Sequence[BundleRow],
+    sort: str,
+    created: Mapping[str, datetime] | None = None,
+) -> list[BundleRow]:
+    """Sort rows descending by ``sort``, rows whose key is null last (pure).
+
+    Args:
+        rows: The rows.
+        sort: One of :data:`SORT_KEYS`.
+        created: Parsed ``created_at`` per model id, so that ``created_at``
+            compares as instants (mixed UTC offsets sort correctly); a row
+            missing from it sorts as null. Without it the raw strings compare.
+
+    Returns:
+        A new list; rows with equal keys keep their input order.
+
+    Raises:
+        ValueError: ``sort`` is not one of :data:`SORT_KEYS`.
+    """
+    check_sort_key(sort)
+
+    def key(row: BundleRow) -> Any:
+        if sort == "created_at" and created is not None:
+            return created.get(row.model_id)
+        return getattr(row, sort)
+
+    present = [row for row in rows if key(row) is not None]
+    missing = [row for row in rows if key(row) is None]
+    # Python's sort is stable under reverse=True too: ties keep the input order.
+    present.sort(key=key, reverse=True)
+    return present + missing
+
+
+def build_rows(
+    bundles: Sequence[ModelBundle],
+    *,
+    active_path: Path | None,
+    sort: str = "macro_f1",
+    schema_hash: str | None = None,
+    eligible_only: bool = False,
+) -> list[BundleRow]:
+    """The sorted ``train list`` rows for already-scanned ``bundles`` (pure).
+
+    Args:
+        bundles: The scanned bundles.
+        active_path: The bundle directory the active pointer locates, if any.
+        sort: One of :data:`SORT_KEYS`.
+        schema_hash: Check compatibility against this hash instead of each
+            bundle's declared schema.
+        eligible_only: Keep only eligible rows.
+
+    Raises:
+        ValueError: Unknown ``sort``.
+    """
+    check_sort_key(sort)
+    rows = [
+        bundle_row(
+            b, active=active_path is not None and b.path == active_path, schema_hash=schema_hash
+        )
+        for b in bundles
+    ]
+    if eligible_only:
+        rows = [row for row in rows if row.eligible]
+    created = {b.model_id: b.created_at for b in bundles if b.created_at is not None}
+    return sort_rows(rows, sort, created)
+
+
+def list_rows(
+    models_dir: str | os.PathLike[str],
+    *,
+    sort: str = "macro_f1",
+    schema_hash: str | None = None,
+    eligible_only: bool = False,
+) -> list[BundleRow]:
+    """Scan ``models_dir`` once and return its ``train list`` rows.
+
+    Args:
+        models_dir: The registry directory.
+        sort: ``macro_f1`` (default), ``weighted_f1`` or ``created_at``;
+            descending, nulls last.
+        schema_hash: Check compatibility against this hash (``--schema-hash``).
+        eligible_only: Keep only eligible rows (``--eligible``).
+
+    Returns:
+        The rows; ``[]`` for an empty or missing registry.
+
+    Raises:
+        ValueError: Unknown ``sort`` (checked before scanning).
+    """
+    check_sort_key(sort)
+    root = absolute(models_dir)
+    pointer = read_active(root)
+    active_path = locate_pointed_bundle(root, pointer.model_dir) if pointer else None
+    return build_rows(
+        list_bundles(root),
+        active_path=active_path,
+        sort=sort,
+        schema_hash=schema_hash,
+        eligible_only=eligible_only,
+    )
