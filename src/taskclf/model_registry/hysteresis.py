@@ -18,7 +18,11 @@ def as_real_number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            # JSON integers are unbounded; one beyond float range is not a usable F1.
+            return None
     elif isinstance(value, str):
         try:
             number = float(value)
