@@ -1,15 +1,20 @@
 """Promotion, the overthrow flow (§10): a new bundle enters, and may take the pointer.
 
-The candidate is copied (or moved) into a dot-prefixed staging directory
-inside the registry, which scans ignore, and renamed into place in one
-step, so no reader ever sees a half-written bundle. The name check, the
-rename, the ranking, the index and the pointer move all happen under the
-registry lock, so concurrent promotions serialise cleanly.
+The candidate is checked first, before anything is written, so a refused
+candidate leaves the registry exactly as it was. It is then copied (or
+moved) into a dot-prefixed staging directory inside the registry, which
+scans ignore, checked again there (the source may have changed while we
+copied), and renamed into place in one step, so no reader ever sees a
+half-written bundle. The final name check, the rename, the ranking, the
+index and the pointer move all happen under the registry lock, so
+concurrent promotions serialise cleanly and the history stays a chain.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -19,14 +24,31 @@ from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, fsync_dir, registry_lock
 from taskclf.model_registry.errors import PromotionError
 from taskclf.model_registry.hysteresis import should_switch_active
-from taskclf.model_registry.index import write_index_cache
-from taskclf.model_registry.models import ActivePointer, PromotionResult, SelectionPolicy
-from taskclf.model_registry.pointer import locate_pointed_bundle, read_active, write_active_atomic
+from taskclf.model_registry.index import INDEX_FILE, write_index_cache
+from taskclf.model_registry.models import (
+    ModelBundle,
+    PromotionResult,
+    SelectionPolicy,
+)
+from taskclf.model_registry.pointer import (
+    ACTIVE_FILE,
+    HISTORY_FILE,
+    locate_pointed_bundle,
+    read_active,
+    write_active_atomic,
+)
 from taskclf.model_registry.resolution import find_best_model
 from taskclf.model_registry.scan import read_bundle
 from taskclf.model_registry.selection import declared_incompatibility
 
 STAGING_PREFIX = ".staging-"
+PROMOTION_NOTE = "promotion"
+
+# Names a bundle may not take: a directory there would shadow a registry file.
+_RESERVED_NAMES = frozenset({ACTIVE_FILE, HISTORY_FILE, INDEX_FILE})
+_MAX_NAME_BYTES = 255
+
+log = logging.getLogger("taskclf.model_registry")
 
 
 def promote_bundle(
@@ -39,65 +61,98 @@ def promote_bundle(
 ) -> PromotionResult:
     """Add a bundle to the registry and move the pointer to it if it is now the best.
 
+    The pointer moves only when the best bundle after the promotion differs
+    from the one the pointer locates and :func:`should_switch_active`
+    allows it. A pointer that does not locate a valid, compatible bundle
+    gets no hysteresis protection: it is replaced by the best bundle.
+    ``index.json`` is rewritten on every successful promotion; since it is
+    only a cache, failing to write it is logged, not raised.
+
     Args:
         candidate_dir: The bundle to promote (left in place unless ``move``).
         models_dir: The registry; created if missing.
         policy: Selection policy, including hysteresis (``min_improvement``).
-        move: Move the candidate instead of copying it.
+        move: Move the candidate instead of copying it. Across filesystems
+            it is copied, and the source is deleted once the bundle is in place.
         name: Bundle name in the registry (default: the candidate's directory name).
 
     Returns:
-        What happened: the promoted bundle, the new ranking, and whether the
-        pointer moved.
+        What happened: the promoted bundle, the new ranking, the pointer
+        before and after, and whether it moved.
 
     Raises:
         PromotionError: (a ``ValueError``) the candidate is missing, invalid,
-            incompatible, or its name is taken or unusable; nothing is written.
-        OSError: Copying or writing failed; no staging directory is left behind.
+            incompatible, a symlink given with ``move``, or its name is taken,
+            reserved or unusable. The registry is left unchanged.
+        OSError: Copying or a registry write failed. No staging directory is
+            left behind; a moved candidate is put back. If the pointer write
+            fails, the bundle is already in the registry (the error says which
+            file failed) and the pointer and history are unchanged.
     """
     policy = policy if policy is not None else SelectionPolicy()
     candidate = absolute(candidate_dir)
     root = absolute(models_dir)
     target_name = name if name is not None else candidate.name
-    _check_candidate(candidate, target_name, root)
+    _check_candidate(candidate, target_name, root, move)
 
+    created_root = not os.path.lexists(root)
     root.mkdir(parents=True, exist_ok=True)
+    if created_root:
+        fsync_dir(root.parent)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
+    staged = staging / target_name
+    moved_source = False
+    landed = False
+    keep_staging = False
     try:
-        staged = staging / target_name
         moved_source = _stage(candidate, staged, move)
+        bundle = _check_staged(staged, target_name, candidate)
         with registry_lock(root):
             target = root / target_name
+            # Checked again under the lock: another promotion may have taken the
+            # name since the first check, and rename() would silently replace an
+            # empty directory.
             if os.path.lexists(target):
                 raise _name_taken(target_name, candidate, root)
             os.rename(staged, target)
+            landed = True
             fsync_dir(root)
-            moved_source = False
-            if move:
-                _remove_source(candidate)
-            return _activate_if_best(root, target_name, policy)
+            bundle = bundle.model_copy(update={"path": target})
+            result = _activate_if_best(root, bundle, policy)
     except BaseException:
-        if moved_source:
-            # The candidate was renamed into staging; give it back untouched.
-            with contextlib.suppress(OSError):
-                os.rename(staging / target_name, candidate)
+        if moved_source and not landed:
+            keep_staging = not _restore_source(staged, candidate)
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not keep_staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created_root and not landed:
+            with contextlib.suppress(OSError):
+                os.rmdir(root)  # only succeeds if we left nothing in it
+        if move and landed and not moved_source:
+            _remove_source(candidate)
+    return result
 
 
-def _check_candidate(candidate: Path, target_name: str, root: Path) -> None:
-    if (
-        not target_name
-        or target_name in (".", "..")
-        or target_name.startswith(".")
-        or "/" in target_name
-        or "\x00" in target_name
-        or (os.sep != "/" and os.sep in target_name)
-    ):
-        raise PromotionError(target_name, candidate, f"'{target_name}' is not a usable bundle name")
-    if not candidate.is_dir():
+def _check_candidate(candidate: Path, target_name: str, root: Path, move: bool) -> None:
+    """Refuse a candidate before anything is written."""
+    problem = _name_problem(target_name)
+    if problem is not None:
+        raise PromotionError(target_name, candidate, problem)
+    if root == candidate or root.is_relative_to(candidate):
+        raise PromotionError(target_name, candidate, f"the registry {root} is inside the candidate")
+    if move and os.path.islink(candidate):
+        raise PromotionError(
+            target_name,
+            candidate,
+            "candidate is a symlink; promote it without --move (its target is copied)",
+        )
+    if move and candidate.is_relative_to(root):
+        raise PromotionError(target_name, candidate, f"candidate is already inside {root}")
+    if not os.path.lexists(candidate):
         raise PromotionError(target_name, candidate, "candidate directory does not exist")
+    if not candidate.is_dir():
+        raise PromotionError(target_name, candidate, "candidate is not a directory")
     bundle = read_bundle(candidate)
     if bundle is None:
         raise PromotionError(target_name, candidate, "candidate directory does not exist")
@@ -108,9 +163,28 @@ def _check_candidate(candidate: Path, target_name: str, root: Path) -> None:
         raise _name_taken(target_name, candidate, root)
 
 
+def _name_problem(target_name: str) -> str | None:
+    if (
+        not target_name
+        or target_name.startswith(".")
+        or "/" in target_name
+        or "\x00" in target_name
+        or (os.sep != "/" and os.sep in target_name)
+        or (os.altsep is not None and os.altsep in target_name)
+    ):
+        return f"'{target_name}' is not a usable bundle name (empty, dot-prefixed or a path)"
+    if target_name in _RESERVED_NAMES:
+        return f"'{target_name}' is reserved for a registry file; pass another name"
+    if len(target_name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
+        return f"bundle name is longer than {_MAX_NAME_BYTES} bytes"
+    return None
+
+
 def _name_taken(target_name: str, candidate: Path, root: Path) -> PromotionError:
     return PromotionError(
-        target_name, candidate, f"a bundle named '{target_name}' already exists in {root}"
+        target_name,
+        candidate,
+        f"a bundle named '{target_name}' already exists in {root}; pass another name",
     )
 
 
@@ -120,11 +194,26 @@ def _stage(candidate: Path, staged: Path, move: bool) -> bool:
         try:
             os.rename(candidate, staged)
             return True
-        except OSError:
-            pass  # another filesystem: copy now, delete the source once the bundle is in place
+        except OSError as exc:
+            # Another filesystem: copy now, delete the source once the bundle is
+            # in place. Any other failure (permissions...) would doom the delete
+            # too, so it is raised instead of half-moving the candidate.
+            if exc.errno != errno.EXDEV:
+                raise
     shutil.copytree(candidate, staged, symlinks=False)
     _fsync_tree(staged)
     return False
+
+
+def _check_staged(staged: Path, target_name: str, candidate: Path) -> ModelBundle:
+    """Validate what was actually copied: the source may have changed since the first check."""
+    bundle = read_bundle(staged)
+    if bundle is None:
+        raise PromotionError(target_name, candidate, "candidate vanished while it was copied")
+    problem = declared_incompatibility(bundle, LABEL_SET_V1)
+    if problem is not None:
+        raise PromotionError(target_name, candidate, f"{problem} (changed while it was copied)")
+    return bundle
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -138,49 +227,56 @@ def _fsync_tree(directory: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
+def _restore_source(staged: Path, candidate: Path) -> bool:
+    """Give a moved candidate back; False (logged) if it has to stay in staging."""
+    try:
+        os.rename(staged, candidate)
+        return True
+    except OSError as exc:
+        # Never delete the only copy of someone's bundle to keep the registry tidy.
+        log.error(
+            "Could not move the candidate back to %s (%s); it is kept at %s", candidate, exc, staged
+        )
+        return False
+
+
 def _remove_source(candidate: Path) -> None:
-    if candidate.exists():
-        shutil.rmtree(candidate, ignore_errors=True)
+    try:
+        shutil.rmtree(candidate)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("Promoted a copy of %s but could not delete the source: %s", candidate, exc)
 
 
-def _activate_if_best(root: Path, target_name: str, policy: SelectionPolicy) -> PromotionResult:
+def _activate_if_best(root: Path, bundle: ModelBundle, policy: SelectionPolicy) -> PromotionResult:
+    """Rank, refresh the index and move the pointer if allowed; the caller holds the lock."""
     report = find_best_model(root, policy)
-    write_index_cache(root, report)
+    try:
+        write_index_cache(root, report)
+    except OSError as exc:
+        log.warning("Could not write %s in %s (it is only a cache): %s", INDEX_FILE, root, exc)
     previous = read_active(root)
-    current = _usable_pointer(root, previous)
+    located = locate_pointed_bundle(root, previous.model_dir) if previous is not None else None
+    current = previous if _is_usable(located) else None
     best = report.best
-    active: ActivePointer | None = previous
+    active = previous
     updated = False
-    current_id = _pointed_id(root, current)
     if (
         best is not None
-        and best.model_id != current_id
+        and (located is None or best.model_id != located.name)
         and should_switch_active(current, best, policy)
     ):
-        active = write_active_atomic(root, best, policy, reason="promotion")
+        active = write_active_atomic(root, best, policy, reason=PROMOTION_NOTE)
         updated = True
-    bundle = next((b for b in report.ranked if b.model_id == target_name), None)
-    if bundle is None:
-        bundle = read_bundle(root / target_name)
-    assert bundle is not None
     return PromotionResult(
         bundle=bundle, report=report, active_updated=updated, previous=previous, active=active
     )
 
 
-def _usable_pointer(root: Path, pointer: ActivePointer | None) -> ActivePointer | None:
-    """The pointer if it locates a valid, compatible bundle; a broken one gets no hysteresis."""
-    if pointer is None:
-        return None
-    path = locate_pointed_bundle(root, pointer.model_dir)
-    bundle = read_bundle(path) if path is not None else None
-    if bundle is None or declared_incompatibility(bundle) is not None:
-        return None
-    return pointer
-
-
-def _pointed_id(root: Path, pointer: ActivePointer | None) -> str | None:
-    if pointer is None:
-        return None
-    path = locate_pointed_bundle(root, pointer.model_dir)
-    return path.name if path is not None else None
+def _is_usable(located: Path | None) -> bool:
+    """True when the pointer locates a valid bundle compatible with its declared schema."""
+    if located is None:
+        return False
+    pointed = read_bundle(located)
+    return pointed is not None and declared_incompatibility(pointed) is None
