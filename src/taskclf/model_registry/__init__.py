@@ -6,15 +6,25 @@ private-by-convention module behind it.
 
 from __future__ import annotations
 
+from taskclf.model_registry.activation import (
+    RollbackPlan,
+    activate_bundle,
+    check_activatable,
+    execute_rollback,
+    plan_rollback,
+)
 from taskclf.model_registry.errors import (
+    ActivationError,
     BundleRejectedError,
     PromotionError,
+    PruneError,
     RegistryError,
     RegistryFileError,
     RegistryLockTimeout,
+    RollbackError,
 )
 from taskclf.model_registry.hysteresis import should_switch_active
-from taskclf.model_registry.index import read_index_cache, write_index_cache
+from taskclf.model_registry.index import index_staleness, read_index_cache, write_index_cache
 from taskclf.model_registry.listing import (
     SORT_KEYS,
     BundleRow,
@@ -43,6 +53,7 @@ from taskclf.model_registry.pointer import (
 )
 from taskclf.model_registry.promotion import promote_bundle
 from taskclf.model_registry.resolution import find_best_model, resolve_active_model
+from taskclf.model_registry.retention import PruneDecision, PrunePlan, execute_prune, plan_prune
 from taskclf.model_registry.scan import list_bundles, read_bundle
 from taskclf.model_registry.selection import (
     is_compatible,
@@ -50,34 +61,51 @@ from taskclf.model_registry.selection import (
     rank_bundles,
     score,
 )
+from taskclf.model_registry.verify import BundleHealth, Finding, VerifyReport, verify_registry
 
 __all__ = [
     "SORT_KEYS",
+    "ActivationError",
     "ActiveHistoryEntry",
     "ActivePointer",
+    "BundleHealth",
     "BundleMetrics",
     "BundleRejectedError",
     "BundleRow",
     "ExclusionRecord",
+    "Finding",
     "IndexCache",
     "IndexCacheBundleSummary",
     "ModelBundle",
     "PromotionError",
     "PromotionResult",
+    "PruneDecision",
+    "PruneError",
+    "PrunePlan",
     "RegistryError",
     "RegistryFileError",
     "RegistryLockTimeout",
+    "RollbackError",
+    "RollbackPlan",
     "SelectionPolicy",
     "SelectionReport",
+    "VerifyReport",
+    "activate_bundle",
     "append_active_history",
     "build_rows",
+    "check_activatable",
     "class_precisions",
+    "execute_prune",
+    "execute_rollback",
     "find_best_model",
+    "index_staleness",
     "is_compatible",
     "list_bundles",
     "list_rows",
     "locate_pointed_bundle",
     "passes_constraints",
+    "plan_prune",
+    "plan_rollback",
     "promote_bundle",
     "rank_bundles",
     "read_active",
@@ -87,6 +115,7 @@ __all__ = [
     "resolve_active_model",
     "score",
     "should_switch_active",
+    "verify_registry",
     "write_active_atomic",
     "write_index_cache",
 ]

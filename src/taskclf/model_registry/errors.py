@@ -79,3 +79,70 @@ class RegistryLockTimeout(RegistryError, TimeoutError):
             f"Timed out after {timeout_s:g}s waiting for the registry lock {path}; "
             "another taskclf process is writing the registry"
         )
+
+
+_ACTIVATION_SENTENCES: dict[str, tuple[str, str]] = {
+    "not_found": (
+        "Bundle directory not found: {reason}",
+        "run `taskclf train list` to see the bundle ids",
+    ),
+    "invalid": (
+        "Bundle is invalid: {reason}",
+        "fix the bundle or choose another one (`taskclf train list`)",
+    ),
+    "incompatible": (
+        "Bundle is incompatible with the current schema/labels: {reason}",
+        "choose an eligible bundle (`taskclf train list --eligible`)",
+    ),
+}
+"""CLI.md's sentence for each ``set-active`` check, and what to do about it."""
+
+
+class ActivationError(RegistryError, ValueError):
+    """``set-active`` refused a bundle; nothing was written.
+
+    ``str(exc)`` is the sentence CLI.md fixes for the failed check
+    (``Bundle directory not found: ...``, ``Bundle is invalid: ...``,
+    ``Bundle is incompatible with the current schema/labels: ...``),
+    followed by what to do.
+
+    Attributes:
+        model_id: The requested bundle id.
+        path: Where the bundle was looked for.
+        reason: The detail after the colon (the path, the invalid or incompatibility reason).
+        check: Which check failed: ``"not_found"``, ``"invalid"`` or ``"incompatible"``.
+    """
+
+    def __init__(self, model_id: str, path: Path, reason: str, check: str) -> None:
+        self.model_id = model_id
+        self.path = path
+        self.reason = reason
+        self.check = check
+        sentence, advice = _ACTIVATION_SENTENCES[check]
+        super().__init__(f"{sentence.format(reason=reason)}; {advice}.")
+
+
+class RollbackError(RegistryError, ValueError):
+    """A rollback cannot be planned or executed; nothing was written.
+
+    Attributes:
+        reason: One sentence saying why and what to do (also ``str(exc)``).
+        model_id: The rollback target concerned, if any.
+    """
+
+    def __init__(self, reason: str, model_id: str | None = None) -> None:
+        self.reason = reason
+        self.model_id = model_id
+        super().__init__(reason)
+
+
+class PruneError(RegistryError, ValueError):
+    """A prune cannot be planned (bad option value, missing registry); nothing was deleted.
+
+    Attributes:
+        reason: One sentence saying why and what to do (also ``str(exc)``).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
 from taskclf.model_registry._fs import absolute, atomic_write, read_capped, registry_lock
 from taskclf.model_registry.models import IndexCache, IndexCacheBundleSummary, SelectionReport
 from taskclf.model_registry.pointer import utc_now_iso
+from taskclf.model_registry.scan import METADATA_FILE, METRICS_FILE, bundle_names, parse_timestamp
 
 INDEX_FILE = "index.json"
 
@@ -60,3 +62,49 @@ def read_index_cache(models_dir: str | os.PathLike[str]) -> IndexCache | None:
     except (OSError, ValidationError) as exc:
         log.warning("Index cache %s is unusable; ignoring it: %s", path, exc)
         return None
+
+
+def index_staleness(models_dir: str | os.PathLike[str], cache: IndexCache) -> list[str]:
+    """Why ``cache`` no longer describes the registry: bundles added, removed or changed.
+
+    A bundle has changed when its directory, ``metadata.json`` or
+    ``metrics.json`` was modified (mtime or ctime, so a bundle renamed into
+    place with old mtimes counts) after ``generated_at``. Only names and
+    ``stat`` are read, never bundle contents. Filesystem timestamps come
+    from a coarse clock, so a change within a few milliseconds after the
+    cache was written can go unnoticed.
+
+    Args:
+        models_dir: The registry directory.
+        cache: The cache, e.g. from :func:`read_index_cache`.
+
+    Returns:
+        One human-readable reason per stale bundle (added, removed, changed),
+        sorted by model id within each kind; ``[]`` when the cache is fresh.
+    """
+    root = absolute(models_dir)
+    try:
+        generated = parse_timestamp(cache.generated_at)
+    except ValueError:
+        return [f"generated_at {cache.generated_at!r} is not an ISO-8601 timestamp"]
+    cutoff_ns = (generated - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+    cached = {s.model_id for s in cache.ranked} | {r.model_id for r in cache.excluded}
+    current = bundle_names(root)
+    reasons = [f"bundle {name} was added" for name in current if name not in cached]
+    reasons += [f"bundle {name} was removed" for name in sorted(cached - set(current))]
+    for name in current:
+        if name not in cached:
+            continue
+        for label, path in (
+            ("directory", root / name),
+            (METADATA_FILE, root / name / METADATA_FILE),
+            (METRICS_FILE, root / name / METRICS_FILE),
+        ):
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            if max(info.st_mtime_ns, info.st_ctime_ns) > cutoff_ns:
+                reasons.append(f"bundle {name} changed ({label} modified after generated_at)")
+                break
+    return reasons

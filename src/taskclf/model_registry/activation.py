@@ -1,0 +1,340 @@
+"""Choosing the active bundle by hand: ``set-active`` and ``rollback`` (CLI.md).
+
+Both end in :func:`~taskclf.model_registry.pointer.write_active_atomic`;
+what lives here is deciding *which* bundle, and refusing with a message
+a user can act on. The checks are repeated under the registry lock right
+before the write, so a concurrent prune or promotion cannot slip an
+unusable bundle under the pointer between the check and the write.
+
+Decisions where CLI.md is silent:
+
+- A model id is a bare directory name: empty, containing ``/`` (or the
+  platform separator or NUL), or starting with ``.`` is reported as
+  "Bundle directory not found" (reserved names are never bundles).
+- "Compatible" means compatible with the bundle's own declared schema
+  version and ``LABEL_SET_V1`` (``declared_incompatibility``), exactly as
+  for ``set-active``; the incompatibility reason is shown without the
+  ``incompatible:`` prefix and with the hashes involved.
+- Rollback candidates ("previously active models") come from the
+  history, newest first: a model counts when an entry records switching
+  *away* from it (the entry's ``old``, read under the lock, so it really
+  was active). Ids are made distinct and the current model is left out.
+  An entry's ``new`` alone does not count: after a crash between the
+  history append and the pointer replace it never became active.
+- Candidates that are no longer valid and compatible are skipped (and
+  listed in ``RollbackPlan.skipped``), both by default and with
+  ``steps``: ``steps=N`` is the N-th previously active model that is
+  still usable, so ``steps=1`` is the default.
+- ``to`` must name a valid, compatible bundle; that implies the CLI's
+  "in the history or a valid bundle", so a bundle never active before is
+  accepted. ``to`` naming the current model is an error (nothing would
+  change).
+- ``execute_rollback`` refuses if the pointer moved since the plan was
+  made: the plan was reviewed against the old state.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from taskclf.core.types import LABEL_SET_V1
+from taskclf.model_registry._fs import absolute, registry_lock
+from taskclf.model_registry.errors import ActivationError, RollbackError
+from taskclf.model_registry.models import (
+    ActiveHistoryEntry,
+    ActivePointer,
+    ExclusionRecord,
+    ModelBundle,
+    SelectionPolicy,
+)
+from taskclf.model_registry.pointer import (
+    locate_pointed_bundle,
+    read_active,
+    read_active_history,
+    write_active_atomic,
+)
+from taskclf.model_registry.scan import read_bundle
+from taskclf.model_registry.selection import declared_incompatibility, declared_schema_hash
+
+_INCOMPATIBLE_PREFIX = "incompatible: "
+
+
+def is_bundle_name(name: str) -> bool:
+    """True if ``name`` can be a bundle directory name (a non-reserved direct child)."""
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and "/" not in name
+        and os.sep not in name
+        and "\x00" not in name
+    )
+
+
+def pointed_model_id(
+    models_dir: str | os.PathLike[str], pointer: ActivePointer | None
+) -> str | None:
+    """The id of the bundle a pointer locates, or ``None`` (no pointer, or it escapes)."""
+    if pointer is None:
+        return None
+    path = locate_pointed_bundle(models_dir, pointer.model_dir)
+    return path.name if path is not None else None
+
+
+def check_activatable(models_dir: str | os.PathLike[str], model_id: str) -> ModelBundle:
+    """Run the ``set-active`` checks, in CLI.md's order, without writing anything.
+
+    Args:
+        models_dir: The registry directory.
+        model_id: The bundle directory name.
+
+    Returns:
+        The parsed bundle: it exists as a direct child, is valid, and is
+        compatible with its declared schema and ``LABEL_SET_V1``.
+
+    Raises:
+        ActivationError: The first failing check, as CLI.md's sentence.
+    """
+    root = absolute(models_dir)
+    path = root / model_id
+    if not is_bundle_name(model_id) or not os.path.isdir(path):
+        raise ActivationError(model_id, path, str(path), "not_found")
+    bundle = read_bundle(path)
+    if bundle is None:
+        raise ActivationError(model_id, path, str(path), "not_found")
+    if not bundle.valid:
+        raise ActivationError(model_id, path, str(bundle.invalid_reason), "invalid")
+    problem = declared_incompatibility(bundle, LABEL_SET_V1)
+    if problem is not None:
+        raise ActivationError(
+            model_id, path, _describe_incompatibility(bundle, problem), "incompatible"
+        )
+    return bundle
+
+
+def _describe_incompatibility(bundle: ModelBundle, problem: str) -> str:
+    detail = problem.removeprefix(_INCOMPATIBLE_PREFIX)
+    metadata = bundle.metadata
+    expected = declared_schema_hash(bundle)
+    if metadata is not None and expected is not None and metadata.schema_hash != expected:
+        detail += (
+            f" (declares schema_version {metadata.schema_version}, whose hash is {expected}, "
+            f"but carries schema_hash {metadata.schema_hash})"
+        )
+    return detail
+
+
+def activate_bundle(
+    models_dir: str | os.PathLike[str],
+    model_id: str,
+    *,
+    policy: SelectionPolicy | None = None,
+    reason: str = "manual set-active",
+) -> ActivePointer:
+    """Point ``active.json`` at ``models_dir/model_id`` (``taskclf model set-active``).
+
+    Args:
+        models_dir: The registry directory.
+        model_id: The bundle directory name.
+        policy: Supplies ``policy_version`` (default ``SelectionPolicy()``).
+        reason: Stored as the pointer's ``reason["note"]``.
+
+    Returns:
+        The pointer written (its history entry is appended too).
+
+    Raises:
+        ActivationError: (a ``ValueError``) the bundle is missing, invalid or
+            incompatible; nothing is written.
+        RegistryFileError: A registry file is a symlink.
+        RegistryLockTimeout: Another writer held the lock too long.
+        OSError: The write failed; the pointer and history are unchanged.
+    """
+    root = absolute(models_dir)
+    # Checked before locking too, so a missing registry gets the "not found"
+    # sentence rather than a failure to create the lock file.
+    check_activatable(root, model_id)
+    with registry_lock(root):
+        bundle = check_activatable(root, model_id)
+        return write_active_atomic(root, bundle, policy, reason=reason)
+
+
+class RollbackPlan(BaseModel):
+    """Which bundle a rollback would activate, and how it was chosen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    current: ActivePointer | None
+    """The pointer when the plan was made."""
+    current_model_id: str | None
+    """The bundle that pointer locates (``None``: no pointer, or it escapes the registry)."""
+    target_model_id: str
+    target_path: Path
+    steps: int | None
+    """How many usable previously active models back (``None`` when ``to`` was given)."""
+    considered: list[str]
+    """Distinct previously active model ids, newest first, without the current one."""
+    skipped: list[ExclusionRecord] = []
+    """Candidates newer than the target that were passed over, with why (no longer usable)."""
+
+
+def plan_rollback(
+    models_dir: str | os.PathLike[str], *, to: str | None = None, steps: int | None = None
+) -> RollbackPlan:
+    """Decide which bundle ``taskclf model rollback`` re-activates; writes nothing.
+
+    Args:
+        models_dir: The registry directory.
+        to: A bundle id to roll back to (valid and compatible).
+        steps: Go this many usable previously active models back (default 1).
+
+    Returns:
+        The plan, for review (``--dry-run``) or :func:`execute_rollback`.
+
+    Raises:
+        RollbackError: (a ``ValueError``) both ``to`` and ``steps``; ``steps`` < 1;
+            ``to`` unusable or already active; nothing (or not enough) to roll back to.
+    """
+    if to is not None and steps is not None:
+        raise RollbackError(
+            "Give either a target model (--to) or a number of steps (--steps), not both."
+        )
+    if steps is not None and steps < 1:
+        raise RollbackError(f"The number of steps must be at least 1 (got {steps}).")
+    root = absolute(models_dir)
+    if not root.is_dir():
+        raise RollbackError(
+            f"Registry directory not found: {root}; nothing to roll back to. Check --models-dir."
+        )
+    current = read_active(root)
+    current_id = pointed_model_id(root, current)
+    considered = _previously_active(root, current_id, read_active_history(root))
+
+    if to is not None:
+        if to == current_id:
+            raise RollbackError(f"{to} is already the active model; nothing to roll back.", to)
+        try:
+            bundle = check_activatable(root, to)
+        except ActivationError as exc:
+            raise RollbackError(f"Cannot roll back to {to}: {exc}", to) from exc
+        return RollbackPlan(
+            current=current,
+            current_model_id=current_id,
+            target_model_id=bundle.model_id,
+            target_path=bundle.path,
+            steps=None,
+            considered=considered,
+        )
+
+    wanted = steps if steps is not None else 1
+    usable: list[ModelBundle] = []
+    skipped: list[ExclusionRecord] = []
+    for model_id in considered:
+        try:
+            usable.append(check_activatable(root, model_id))
+        except ActivationError as exc:
+            skipped.append(ExclusionRecord(model_id=model_id, path=exc.path, reason=_why(exc)))
+            continue
+        if len(usable) == wanted:
+            break
+    if len(usable) < wanted:
+        raise RollbackError(_nothing_to_roll_back(root, considered, skipped, len(usable), wanted))
+    target = usable[-1]
+    return RollbackPlan(
+        current=current,
+        current_model_id=current_id,
+        target_model_id=target.model_id,
+        target_path=target.path,
+        steps=wanted,
+        considered=considered,
+        skipped=skipped,
+    )
+
+
+def _previously_active(
+    root: Path, current_id: str | None, entries: list[ActiveHistoryEntry]
+) -> list[str]:
+    """Distinct ids the history shows were switched away from, newest first, minus the current."""
+    seen: list[str] = []
+    for entry in reversed(entries):
+        model_id = pointed_model_id(root, entry.old)
+        if model_id is not None and model_id != current_id and model_id not in seen:
+            seen.append(model_id)
+    return seen
+
+
+def _why(exc: ActivationError) -> str:
+    if exc.check == "not_found":
+        return "missing: bundle directory not found"
+    return f"{exc.check}: {exc.reason}"
+
+
+def _nothing_to_roll_back(
+    root: Path, considered: list[str], skipped: list[ExclusionRecord], found: int, wanted: int
+) -> str:
+    advice = "choose a bundle with `taskclf model set-active --model-id ID`"
+    if not considered:
+        return (
+            f"Nothing to roll back to: the history of {root} names no model other than the "
+            f"current one; {advice}."
+        )
+    passed = ", ".join(f"{record.model_id} ({record.reason})" for record in skipped)
+    if found == 0:
+        return (
+            "Nothing to roll back to: no previously active model is still valid and "
+            f"compatible ({passed}); {advice}."
+        )
+    return (
+        f"Cannot go {wanted} models back: only {found} previously active model(s) are still "
+        "valid and compatible" + (f" ({passed} skipped)" if passed else "") + "; use fewer "
+        "steps or --to ID."
+    )
+
+
+def execute_rollback(
+    models_dir: str | os.PathLike[str],
+    plan: RollbackPlan,
+    *,
+    policy: SelectionPolicy | None = None,
+) -> ActivePointer:
+    """Carry out a rollback plan: point ``active.json`` at its target (note ``"rollback"``).
+
+    Under the registry lock, the pointer must still locate the plan's
+    ``current_model_id`` and the target must still be valid and compatible.
+
+    Returns:
+        The pointer written.
+
+    Raises:
+        RollbackError: (a ``ValueError``) the plan is for another registry, the
+            pointer moved since it was made, or the target became unusable;
+            nothing is written.
+        RegistryFileError: A registry file is a symlink.
+        RegistryLockTimeout: Another writer held the lock too long.
+        OSError: The write failed; the pointer and history are unchanged.
+    """
+    root = absolute(models_dir)
+    if absolute(plan.target_path).parent != root:
+        raise RollbackError(
+            f"The rollback plan targets {plan.target_path}, which is not in {root}; "
+            "plan the rollback again for this registry.",
+            plan.target_model_id,
+        )
+    if not root.is_dir():
+        raise RollbackError(f"Registry directory not found: {root}; check --models-dir.")
+    with registry_lock(root):
+        current_id = pointed_model_id(root, read_active(root))
+        if current_id != plan.current_model_id:
+            raise RollbackError(
+                f"The active model changed since the rollback was planned (planned from "
+                f"{plan.current_model_id}, now {current_id}); plan the rollback again.",
+                plan.target_model_id,
+            )
+        try:
+            bundle = check_activatable(root, plan.target_model_id)
+        except ActivationError as exc:
+            raise RollbackError(
+                f"Cannot roll back to {plan.target_model_id}: {exc}", plan.target_model_id
+            ) from exc
+        return write_active_atomic(root, bundle, policy, reason="rollback")

@@ -1,0 +1,283 @@
+"""Retention: which bundles ``taskclf model prune`` may delete, and deleting them safely.
+
+Plan, then execute. :func:`plan_prune` reads the registry and decides,
+for every bundle, keep or delete and *every* reason why; it never
+writes. :func:`execute_prune` re-plans under the registry lock (the
+pointer or the ranking may have moved since the plan was shown) and
+deletes only bundles that are "delete" in both the reviewed plan and the
+fresh one.
+
+A bundle is deleted by renaming it into a dot-prefixed trash directory
+(``.trash-<random>``) inside the registry, which scans ignore, and only
+then removing the trash: an interrupted prune never leaves a
+half-deleted bundle visible to a scan, only a ``.trash-*`` directory
+that ``verify`` reports. The renames happen under the lock; the slow
+recursive removal happens after releasing it. ``rename`` never follows
+a symlink, so a symlinked bundle loses its link, never its target.
+
+Decisions where CLI.md is silent:
+
+- "Ranked eligible" is ``find_best_model``'s ranking (newest schema
+  version that has an eligible bundle), so valid bundles of other schema
+  versions are deletable unless protected otherwise.
+- A bundle "named in the last K history entries" is one that entry's
+  ``old`` or ``new`` pointer locates; a torn history line names nothing.
+- ``keep_history=0`` protects no history entry; ``keep=0`` protects no
+  ranked bundle; the active bundle is always kept.
+- ``size_bytes`` counts the regular files under the bundle without
+  following symlinks (a symlinked bundle directory frees 0 bytes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from taskclf.model_registry._fs import absolute, fsync_dir, registry_lock
+from taskclf.model_registry.activation import pointed_model_id
+from taskclf.model_registry.errors import PruneError
+from taskclf.model_registry.models import SelectionPolicy
+from taskclf.model_registry.pointer import read_active, read_active_history
+from taskclf.model_registry.resolution import find_best_model
+from taskclf.model_registry.selection import REASON_INVALID
+
+TRASH_PREFIX = ".trash-"
+
+log = logging.getLogger("taskclf.model_registry")
+
+
+class PruneDecision(BaseModel):
+    """What prune does with one bundle, and every reason why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_id: str
+    path: Path
+    action: Literal["keep", "delete"]
+    reasons: list[str]
+    size_bytes: int
+
+
+class PrunePlan(BaseModel):
+    """A retention decision for every bundle of a registry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    models_dir: Path
+    keep: int
+    keep_history: int
+    include_invalid: bool
+    decisions: list[PruneDecision]
+    """One per bundle, sorted by ``model_id``."""
+    policy: SelectionPolicy = SelectionPolicy()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def to_delete(self) -> list[PruneDecision]:
+        """The decisions whose action is ``delete``."""
+        return [d for d in self.decisions if d.action == "delete"]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def bytes_freed(self) -> int:
+        """Total ``size_bytes`` of the bundles to delete."""
+        return sum(d.size_bytes for d in self.decisions if d.action == "delete")
+
+
+def plan_prune(
+    models_dir: str | os.PathLike[str],
+    *,
+    keep: int,
+    keep_history: int = 10,
+    include_invalid: bool = False,
+    policy: SelectionPolicy | None = None,
+) -> PrunePlan:
+    """Decide, for every bundle, whether ``prune`` keeps or deletes it; writes nothing.
+
+    Never deleted: the bundle the active pointer locates; the top ``keep``
+    bundles of ``find_best_model``'s ranking; any bundle named (``old`` or
+    ``new``) in the last ``keep_history`` history entries; invalid bundles
+    unless ``include_invalid``. A kept bundle lists all its reasons.
+
+    Args:
+        models_dir: The registry directory.
+        keep: How many top-ranked eligible bundles to keep (>= 0).
+        keep_history: How many recent history entries protect their bundles (>= 0).
+        include_invalid: Also delete invalid bundles that nothing else protects.
+        policy: Selection policy for the ranking (default ``SelectionPolicy()``).
+
+    Returns:
+        The plan.
+
+    Raises:
+        PruneError: (a ``ValueError``) a negative count, or a missing registry.
+    """
+    if keep < 0:
+        raise PruneError(f"The number of bundles to keep must be 0 or more (got {keep}).")
+    if keep_history < 0:
+        raise PruneError(
+            f"The number of history entries to keep must be 0 or more (got {keep_history})."
+        )
+    root = absolute(models_dir)
+    if not root.is_dir():
+        raise PruneError(f"Registry directory not found: {root}; check --models-dir.")
+    policy = policy if policy is not None else SelectionPolicy()
+
+    report = find_best_model(root, policy)
+    active_id = pointed_model_id(root, read_active(root))
+    recent = read_active_history(root)[-keep_history:] if keep_history else []
+    named = {
+        model_id
+        for entry in recent
+        for model_id in (pointed_model_id(root, entry.old), pointed_model_id(root, entry.new))
+        if model_id is not None
+    }
+    rank = {bundle.model_id: position for position, bundle in enumerate(report.ranked, 1)}
+    excluded = {record.model_id: record.reason for record in report.excluded}
+    paths = {b.model_id: b.path for b in report.ranked} | {
+        r.model_id: r.path for r in report.excluded
+    }
+    total = len(report.ranked)
+    history_note = f"named in the last {keep_history} history entries (a rollback target)"
+
+    decisions: list[PruneDecision] = []
+    for model_id in sorted(paths):
+        exclusion = excluded.get(model_id)
+        invalid = exclusion is not None and exclusion.startswith(REASON_INVALID)
+        position = rank.get(model_id)
+        reasons: list[str] = []
+        if model_id == active_id:
+            reasons.append("active: the active pointer locates it")
+        if position is not None and position <= keep:
+            reasons.append(f"top {keep}: ranked #{position} of {total} eligible")
+        if model_id in named:
+            reasons.append(f"history: {history_note}")
+        if invalid and not include_invalid:
+            reasons.append(
+                f"{exclusion} (kept: invalid bundles are deleted only with --include-invalid)"
+            )
+        if reasons:
+            action: Literal["keep", "delete"] = "keep"
+        else:
+            action = "delete"
+            if position is not None:
+                reasons.append(f"ranked #{position} of {total} eligible, below the top {keep}")
+            elif invalid:
+                reasons.append(f"{exclusion} (--include-invalid given)")
+            else:
+                reasons.append(f"not eligible: {exclusion}")
+            reasons.append(f"not active and not {history_note}")
+        decisions.append(
+            PruneDecision(
+                model_id=model_id,
+                path=paths[model_id],
+                action=action,
+                reasons=reasons,
+                size_bytes=_tree_size(paths[model_id]),
+            )
+        )
+    return PrunePlan(
+        models_dir=root,
+        keep=keep,
+        keep_history=keep_history,
+        include_invalid=include_invalid,
+        decisions=decisions,
+        policy=policy,
+    )
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes of the regular files under ``path``, not following symlinks; 0 for a symlink."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return 0
+    except OSError:
+        return 0
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for filename in filenames:
+            with contextlib.suppress(OSError):
+                info = os.lstat(os.path.join(dirpath, filename))
+                if stat.S_ISREG(info.st_mode):
+                    total += info.st_size
+    return total
+
+
+def execute_prune(plan: PrunePlan) -> PrunePlan:
+    """Delete the bundles a reviewed plan marks "delete" and that still deserve it.
+
+    Under the registry lock the registry is re-planned with the same
+    options; a bundle is deleted only if both plans say "delete". Each is
+    renamed into a ``.trash-<random>`` directory inside the registry, and
+    the trash is removed after the lock is released.
+
+    Args:
+        plan: A plan from :func:`plan_prune` (typically shown to the user first).
+
+    Returns:
+        The plan actually executed: the fresh plan, where a bundle the
+        reviewed plan kept is kept whatever the fresh plan says.
+
+    Raises:
+        PruneError: The registry is gone.
+        RegistryLockTimeout: Another writer held the lock too long.
+        OSError: A rename failed; bundles not yet moved are untouched.
+    """
+    approved = {decision.model_id for decision in plan.to_delete}
+    if not approved:
+        return plan
+    root = absolute(plan.models_dir)
+    trash: Path | None = None
+    try:
+        with registry_lock(root):
+            fresh = plan_prune(
+                root,
+                keep=plan.keep,
+                keep_history=plan.keep_history,
+                include_invalid=plan.include_invalid,
+                policy=plan.policy,
+            )
+            executed = _restrict_to(fresh, approved)
+            doomed = [decision.model_id for decision in executed.to_delete]
+            if doomed:
+                trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=root))
+                for model_id in doomed:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(root / model_id, trash / model_id)
+                fsync_dir(root)
+        return executed
+    finally:
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+            if os.path.lexists(trash):
+                log.warning(
+                    "Could not remove the prune trash directory %s completely; the bundles in "
+                    "it are no longer in the registry, delete it by hand",
+                    trash,
+                )
+
+
+def _restrict_to(fresh: PrunePlan, approved: set[str]) -> PrunePlan:
+    decisions = [
+        decision
+        if decision.action == "keep" or decision.model_id in approved
+        else decision.model_copy(
+            update={
+                "action": "keep",
+                "reasons": [
+                    "not in the reviewed plan's deletions (the registry changed); "
+                    "run prune again to reconsider it"
+                ],
+            }
+        )
+        for decision in fresh.decisions
+    ]
+    return fresh.model_copy(update={"decisions": decisions})

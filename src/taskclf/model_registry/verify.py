@@ -1,0 +1,438 @@
+"""A read-only health check of a whole registry (``taskclf model verify``).
+
+:func:`verify_registry` changes nothing on disk, not even a lock file: it
+only lists directories, ``stat``-s and reads files. It therefore takes
+no lock, and a concurrent writer can make one run report a transient
+state (a ``.staging-*`` directory of a promotion in progress, say).
+
+Every finding is one line naming the file or bundle and what to do.
+Severities: an **error** makes the registry unhealthy, a **warning** is
+informational. Finding codes:
+
+========================== ======== ==========================================
+code                       severity meaning
+========================== ======== ==========================================
+``registry-missing``       error    ``models_dir`` is not a directory
+``bundle-invalid``         error    a bundle fails validation
+``bundle-incompatible``    warning  valid, but not compatible with its declared
+                                    schema / ``LABEL_SET_V1`` (kept bundles of
+                                    older schemas are normal)
+``no-eligible-bundle``     error    nothing could be activated
+``pointer-missing``        error    no ``active.json`` while eligible bundles exist
+``pointer-unreadable``     error    ``active.json`` cannot be read
+``pointer-invalid``        error    ``active.json`` is not JSON / not a pointer
+``pointer-escapes``        error    its ``model_dir`` leaves the registry
+``pointer-target-missing`` error    it locates no bundle directory
+``pointer-target-invalid`` error    it locates an invalid bundle
+``pointer-target-incompatible`` error it locates an incompatible bundle
+``history-missing``        warning  a pointer exists but no history (hand-made)
+``history-unreadable``     error    ``active_history.jsonl`` cannot be read
+``history-line-invalid``   error    a line does not parse (torn write, edit)
+``history-chain-broken``   error    an entry's ``old`` is not the previous ``new``
+``history-uncommitted-entry`` warning an entry that never took effect (crash
+                                    signature: the next entry's ``old`` is this
+                                    entry's ``old``); append-only, so harmless
+``history-pointer-mismatch`` error  the last entry's ``new`` is not the pointer
+``index-missing``          warning  no ``index.json``
+``index-invalid``          warning  ``index.json`` unreadable or not an index
+``index-stale``            warning  bundles added/removed/changed since written
+``leftover-temp-file``     error    a temporary file of an interrupted write
+``leftover-staging-dir``   error    a ``.staging-*`` dir of a promotion
+``leftover-trash-dir``     error    a ``.trash-*`` dir of a prune
+``registry-file-symlink``  error    a registry file is a symlink
+========================== ======== ==========================================
+
+Bundle health uses the same compatibility as ``train list`` without
+``--schema-hash``: the bundle's own declared schema version and
+``LABEL_SET_V1``; eligible = compatible and passes the policy constraints.
+The index and the history are only informational or audit files, but a
+broken history misleads ``rollback`` and ``prune``, hence errors; a stale
+or missing index is never read by selection, hence warnings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import stat
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from taskclf.core.types import LABEL_SET_V1
+from taskclf.model_registry._fs import LOCK_FILE, absolute, is_temp_name, read_capped
+from taskclf.model_registry.index import INDEX_FILE, index_staleness
+from taskclf.model_registry.models import (
+    ActiveHistoryEntry,
+    ActivePointer,
+    IndexCache,
+    ModelBundle,
+    SelectionPolicy,
+)
+from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE, locate_pointed_bundle
+from taskclf.model_registry.promotion import STAGING_PREFIX
+from taskclf.model_registry.retention import TRASH_PREFIX
+from taskclf.model_registry.scan import list_bundles, read_bundle
+from taskclf.model_registry.selection import declared_incompatibility, passes_constraints
+
+_FIX_POINTER = "run `taskclf model set-active --model-id ID` or `taskclf model rollback`"
+
+
+class Finding(BaseModel):
+    """One problem (``error``) or remark (``warning``) about the registry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+    path: str | None = None
+    model_id: str | None = None
+
+
+class BundleHealth(BaseModel):
+    """One bundle's state, as ``verify`` sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_id: str
+    valid: bool
+    compatible: bool
+    eligible: bool
+    reason: str | None
+    """Why it is invalid or incompatible (an exclusion-style reason), else ``None``."""
+    active: bool = False
+    """The active pointer locates this bundle."""
+
+
+class VerifyReport(BaseModel):
+    """The outcome of :func:`verify_registry`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    models_dir: str
+    healthy: bool
+    """No finding is an error."""
+    active_model_id: str | None
+    """The bundle directory the pointer locates, if it parses, stays inside and exists."""
+    index_state: Literal["missing", "fresh", "stale", "invalid"]
+    bundles: list[BundleHealth]
+    findings: list[Finding]
+
+
+def verify_registry(models_dir: str | os.PathLike[str]) -> VerifyReport:
+    """Check every bundle, the pointer, the history, the index and leftovers; write nothing.
+
+    Args:
+        models_dir: The registry directory.
+
+    Returns:
+        The report; ``healthy`` is False when any finding is an error.
+    """
+    root = absolute(models_dir)
+    if not root.is_dir():
+        finding = Finding(
+            severity="error",
+            code="registry-missing",
+            message=f"Registry directory not found: {root}; check --models-dir",
+            path=str(root),
+        )
+        return VerifyReport(
+            models_dir=str(root),
+            healthy=False,
+            active_model_id=None,
+            index_state="missing",
+            bundles=[],
+            findings=[finding],
+        )
+    findings: list[Finding] = []
+    bundles = list_bundles(root)
+    health = [_bundle_health(bundle) for bundle in bundles]
+    findings += _bundle_findings(root, bundles, health)
+    pointer, active_id, pointer_findings = _check_pointer(root, any(h.eligible for h in health))
+    findings += pointer_findings
+    health = [h.model_copy(update={"active": h.model_id == active_id}) for h in health]
+    findings += _check_history(root, pointer)
+    index_state, index_findings = _check_index(root)
+    findings += index_findings
+    findings += _check_leftovers(root)
+    return VerifyReport(
+        models_dir=str(root),
+        healthy=not any(f.severity == "error" for f in findings),
+        active_model_id=active_id,
+        index_state=index_state,
+        bundles=health,
+        findings=findings,
+    )
+
+
+def _bundle_health(bundle: ModelBundle) -> BundleHealth:
+    problem = declared_incompatibility(bundle, LABEL_SET_V1)
+    compatible = problem is None
+    return BundleHealth(
+        model_id=bundle.model_id,
+        valid=bundle.valid,
+        compatible=compatible,
+        eligible=compatible and passes_constraints(bundle, SelectionPolicy()),
+        reason=problem,
+    )
+
+
+def _bundle_findings(
+    root: Path, bundles: list[ModelBundle], health: list[BundleHealth]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    for bundle, state in zip(bundles, health, strict=True):
+        if not bundle.valid:
+            findings.append(
+                Finding(
+                    severity="error",
+                    code="bundle-invalid",
+                    message=(
+                        f"Bundle {bundle.model_id} is invalid ({bundle.invalid_reason}); fix "
+                        f"or remove {bundle.path} (`taskclf model prune --include-invalid`)"
+                    ),
+                    path=str(bundle.path),
+                    model_id=bundle.model_id,
+                )
+            )
+        elif not state.compatible:
+            findings.append(
+                Finding(
+                    severity="warning",
+                    code="bundle-incompatible",
+                    message=(
+                        f"Bundle {bundle.model_id} is valid but not eligible ({state.reason}); "
+                        "it can never be activated, prune it if it is no longer needed"
+                    ),
+                    path=str(bundle.path),
+                    model_id=bundle.model_id,
+                )
+            )
+    if not any(state.eligible for state in health):
+        findings.append(
+            Finding(
+                severity="error",
+                code="no-eligible-bundle",
+                message=(
+                    f"No eligible bundle in {root} ({len(bundles)} bundle(s) scanned); nothing "
+                    "can be activated: add one with `taskclf model promote CANDIDATE_DIR`"
+                ),
+                path=str(root),
+            )
+        )
+    return findings
+
+
+def _error(code: str, message: str, path: Path, model_id: str | None = None) -> Finding:
+    return Finding(severity="error", code=code, message=message, path=str(path), model_id=model_id)
+
+
+def _check_pointer(
+    root: Path, any_eligible: bool
+) -> tuple[ActivePointer | None, str | None, list[Finding]]:
+    """The pointer (if it parses), the id of the bundle it locates (if any), findings."""
+    path = root / ACTIVE_FILE
+    try:
+        raw = read_capped(path)
+    except FileNotFoundError:
+        if not any_eligible:
+            return None, None, []
+        message = (
+            f"No active pointer {path} although eligible bundles exist; run "
+            "`taskclf model resolve` (repairs it) or `taskclf model set-active --model-id ID`"
+        )
+        return None, None, [_error("pointer-missing", message, path)]
+    except OSError as exc:
+        message = f"Active pointer {path} is unreadable ({exc}); {_FIX_POINTER}"
+        return None, None, [_error("pointer-unreadable", message, path)]
+    try:
+        pointer = ActivePointer.model_validate_json(raw)
+    except ValidationError as exc:
+        what = "not JSON" if _is_json_error(exc) else "not a valid pointer"
+        message = f"Active pointer {path} is {what}; {_FIX_POINTER}"
+        return None, None, [_error("pointer-invalid", message, path)]
+    located = locate_pointed_bundle(root, pointer.model_dir)
+    if located is None:
+        message = (
+            f"Active pointer {path} names {pointer.model_dir!r}, which is outside the "
+            f"registry; {_FIX_POINTER}"
+        )
+        return pointer, None, [_error("pointer-escapes", message, path)]
+    bundle = read_bundle(located) if os.path.isdir(located) else None
+    if bundle is None:
+        message = f"Active pointer {path} locates {located}, which does not exist; {_FIX_POINTER}"
+        return pointer, None, [_error("pointer-target-missing", message, path)]
+    model_id = bundle.model_id
+    if not bundle.valid:
+        message = (
+            f"Active pointer {path} locates invalid bundle {model_id} "
+            f"({bundle.invalid_reason}); {_FIX_POINTER}"
+        )
+        return pointer, model_id, [_error("pointer-target-invalid", message, path, model_id)]
+    problem = declared_incompatibility(bundle, LABEL_SET_V1)
+    if problem is not None:
+        message = (
+            f"Active pointer {path} locates bundle {model_id}, which is not compatible "
+            f"({problem}); {_FIX_POINTER}"
+        )
+        code = "pointer-target-incompatible"
+        return pointer, model_id, [_error(code, message, path, model_id)]
+    return pointer, model_id, []
+
+
+def _is_json_error(exc: ValidationError) -> bool:
+    return any(err["type"] == "json_invalid" for err in exc.errors())
+
+
+def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
+    path = root / HISTORY_FILE
+    try:
+        raw = read_capped(path)
+    except FileNotFoundError:
+        if pointer is None:
+            return []
+        message = (
+            f"No history {path} although an active pointer exists (written by hand or by an "
+            "old tool); the next set-active, promotion or rollback starts it"
+        )
+        return [
+            Finding(severity="warning", code="history-missing", message=message, path=str(path))
+        ]
+    except OSError as exc:
+        message = f"History {path} is unreadable ({exc}); make it a readable regular file"
+        return [_error("history-unreadable", message, path)]
+
+    findings: list[Finding] = []
+    entries: list[tuple[int, ActiveHistoryEntry]] = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append((number, ActiveHistoryEntry.model_validate_json(line)))
+        except ValidationError:
+            message = (
+                f"Line {number} of {path} does not parse (a torn write or a hand edit); "
+                "remove that line (the other entries are intact)"
+            )
+            findings.append(_error("history-line-invalid", message, path))
+    for (previous_number, previous), (number, entry) in itertools.pairwise(entries):
+        if entry.old == previous.new:
+            continue
+        if entry.old == previous.old:
+            message = (
+                f"Line {previous_number} of {path} records a switch to "
+                f"{_describe(previous.new)} that never took effect (a crash between the "
+                "history append and the pointer replace); harmless: the next entry continues "
+                "from the pointer that stayed active"
+            )
+            findings.append(
+                Finding(
+                    severity="warning",
+                    code="history-uncommitted-entry",
+                    message=message,
+                    path=str(path),
+                )
+            )
+            continue
+        message = (
+            f"Line {number} of {path} switches from {_describe(entry.old)} but line "
+            f"{previous_number} switched to {_describe(previous.new)}: the pointer was changed "
+            "outside taskclf. If the current pointer is right, move the history file aside to "
+            "start a fresh audit trail"
+        )
+        findings.append(_error("history-chain-broken", message, path))
+    if entries:
+        number, last = entries[-1]
+        if last.new != pointer:
+            findings.append(_mismatch(path, number, last, pointer))
+    return findings
+
+
+def _mismatch(
+    path: Path, number: int, last: ActiveHistoryEntry, pointer: ActivePointer | None
+) -> Finding:
+    current = _describe(pointer)
+    if last.old == pointer:
+        cause = (
+            f"records a switch to {_describe(last.new)} that {ACTIVE_FILE} does not show (it "
+            f"still names {current}); this is what a crash between the history append and "
+            "the pointer replace leaves"
+        )
+    else:
+        cause = (
+            f"says the pointer is {_describe(last.new)} but {ACTIVE_FILE} names {current}; "
+            f"{ACTIVE_FILE} was changed without the history, or a crash interrupted a write"
+        )
+    message = f"The last entry (line {number}) of {path} {cause}; {_FIX_POINTER}"
+    return _error("history-pointer-mismatch", message, path)
+
+
+def _describe(pointer: ActivePointer | None) -> str:
+    if pointer is None:
+        return "no pointer"
+    return f"{pointer.model_dir!r} (selected_at {pointer.selected_at})"
+
+
+def _check_index(
+    root: Path,
+) -> tuple[Literal["missing", "fresh", "stale", "invalid"], list[Finding]]:
+    path = root / INDEX_FILE
+    advice = "run `taskclf model index` to rebuild it"
+    try:
+        cache = IndexCache.model_validate_json(read_capped(path))
+    except FileNotFoundError:
+        message = f"No index cache {path}; {advice} (optional: selection never reads it)"
+        finding = Finding(severity="warning", code="index-missing", message=message, path=str(path))
+        return "missing", [finding]
+    except (OSError, ValidationError) as exc:
+        detail = "not a valid index" if isinstance(exc, ValidationError) else str(exc)
+        message = f"Index cache {path} is unusable ({detail}); {advice}"
+        finding = Finding(severity="warning", code="index-invalid", message=message, path=str(path))
+        return "invalid", [finding]
+    reasons = index_staleness(root, cache)
+    if not reasons:
+        return "fresh", []
+    shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
+    message = f"Index cache {path} is stale ({shown}); {advice}"
+    return "stale", [
+        Finding(severity="warning", code="index-stale", message=message, path=str(path))
+    ]
+
+
+def _check_leftovers(root: Path) -> list[Finding]:
+    findings: list[Finding] = []
+    try:
+        with os.scandir(root) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError:
+        return findings
+    registry_files = {ACTIVE_FILE, HISTORY_FILE, INDEX_FILE, LOCK_FILE}
+    for entry in entries:
+        path = Path(entry.path)
+        name = entry.name
+        code = None
+        if is_temp_name(name):
+            code, what = "leftover-temp-file", "a temporary file left by an interrupted write"
+        elif name.startswith(STAGING_PREFIX):
+            code, what = "leftover-staging-dir", "a staging directory left by a promotion"
+        elif name.startswith(TRASH_PREFIX):
+            code, what = "leftover-trash-dir", "a trash directory left by an interrupted prune"
+        if code is not None:
+            message = f"{path} is {what}; if no taskclf command is running, delete it"
+            findings.append(_error(code, message, path))
+        elif name in registry_files and _is_symlink(path):
+            message = (
+                f"{path} is a symlink; the registry never writes through symlinks, so writes "
+                "will fail: replace it with a regular file"
+            )
+            findings.append(_error("registry-file-symlink", message, path))
+    return findings
+
+
+def _is_symlink(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
