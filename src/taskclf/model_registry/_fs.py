@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import stat
 import tempfile
@@ -29,6 +30,8 @@ LOCK_TIMEOUT_S = 120.0
 TEMP_SUFFIX = ".tmp"
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+log = logging.getLogger("taskclf.model_registry")
 
 
 def absolute(path: str | os.PathLike[str]) -> Path:
@@ -72,6 +75,51 @@ def read_capped(path: Path, cap: int = MAX_FILE_BYTES) -> bytes:
         if total > cap:
             raise RegistryFileError(path, f"is larger than the {cap} byte limit", errno.EFBIG)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def read_tail(path: Path, cap: int = MAX_FILE_BYTES) -> tuple[bytes, int]:
+    """Read a regular file whole, or only its last ``cap`` bytes when it is larger.
+
+    Meant for append-only line logs, which may legitimately outgrow the cap:
+    the newest lines matter most. A tail read starts after the first newline
+    inside the window, so no partial line is returned.
+
+    Args:
+        path: File to read; a symlink to a regular file is followed.
+        cap: Largest number of bytes returned.
+
+    Returns:
+        ``(data, skipped)``: the bytes and how many leading bytes were not read
+        (0 when the whole file was read).
+
+    Raises:
+        FileNotFoundError: The file (or its directory) does not exist.
+        RegistryFileError: Not a regular file.
+        OSError: Any other read failure.
+    """
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RegistryFileError(path, "is not a regular file", errno.EINVAL)
+        start = max(0, info.st_size - cap)
+        parts: list[bytes] = []
+        total = 0
+        # Bounded by ``cap`` even if the file grows while we read it.
+        while total < cap:
+            chunk = os.pread(fd, min(1 << 20, cap - total), start + total)
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+        data = b"".join(parts)
+        if start == 0:
+            return data, 0
+        # No newline in the window means it holds only part of one huge line.
+        cut = data.find(b"\n") + 1 or len(data)
+        return data[cut:], start + cut
     finally:
         os.close(fd)
 
@@ -146,7 +194,19 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    # The replace is the commit point: every reader now sees the new content, so
+    # raising here would report a failure for a change that happened (and make the
+    # pointer's caller undo its history entry while the pointer stays new). A
+    # failed directory fsync only weakens durability against power loss.
+    try:
+        fsync_dir(path.parent)
+    except OSError as exc:
+        log.warning(
+            "%s was replaced, but fsyncing its directory failed (%s); the change is "
+            "visible and may not survive a power loss",
+            path,
+            exc,
+        )
 
 
 def append_line(path: Path, line: bytes) -> int:
@@ -167,7 +227,12 @@ def append_line(path: Path, line: bytes) -> int:
         RegistryFileError: ``path`` is a symlink or not a regular file.
         OSError: The append failed; the file is as it was.
     """
-    fd = _open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    created = True
+    try:
+        fd = _open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        created = False
+        fd = _open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         size = os.fstat(fd).st_size
         prefix = b""
@@ -179,6 +244,10 @@ def append_line(path: Path, line: bytes) -> int:
         except BaseException:
             os.ftruncate(fd, size)
             os.fsync(fd)
+            if created:
+                # "As it was" means absent, not empty.
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
             raise
         return size
     finally:

@@ -24,6 +24,7 @@ from taskclf.model_registry._fs import (
     append_line,
     atomic_write,
     read_capped,
+    read_tail,
     registry_lock,
     truncate_to,
 )
@@ -93,6 +94,12 @@ def locate_pointed_bundle(models_dir: str | os.PathLike[str], model_dir: str) ->
         The bundle path, or ``None`` (logged) when the pointer escapes the registry.
     """
     root = absolute(models_dir)
+    if not _is_representable_path(model_dir):
+        log.warning(
+            "Active pointer model_dir %r is not a usable path; treating the pointer as absent",
+            model_dir,
+        )
+        return None
     if os.path.isabs(model_dir):
         candidates = [Path(model_dir)]
     else:
@@ -107,6 +114,17 @@ def locate_pointed_bundle(models_dir: str | os.PathLike[str], model_dir: str) ->
         root,
     )
     return None
+
+
+def _is_representable_path(model_dir: str) -> bool:
+    """False for text no filesystem call accepts (NUL, lone surrogates), which would raise."""
+    if "\x00" in model_dir:
+        return False
+    try:
+        os.fsencode(model_dir)
+    except UnicodeError:
+        return False
+    return True
 
 
 def write_active_atomic(
@@ -174,11 +192,28 @@ def _check_writable_bundle(root: Path, bundle: ModelBundle) -> None:
 def _commit_pointer(root: Path, old: ActivePointer | None, new: ActivePointer) -> None:
     """History first, then the pointer; undo the history append if the pointer fails."""
     history = root / HISTORY_FILE
+    existed = os.path.lexists(history)
     previous_size = append_line(history, _history_line(old, new))
     try:
         atomic_write(root / ACTIVE_FILE, new.model_dump_json(indent=2).encode() + b"\n")
-    except BaseException:
-        truncate_to(history, previous_size)
+    except BaseException as exc:
+        try:
+            if existed:
+                truncate_to(history, previous_size)
+            else:
+                # Byte-for-byte as before means absent, not empty.
+                os.unlink(history)
+        except OSError as undo_exc:
+            # Cannot happen on a healthy disk (shrinking needs no space). Leaves exactly
+            # the crash-between-steps state, which verify reports; the caller still
+            # gets the error that stopped the pointer change.
+            log.error(
+                "Could not remove the history entry for a pointer change that failed "
+                "(%s): %s; `taskclf model verify` will report it",
+                history,
+                undo_exc,
+            )
+            exc.add_note(f"the history entry could not be undone: {undo_exc}")
         raise
 
 
@@ -204,16 +239,26 @@ def read_active_history(models_dir: str | os.PathLike[str]) -> list[ActiveHistor
     """The pointer's transitions, oldest first.
 
     A line that does not parse (a torn write, a hand edit) is skipped with
-    a warning. Never raises: an unreadable file reads as no history.
+    a warning. A history larger than the 16 MiB read cap is read from its
+    last 16 MiB (whole lines only; the skip is logged): the newest entries
+    are the ones rollback and verify need. Never raises: an unreadable file
+    reads as no history.
     """
     path = absolute(models_dir) / HISTORY_FILE
     try:
-        raw = read_capped(path)
+        raw, skipped = read_tail(path)
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
         log.warning("History %s is unreadable: %s", path, exc)
         return []
+    if skipped:
+        log.warning(
+            "History %s is larger than the read limit; reading only its newest entries "
+            "(the first %d bytes are skipped)",
+            path,
+            skipped,
+        )
     entries: list[ActiveHistoryEntry] = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
