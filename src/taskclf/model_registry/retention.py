@@ -146,7 +146,7 @@ def plan_prune(
         r.model_id: r.path for r in report.excluded
     }
     total = len(report.ranked)
-    history_note = f"named in the last {keep_history} history entries (a rollback target)"
+    history_note = f"named in the last {keep_history} history entries"
 
     decisions: list[PruneDecision] = []
     for model_id in sorted(paths):
@@ -159,7 +159,7 @@ def plan_prune(
         if position is not None and position <= keep:
             reasons.append(f"top {keep}: ranked #{position} of {total} eligible")
         if model_id in named:
-            reasons.append(f"history: {history_note}")
+            reasons.append(f"history: {history_note} (a rollback target)")
         if invalid and not include_invalid:
             reasons.append(
                 f"{exclusion} (kept: invalid bundles are deleted only with --include-invalid)"
@@ -174,7 +174,7 @@ def plan_prune(
                 reasons.append(f"{exclusion} (--include-invalid given)")
             else:
                 reasons.append(f"not eligible: {exclusion}")
-            reasons.append(f"not active and not {history_note}")
+            reasons.append(f"not active; not {history_note}")
         decisions.append(
             PruneDecision(
                 model_id=model_id,

@@ -204,7 +204,7 @@ def _bundle_findings(
                     code="bundle-incompatible",
                     message=(
                         f"Bundle {bundle.model_id} is valid but not eligible ({state.reason}); "
-                        "it can never be activated, prune it if it is no longer needed"
+                        "set-active and rollback refuse it; prune it if it is no longer needed"
                     ),
                     path=str(bundle.path),
                     model_id=bundle.model_id,
