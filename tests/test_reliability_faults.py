@@ -37,20 +37,20 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BundleFactory
 from taskclf.model_registry import (
+    _fs,
     find_best_model,
     list_bundles,
-    promote_bundle,
     read_active,
     read_active_history,
     write_active_atomic,
     write_index_cache,
 )
-from taskclf.model_registry import _fs
 from taskclf.model_registry.index import INDEX_FILE
 from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE
+from taskclf.model_registry.verify import verify_registry
 from taskclf.samples import write_bundle
-from conftest import BundleFactory
 
 REGISTRY_FILES = (ACTIVE_FILE, HISTORY_FILE, INDEX_FILE)
 
@@ -83,7 +83,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def run_child(models_dir: Path, op: str, fsize: int | None = None, **kwargs: str) -> dict[str, object]:
+def run_child(
+    models_dir: Path, op: str, fsize: int | None = None, **kwargs: str
+) -> dict[str, object]:
     """Run one registry write in a fresh process; return how it ended."""
     args = {"models_dir": str(models_dir), "op": op, "fsize": fsize, **kwargs}
     proc = subprocess.run(
@@ -292,12 +294,14 @@ def test_undo_that_cannot_truncate_leaves_the_state_verify_reports(
 
 
 def _assert_verify_reports_pointer_mismatch(models_dir: Path) -> None:
-    verify = pytest.importorskip("taskclf.model_registry.verify")
-    report = verify.verify_registry(models_dir)
-    text = json.dumps(report.model_dump(mode="json")).lower()
-    assert not report.healthy
-    assert "pointer" in text
-    assert "history" in text
+    assert "history-pointer-mismatch" in verify_codes(models_dir)
+
+
+def verify_codes(models_dir: Path) -> list[str]:
+    report = verify_registry(models_dir)
+    codes = [f.code for f in report.findings if f.severity == "error"]
+    assert report.healthy is (not codes)
+    return codes
 
 
 # --- disk full (ENOSPC) on a real tiny tmpfs --------------------------------------------
@@ -417,3 +421,105 @@ def test_dir_fsync_failure_after_replace_counts_as_committed(
     assert read_active(models_dir) == pointer
     assert read_active_history(models_dir)[-1].new == pointer
     assert "may not survive a power loss" in caplog.text
+
+
+# --- hard crashes: a real SIGKILL at a chosen point, then verify ------------------------
+
+# The child kills itself (SIGKILL: no cleanup, no finally) at the moment the
+# profiler sees the chosen call start; the registry is left exactly as a crash
+# at that point would leave it.
+CRASH_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from taskclf.model_registry import list_bundles, write_active_atomic
+
+    root, bundle_id, crash_at = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    bundle = next(b for b in list_bundles(root) if b.model_id == bundle_id)
+
+    def profiler(frame, event, arg):
+        name = frame.f_code.co_name if event == "call" else getattr(arg, "__name__", "")
+        if event in ("call", "c_call") and name == crash_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    sys.setprofile(profiler)
+    write_active_atomic(root, bundle)
+    """
+)
+
+
+def crash_writer(models_dir: Path, bundle_id: str, crash_at: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_CHILD, str(models_dir), bundle_id, crash_at],
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr
+
+
+def test_sigkill_between_history_and_pointer_is_reported_by_verify(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
+    seed_registry(models_dir, make_bundle)
+    assert verify_codes(models_dir) == []
+    pointer_before = (models_dir / ACTIVE_FILE).read_bytes()
+    crash_writer(models_dir, "b", "atomic_write")
+    # History appended, pointer untouched: the documented crash state.
+    assert (models_dir / ACTIVE_FILE).read_bytes() == pointer_before
+    assert read_active_history(models_dir)[-1].new.model_id == "b"
+    assert verify_codes(models_dir) == ["history-pointer-mismatch"]
+    # The next write continues from the pointer that stayed active; verify then
+    # only warns about the entry that never took effect.
+    bundles = {b.model_id: b for b in list_bundles(models_dir)}
+    write_active_atomic(models_dir, bundles["b"])
+    assert verify_codes(models_dir) == []
+
+
+def test_sigkill_before_replace_leaves_a_temp_file_verify_reports(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
+    seed_registry(models_dir, make_bundle)
+    pointer_before = (models_dir / ACTIVE_FILE).read_bytes()
+    crash_writer(models_dir, "b", "replace")
+    assert (models_dir / ACTIVE_FILE).read_bytes() == pointer_before
+    temps = [n for n in listing(models_dir) if _fs.is_temp_name(n)]
+    assert len(temps) == 1
+    assert sorted(verify_codes(models_dir)) == ["history-pointer-mismatch", "leftover-temp-file"]
+    # Readers are unaffected by the leftover.
+    pointer = read_active(models_dir)
+    assert pointer is not None
+    assert pointer.model_id == "a"
+
+
+def test_sigkill_after_replace_is_a_complete_change(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
+    seed_registry(models_dir, make_bundle)
+    crash_writer(models_dir, "b", "fsync_dir")
+    pointer = read_active(models_dir)
+    assert pointer is not None
+    assert pointer.model_id == "b"
+    assert read_active_history(models_dir)[-1].new == pointer
+    assert verify_codes(models_dir) == []
+
+
+def test_torn_history_line_is_reported_and_skipped(
+    models_dir: Path, make_bundle: BundleFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed_registry(models_dir, make_bundle)
+    history = models_dir / HISTORY_FILE
+    whole = history.read_bytes()
+    # What a power loss in the middle of one append can leave: a line cut short.
+    with open(history, "ab") as out:
+        out.write(whole[: len(whole) // 2])
+    assert "history-line-invalid" in verify_codes(models_dir)
+    with caplog.at_level(logging.WARNING, logger="taskclf.model_registry"):
+        assert len(read_active_history(models_dir)) == 1
+    assert "Skipping unparseable line 2" in caplog.text
+    bundles = {b.model_id: b for b in list_bundles(models_dir)}
+    write_active_atomic(models_dir, bundles["b"])
+    entries = read_active_history(models_dir)
+    # The new entry starts on its own line despite the torn one before it.
+    assert [e.new.model_id for e in entries] == ["a", "b"]
+    assert history.read_bytes().startswith(whole)

@@ -271,9 +271,20 @@ def _open_no_follow(path: Path, flags: int) -> int:
         if exc.errno == errno.ELOOP:
             refuse_symlink(path)
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise RegistryFileError(path, "is not a regular file", errno.EINVAL)
+    if info.st_nlink > 1:
+        # A hard link, like a symlink, would make an in-place write land in another
+        # file too (a `cp -al` backup, or a planted link to a system file).
+        os.close(fd)
+        raise RegistryFileError(
+            path,
+            f"has {info.st_nlink} hard links; the registry never writes in place to a "
+            "file shared with another path. Replace it with a copy (cp, then mv) and retry",
+            errno.EMLINK,
+        )
     return fd
 
 
