@@ -87,10 +87,23 @@ def resolve_active_model(
             pointed, _ = _follow_pointer(root, required_schema_hash, labels)
             if pointed is not None:
                 return pointed, None
+            if _pointer_names(root, report.best):
+                # Ranked by its schema hash, yet refused by the pointer check because its
+                # declared schema_version disagrees: rewriting the same pointer would only
+                # append a history entry on every call.
+                return report.best, report
             write_active_atomic(root, report.best, policy, reason="auto-repair")
     except OSError as exc:
         log.warning("Could not repair the active pointer in %s: %s", root, exc)
     return report.best, report
+
+
+def _pointer_names(root: Path, bundle: ModelBundle) -> bool:
+    """True when the current pointer already locates ``bundle``."""
+    pointer = read_active(root)
+    if pointer is None:
+        return False
+    return locate_pointed_bundle(root, pointer.model_dir) == bundle.path
 
 
 def _follow_pointer(
