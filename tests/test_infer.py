@@ -156,68 +156,67 @@ def test_empty_registry_says_so(models_dir: Path) -> None:
 
 
 def make_reloader(
-    registry: Path, loader: RecordingLoader, clock: FakeClock, interval: float = 60.0
-) -> ActiveModelReloader[str]:
-    return ActiveModelReloader(registry, loader, interval, clock=clock)
+    registry: Path, interval: float = 60.0
+) -> tuple[RecordingLoader, FakeClock, ActiveModelReloader[str]]:
+    loader = RecordingLoader()
+    clock = FakeClock()
+    return loader, clock, ActiveModelReloader(registry, loader, interval, clock=clock)
+
+
+def model(model_id: str) -> str:
+    """What :class:`RecordingLoader` returns for a bundle of the ``registry`` fixture."""
+    return f"model:{model_id}:tree-ensemble seed={SEEDS[model_id]}"
 
 
 def test_constructor_does_no_io_and_first_check_loads(tmp_path: Path) -> None:
     root = tmp_path / "models"
-    loader = RecordingLoader()
-    clock = FakeClock()
-    reloader = make_reloader(root, loader, clock)
+    loader, _, reloader = make_reloader(root)
     assert reloader.current is None
     assert not root.exists()
 
     write_bundle(root / "run-a", seed=1)
-    model = reloader.check_reload()
+    loaded = reloader.check_reload()
 
-    assert model == "model:run-a:tree-ensemble seed=1"
-    assert reloader.current == model
+    assert loaded == model("run-a")
+    assert reloader.current == loaded
     assert reloader.current_bundle is not None
     assert reloader.current_bundle.model_id == "run-a"
     assert loader.calls == ["run-a"]
 
 
 def test_never_checks_more_often_than_the_interval(registry: Path) -> None:
-    loader = RecordingLoader()
-    clock = FakeClock()
-    reloader = make_reloader(registry, loader, clock)
+    loader, clock, reloader = make_reloader(registry)
     activate(registry, "run-a")
-    assert reloader.check_reload() == "model:run-a:tree-ensemble seed=1"
+    assert reloader.check_reload() == model("run-a")
 
     activate(registry, "run-b")
     clock.advance(59.9)
     assert reloader.check_reload() is None
-    assert reloader.current == "model:run-a:tree-ensemble seed=1"
+    assert reloader.current == model("run-a")
     assert loader.calls == ["run-a"]
 
     clock.advance(0.1)
-    assert reloader.check_reload() == "model:run-b:tree-ensemble seed=2"
-    assert reloader.current == "model:run-b:tree-ensemble seed=2"
+    assert reloader.check_reload() == model("run-b")
+    assert reloader.current == model("run-b")
 
 
 def test_unchanged_pointer_does_not_reload(registry: Path) -> None:
-    loader = RecordingLoader()
-    clock = FakeClock()
-    reloader = make_reloader(registry, loader, clock)
+    loader, clock, reloader = make_reloader(registry)
     activate(registry, "run-a")
     reloader.check_reload()
     for _ in range(3):
         clock.advance(60)
         assert reloader.check_reload() is None
     assert loader.calls == ["run-a"]
-    assert reloader.current == "model:run-a:tree-ensemble seed=1"
+    assert reloader.current == model("run-a")
 
 
 def test_follows_a_pointer_that_moves_several_times_within_one_second(registry: Path) -> None:
-    loader = RecordingLoader()
-    clock = FakeClock()
-    reloader = make_reloader(registry, loader, clock, interval=0.25)
+    loader, clock, reloader = make_reloader(registry, interval=0.25)
     pointer_file = registry / "active.json"
     activate(registry, "run-a")
     first = os.stat(pointer_file)
-    assert reloader.check_reload() == "model:run-a:tree-ensemble seed=1"
+    assert reloader.check_reload() == model("run-a")
 
     sizes = set()
     for model_id in ["run-b", "run-c", "run-a", "run-b", "run-b"]:
@@ -226,7 +225,7 @@ def test_follows_a_pointer_that_moves_several_times_within_one_second(registry: 
         os.utime(pointer_file, ns=(first.st_atime_ns, first.st_mtime_ns))
         sizes.add(os.stat(pointer_file).st_size)
         clock.advance(0.25)
-        assert reloader.check_reload() == f"model:{model_id}:tree-ensemble seed={SEEDS[model_id]}"
+        assert reloader.check_reload() == model(model_id)
         assert reloader.current_bundle is not None
         assert reloader.current_bundle.model_id == model_id
 
@@ -238,9 +237,7 @@ def test_follows_a_pointer_that_moves_several_times_within_one_second(registry: 
 def test_failed_load_keeps_the_current_model_and_retries(
     registry: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    loader = RecordingLoader()
-    clock = FakeClock()
-    reloader = make_reloader(registry, loader, clock)
+    loader, clock, reloader = make_reloader(registry)
     activate(registry, "run-a")
     reloader.check_reload()
 
@@ -250,7 +247,7 @@ def test_failed_load_keeps_the_current_model_and_retries(
     with caplog.at_level(logging.ERROR, logger="taskclf.infer"):
         assert reloader.check_reload() is None
     assert "cannot load run-b" in caplog.text
-    assert reloader.current == "model:run-a:tree-ensemble seed=1"
+    assert reloader.current == model("run-a")
     assert reloader.current_bundle is not None
     assert reloader.current_bundle.model_id == "run-a"
 
@@ -260,28 +257,24 @@ def test_failed_load_keeps_the_current_model_and_retries(
     assert loader.calls == ["run-a", "run-b"]
     # ...and then loads the new bundle, although the pointer did not change again.
     clock.advance(30)
-    assert reloader.check_reload() == "model:run-b:tree-ensemble seed=2"
+    assert reloader.check_reload() == model("run-b")
     assert loader.calls == ["run-a", "run-b", "run-b"]
 
 
 def test_first_load_failure_leaves_no_model(registry: Path) -> None:
-    loader = RecordingLoader()
+    loader, clock, reloader = make_reloader(registry)
     loader.fail_next.add("run-b")
-    clock = FakeClock()
-    reloader = make_reloader(registry, loader, clock)
     assert reloader.check_reload() is None
     assert reloader.current is None
     clock.advance(60)
-    assert reloader.check_reload() == "model:run-b:tree-ensemble seed=2"
+    assert reloader.check_reload() == model("run-b")
 
 
 def test_own_pointer_repair_does_not_cause_a_second_load(registry: Path) -> None:
-    loader = RecordingLoader()
-    clock = FakeClock()
-    reloader = make_reloader(registry, loader, clock)
+    loader, clock, reloader = make_reloader(registry)
     assert read_active(registry) is None
 
-    assert reloader.check_reload() == "model:run-b:tree-ensemble seed=2"
+    assert reloader.check_reload() == model("run-b")
     pointer = read_active(registry)
     assert pointer is not None
     assert pointer.model_id == "run-b"  # repaired by resolution
@@ -291,9 +284,7 @@ def test_own_pointer_repair_does_not_cause_a_second_load(registry: Path) -> None
 
 
 def test_broken_pointer_is_repaired_and_loaded(registry: Path) -> None:
-    loader = RecordingLoader()
-    clock = FakeClock()
-    reloader = make_reloader(registry, loader, clock)
+    loader, clock, reloader = make_reloader(registry)
     activate(registry, "run-c")
     reloader.check_reload()
 
@@ -301,13 +292,12 @@ def test_broken_pointer_is_repaired_and_loaded(registry: Path) -> None:
         json.dumps({"model_dir": "models/gone", "selected_at": "x", "policy_version": 1}), "utf-8"
     )
     clock.advance(60)
-    assert reloader.check_reload() == "model:run-b:tree-ensemble seed=2"
+    assert reloader.check_reload() == model("run-b")
+    assert loader.calls == ["run-c", "run-b"]
 
 
 def test_empty_registry_then_a_promotion(tmp_path: Path, models_dir: Path) -> None:
-    loader = RecordingLoader()
-    clock = FakeClock()
-    reloader = make_reloader(models_dir, loader, clock)
+    _, clock, reloader = make_reloader(models_dir)
     assert reloader.check_reload() is None
     assert reloader.current is None
 
@@ -323,14 +313,13 @@ def test_bad_interval_is_refused(models_dir: Path, interval: float) -> None:
 
 
 def test_check_now_ignores_the_interval(registry: Path) -> None:
-    loader = RecordingLoader()
-    clock = FakeClock()
-    reloader = make_reloader(registry, loader, clock)
+    loader, _, reloader = make_reloader(registry)
     activate(registry, "run-a")
     reloader.check_reload()
     activate(registry, "run-c")
     assert reloader.check_reload() is None
-    assert reloader.check_now() == "model:run-c:tree-ensemble seed=3"
+    assert reloader.check_now() == model("run-c")
+    assert loader.calls == ["run-a", "run-c"]
 
 
 # --- ActiveModelWatcher ---------------------------------------------------------------
@@ -341,9 +330,9 @@ def test_watcher_reloads_when_the_pointer_moves(registry: Path) -> None:
     loaded = threading.Event()
     seen: list[str] = []
 
-    def on_reload(model: str) -> None:
-        seen.append(model)
-        if model.startswith("model:run-c"):
+    def on_reload(loaded_model: str) -> None:
+        seen.append(loaded_model)
+        if loaded_model == model("run-c"):
             loaded.set()
 
     # A huge interval: only the watcher can trigger the reload.
@@ -354,7 +343,7 @@ def test_watcher_reloads_when_the_pointer_moves(registry: Path) -> None:
         activate(registry, "run-c")
         assert loaded.wait(timeout=30)
     assert not watcher.running
-    assert reloader.current == "model:run-c:tree-ensemble seed=3"
+    assert reloader.current == model("run-c")
     assert seen[-1] == reloader.current
 
 
