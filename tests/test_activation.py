@@ -13,6 +13,7 @@ from taskclf.model_registry import (
     ActivePointer,
     RegistryError,
     RollbackError,
+    SelectionPolicy,
     activate_bundle,
     append_active_history,
     execute_rollback,
@@ -43,8 +44,6 @@ def test_activate_writes_pointer_and_history(models_dir: Path, make_bundle: Bund
 
 
 def test_activate_passes_reason_and_policy(models_dir: Path, make_bundle: BundleFactory) -> None:
-    from taskclf.model_registry import SelectionPolicy
-
     make_bundle("run_a")
     pointer = activate_bundle(models_dir, "run_a", policy=SelectionPolicy(version=3), reason="why")
     assert pointer.policy_version == 3
