@@ -90,6 +90,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 app.add_typer(train_app, name="train")
 app.add_typer(model_app, name="model")

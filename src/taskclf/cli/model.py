@@ -29,6 +29,7 @@ model_app = typer.Typer(
     help="Manage the active model: activate, resolve, promote, roll back, index, verify, prune.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")]

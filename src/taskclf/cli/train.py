@@ -9,7 +9,10 @@ import typer
 from taskclf.cli.options import DEFAULT_MODELS_DIR, Json, ModelsDir, fail, require_registry
 
 train_app = typer.Typer(
-    help="Inspect trained model bundles.", no_args_is_help=True, add_completion=False
+    help="Inspect trained model bundles.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
 
 
