@@ -7,6 +7,7 @@ import itertools
 import multiprocessing
 import os
 import random
+import threading
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -125,3 +126,39 @@ def test_concurrent_moves_to_one_name(tmp_path: Path) -> None:
     pointer = read_active(root)
     assert pointer is not None
     assert pointer.model_id == "contested"
+
+
+def test_concurrent_promotions_from_threads(tmp_path: Path) -> None:
+    # The registry lock is re-entrant per thread only: threads of one process must
+    # still exclude each other, and a lock holder's nested writes must not deadlock.
+    root = tmp_path / "models"
+    scores = {f"run-t{i}": round(0.6 + 0.03 * ((i * 7) % 12), 4) for i in range(12)}
+    for name, score in scores.items():
+        write_bundle(tmp_path / "candidates" / name, seed=1, macro_f1=score, weighted_f1=score)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def worker(names: list[str]) -> None:
+        barrier.wait()
+        try:
+            for name in names:
+                promote_bundle(tmp_path / "candidates" / name, root)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    names = sorted(scores)
+    threads = [threading.Thread(target=worker, args=(names[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert {b.model_id for b in list_bundles(root)} == set(scores)
+    pointer = read_active(root)
+    assert pointer is not None
+    assert pointer.model_id == max(scores, key=scores.__getitem__)
+    history = read_active_history(root)
+    for previous, entry in itertools.pairwise(history):
+        assert entry.old == previous.new
+    assert history[-1].new == pointer
