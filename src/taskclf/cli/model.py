@@ -8,18 +8,19 @@ so that ``taskclf --help`` stays fast.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from taskclf.cli import options
 from taskclf.cli.options import (
     DEFAULT_MODELS_DIR,
     Json,
     ModelsDir,
     fail,
     require_registry,
-    stdin_is_terminal,
 )
 
 if TYPE_CHECKING:
@@ -287,7 +288,8 @@ def verify(models_dir: ModelsDir = DEFAULT_MODELS_DIR, json_mode: Json = False) 
     from taskclf.cli import output
     from taskclf.model_registry.verify import verify_registry
 
-    root = require_registry(models_dir)
+    # A missing registry is a finding like any other, reported in the same format.
+    root = Path(os.path.abspath(models_dir))
     with output.scanning(root, json_mode=json_mode, what="Verifying"):
         report = verify_registry(root)
     if json_mode:
@@ -344,7 +346,7 @@ def prune(
         return
     shown = False
     if not yes:
-        if not stdin_is_terminal():
+        if not options.stdin_is_terminal():
             fail(
                 f"Refusing to delete {count} bundle(s) from {root} without confirmation: "
                 "stdin is not a terminal; review the plan with --dry-run, then pass --yes."
