@@ -7,6 +7,7 @@ serialised by the registry lock from reading the old pointer to appending.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -122,16 +123,16 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
     assert len(history) == 1 + WRITERS * WRITES_EACH
     assert history[0].old is None
     assert history[0].new == first
-    for previous, entry in zip(history, history[1:], strict=False):
+    for previous, entry in itertools.pairwise(history):
         assert entry.old == previous.new
         assert entry.at == entry.new.selected_at
-    notes = [e.new.reason["note"] for e in history[1:] if e.new.reason is not None]
+    notes = [str(e.new.reason["note"]) for e in history[1:] if e.new.reason is not None]
     assert sorted(notes) == sorted(
         f"writer-{w}-{i}" for w in range(WRITERS) for i in range(WRITES_EACH)
     )
     # Each writer's own writes are in its program order.
     for w in range(WRITERS):
-        mine = [n for n in notes if isinstance(n, str) and n.startswith(f"writer-{w}-")]
+        mine = [n for n in notes if n.startswith(f"writer-{w}-")]
         assert mine == [f"writer-{w}-{i}" for i in range(WRITES_EACH)]
 
     final = read_active(root)
@@ -166,6 +167,6 @@ def test_concurrent_writers_in_threads_share_the_chain(tmp_path: Path) -> None:
     history = read_active_history(root)
     assert len(history) == 32
     assert history[0].old is None
-    for previous, entry in zip(history, history[1:], strict=False):
+    for previous, entry in itertools.pairwise(history):
         assert entry.old == previous.new
     assert {p.selected_at for r in results for p in r} == {e.new.selected_at for e in history}

@@ -90,15 +90,17 @@ SCHEMAS = {"v1": FeatureSchemaV1, "v2": FeatureSchemaV2, "v3": FeatureSchemaV3}
 @pytest.mark.parametrize("version", ["v1", "v2", "v3"])
 def test_schema_class_attributes(version: str) -> None:
     schema = SCHEMAS[version]
-    assert schema.VERSION == version
+    assert version == schema.VERSION
     assert isinstance(schema.COLUMNS, dict)
     assert schema.COLUMNS
-    assert all(isinstance(name, str) and isinstance(tp, type) for name, tp in schema.COLUMNS.items())
+    assert all(
+        isinstance(name, str) and isinstance(tp, type) for name, tp in schema.COLUMNS.items()
+    )
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v3"])
 def test_schema_hash_is_exactly_the_published_value(version: str) -> None:
-    assert SCHEMAS[version].SCHEMA_HASH == EXPECTED_HASHES[version]
+    assert EXPECTED_HASHES[version] == SCHEMAS[version].SCHEMA_HASH
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v3"])
@@ -107,7 +109,7 @@ def test_schema_hash_follows_the_stated_formula(version: str) -> None:
     payload = json.dumps(
         [[name, tp.__name__] for name, tp in schema.COLUMNS.items()], separators=(",", ":")
     )
-    assert schema.SCHEMA_HASH == stable_hash(payload)
+    assert stable_hash(payload) == schema.SCHEMA_HASH
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v3"])

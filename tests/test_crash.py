@@ -8,6 +8,7 @@ history entry, and the next append lands on a line of its own.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -78,7 +79,7 @@ def _check_survivors(root: Path) -> list[ActiveHistoryEntry]:
     last = history[-1]
     # History first, then pointer: a kill in between leaves the pointer at `old`.
     assert pointer in (last.new, last.old)
-    for previous, entry in zip(history, history[1:], strict=False):
+    for previous, entry in itertools.pairwise(history):
         # The chain holds, except right after an entry whose pointer replace was
         # killed: the next writer's `old` is then the pointer that stayed in force.
         assert entry.old in (previous.new, previous.old)

@@ -64,7 +64,9 @@ def test_exactly_at_threshold_switches() -> None:
     assert _switch(0.80, 0.81, 0.01)
 
 
-@pytest.mark.parametrize(("current", "improvement", "candidate"), [(0.2, 0.1, 0.3), (0.05, 0.01, 0.06)])
+@pytest.mark.parametrize(
+    ("current", "improvement", "candidate"), [(0.2, 0.1, 0.3), (0.05, 0.01, 0.06)]
+)
 def test_exactly_at_threshold_switches_despite_float_rounding(
     current: float, improvement: float, candidate: float
 ) -> None:

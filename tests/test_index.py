@@ -112,9 +112,7 @@ def test_replace_is_a_new_inode(models_dir: Path, make_bundle: BundleFactory) ->
     assert (models_dir / INDEX_FILE).stat().st_ino != old_inode
 
 
-def test_failed_write_keeps_previous_index(
-    models_dir: Path, make_bundle: BundleFactory
-) -> None:
+def test_failed_write_keeps_previous_index(models_dir: Path, make_bundle: BundleFactory) -> None:
     _registry(models_dir, make_bundle)
     report = find_best_model(models_dir)
     (models_dir / INDEX_FILE).mkdir()  # os.replace onto a directory fails for real
@@ -154,9 +152,7 @@ def test_read_huge_is_none(models_dir: Path) -> None:
 
 
 def test_read_ignores_extra_keys(models_dir: Path) -> None:
-    cache = IndexCache(
-        generated_at="t", schema_hash="h", policy_version=1, ranked=[], excluded=[]
-    )
+    cache = IndexCache(generated_at="t", schema_hash="h", policy_version=1, ranked=[], excluded=[])
     data = json.loads(cache.model_dump_json()) | {"future": 1}
     (models_dir / INDEX_FILE).write_text(json.dumps(data))
     assert read_index_cache(models_dir) == cache

@@ -121,9 +121,12 @@ def test_pointer_and_summary_defaults() -> None:
 
 
 def test_history_entry_old_may_be_null_but_not_absent() -> None:
-    assert ActiveHistoryEntry.model_validate_json(
-        json.dumps({"at": "t", "old": None, "new": POINTER})
-    ).old is None
+    assert (
+        ActiveHistoryEntry.model_validate_json(
+            json.dumps({"at": "t", "old": None, "new": POINTER})
+        ).old
+        is None
+    )
     with pytest.raises(ValidationError):
         ActiveHistoryEntry.model_validate_json(json.dumps({"at": "t", "new": POINTER}))
 
@@ -173,7 +176,9 @@ def test_f1_bounds_inclusive(value: float) -> None:
 
 
 @pytest.mark.parametrize("field", ["macro_f1", "weighted_f1"])
-@pytest.mark.parametrize("raw", ["-0.01", "1.0000001", "2", "NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize(
+    "raw", ["-0.01", "1.0000001", "2", "NaN", "Infinity", "-Infinity", "1e400"]
+)
 def test_f1_must_be_finite_and_within_unit_interval(field: str, raw: str) -> None:
     text = json.dumps(_metrics(**{field: "__X__"})).replace('"__X__"', raw)
     with pytest.raises(ValidationError):
@@ -212,7 +217,9 @@ def test_matrix_must_be_square_matching_label_names(matrix: list[list[int]]) -> 
 @pytest.mark.parametrize("cell", [-1, 1.5, 2.0, "3", True, None])
 def test_matrix_cells_are_integers_at_least_zero(cell: object) -> None:
     with pytest.raises(ValidationError):
-        BundleMetrics.model_validate_json(json.dumps(_metrics(confusion_matrix=[[cell, 0], [0, 1]])))
+        BundleMetrics.model_validate_json(
+            json.dumps(_metrics(confusion_matrix=[[cell, 0], [0, 1]]))
+        )
 
 
 def test_matrix_cell_zero_and_large_ints_are_fine() -> None:

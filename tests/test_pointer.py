@@ -177,9 +177,7 @@ def test_locate_second_candidate_is_the_bare_name(models_dir: Path) -> None:
     assert locate_pointed_bundle(models_dir, "models/run/../../x") == models_dir / "x"
 
 
-def test_locate_relative_models_dir(
-    models_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_locate_relative_models_dir(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(models_dir.parent)
     assert locate_pointed_bundle("models", "models/run") == models_dir / "run"
     assert locate_pointed_bundle("models", "run") == models_dir / "run"
@@ -288,7 +286,13 @@ def test_write_active_leaves_no_temp_files(models_dir: Path, make_bundle: Bundle
         write_active_atomic(models_dir, bundle)
     assert _registry_files(models_dir) <= {ACTIVE_FILE, HISTORY_FILE, LOCK_FILE}
     assert not (models_dir / "active.json.tmp").exists()
-    assert {p.name for p in models_dir.iterdir()} <= {"a", "b", ACTIVE_FILE, HISTORY_FILE, LOCK_FILE}
+    assert {p.name for p in models_dir.iterdir()} <= {
+        "a",
+        "b",
+        ACTIVE_FILE,
+        HISTORY_FILE,
+        LOCK_FILE,
+    }
 
 
 def test_write_active_appends_history(models_dir: Path, make_bundle: BundleFactory) -> None:
@@ -426,7 +430,9 @@ def test_write_active_history_step_failure_leaves_pointer(
     assert _registry_files(models_dir) <= {ACTIVE_FILE, LOCK_FILE}
 
 
-def test_written_pointer_is_pretty_json_object(models_dir: Path, make_bundle: BundleFactory) -> None:
+def test_written_pointer_is_pretty_json_object(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
     write_active_atomic(models_dir, _bundle(make_bundle("a")))
     data = json.loads((models_dir / ACTIVE_FILE).read_bytes())
     assert set(data) == {"model_dir", "selected_at", "policy_version", "model_id", "reason"}

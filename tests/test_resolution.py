@@ -25,7 +25,8 @@ from taskclf.model_registry import (
     write_active_atomic,
 )
 from taskclf.model_registry._fs import LOCK_FILE
-from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE
+from taskclf.model_registry.pointer import ACTIVE_FILE
+from taskclf.model_registry.scan import list_bundles as scan_list_bundles
 from taskclf.samples import write_bundle
 
 BundleFactory = Callable[..., Path]
@@ -60,7 +61,7 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 def scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every directory listing made through ``list_bundles`` or ``os.scandir``."""
     calls: list[str] = []
-    real_list = resolution.list_bundles
+    real_list = scan_list_bundles
     real_names = scan.bundle_names
     real_scandir = os.scandir
 

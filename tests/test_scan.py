@@ -455,7 +455,9 @@ def test_unreadable_file(models_dir: Path, make_bundle: BundleFactory) -> None:
     assert "ermission" in reason
 
 
-def test_bundle_removed_before_read_yields_none(models_dir: Path, make_bundle: BundleFactory) -> None:
+def test_bundle_removed_before_read_yields_none(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
     path = make_bundle("b")
     shutil.rmtree(path)
     assert read_bundle(path) is None

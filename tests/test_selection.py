@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from taskclf.model_registry import (
     rank_bundles,
     score,
 )
+from taskclf.model_registry.scan import list_bundles as scan_list_bundles
 from taskclf.model_registry.selection import rank_key
 
 BundleFactory = Callable[..., Path]
@@ -365,7 +367,7 @@ def test_explicit_hash_is_a_single_pass(models_dir: Path, make_bundle: BundleFac
 def count_scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Record every ``list_bundles`` call made by resolution and every ``os.scandir`` call."""
     calls: list[str] = []
-    real_list = resolution.list_bundles
+    real_list = scan_list_bundles
     real_scandir = os.scandir
 
     def counting_list(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
@@ -426,7 +428,10 @@ def _bundles(draw: st.DrawFn) -> list[ModelBundle]:
     count = draw(st.integers(1, 12))
     ids = draw(
         st.lists(
-            st.text("abcXYZ019-_", min_size=1, max_size=6), min_size=count, max_size=count, unique=True
+            st.text("abcXYZ019-_", min_size=1, max_size=6),
+            min_size=count,
+            max_size=count,
+            unique=True,
         )
     )
     base = datetime(2026, 1, 1, tzinfo=UTC)
@@ -470,7 +475,7 @@ def test_ranking_total_deterministic_and_order_independent(
     assert _ids(rank_bundles(list(reversed(bundles)))) == _ids(ranked)
     keys = [rank_key(b) for b in bundles]
     assert len(set(keys)) == len(bundles), "two distinct bundles compare equal"
-    for earlier, later in zip(ranked, ranked[1:], strict=False):
+    for earlier, later in itertools.pairwise(ranked):
         assert _better(earlier, later)
 
 
@@ -490,7 +495,9 @@ def test_best_is_maximal_under_the_stated_key(bundles: list[ModelBundle]) -> Non
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.permutations(["d", "a", "c", "b", "e"]), st.lists(st.integers(0, 3), min_size=5, max_size=5))
+@given(
+    st.permutations(["d", "a", "c", "b", "e"]), st.lists(st.integers(0, 3), min_size=5, max_size=5)
+)
 def test_ranking_on_disk_independent_of_creation_order(
     tmp_path: Path, order: list[str], f1_levels: list[int]
 ) -> None:
