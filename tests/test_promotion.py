@@ -467,3 +467,26 @@ def test_promoted_bundle_is_not_best_under_a_newer_schema(
     assert result.report.best.model_id == "run-v3"
     assert "run-c" in {e.model_id for e in result.report.excluded}
     assert {b.model_id for b in list_bundles(registry)} == {"run-a", "run-b", "run-c", "run-v3"}
+
+
+def test_move_keeps_special_files_without_blocking(registry: Path, outside: Path) -> None:
+    candidate = write_bundle(outside / "run-c", seed=3)
+    os.mkfifo(candidate / "pipe")
+    (candidate / "weights.bin").symlink_to("model.txt")
+
+    result = promote_bundle(candidate, registry, move=True)
+
+    assert result.bundle.path == registry / "run-c"
+    assert (registry / "run-c" / "weights.bin").is_symlink()
+    assert not os.path.lexists(candidate)
+
+
+def test_copy_refuses_special_files_cleanly(registry: Path, outside: Path) -> None:
+    candidate = write_bundle(outside / "run-c", seed=3)
+    os.mkfifo(candidate / "pipe")
+    before = snapshot(registry)
+
+    with pytest.raises(shutil.Error, match="named pipe"):
+        promote_bundle(candidate, registry)
+
+    assert snapshot(registry) == before

@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -47,6 +48,7 @@ PROMOTION_NOTE = "promotion"
 # Names a bundle may not take: a directory there would shadow a registry file.
 _RESERVED_NAMES = frozenset({ACTIVE_FILE, HISTORY_FILE, INDEX_FILE})
 _MAX_NAME_BYTES = 255
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -106,6 +108,9 @@ def promote_bundle(
     keep_staging = False
     try:
         moved_source = _stage(candidate, staged, move)
+        # Moved files too: whoever wrote them may never have fsynced them, and after
+        # the final rename a power loss must not leave a visible bundle of empty files.
+        _fsync_tree(staged)
         bundle = _check_staged(staged, target_name, candidate)
         with registry_lock(root):
             target = root / target_name
@@ -190,19 +195,20 @@ def _name_taken(target_name: str, candidate: Path, root: Path) -> PromotionError
 
 def _stage(candidate: Path, staged: Path, move: bool) -> bool:
     """Put the candidate's files at ``staged``; True when the candidate itself was renamed there."""
+    moved = False
     if move:
         try:
             os.rename(candidate, staged)
-            return True
+            moved = True
         except OSError as exc:
             # Another filesystem: copy now, delete the source once the bundle is
             # in place. Any other failure (permissions...) would doom the delete
             # too, so it is raised instead of half-moving the candidate.
             if exc.errno != errno.EXDEV:
                 raise
-    shutil.copytree(candidate, staged, symlinks=False)
-    _fsync_tree(staged)
-    return False
+    if not moved:
+        shutil.copytree(candidate, staged, symlinks=False)
+    return moved
 
 
 def _check_staged(staged: Path, target_name: str, candidate: Path) -> ModelBundle:
@@ -217,9 +223,14 @@ def _check_staged(staged: Path, target_name: str, candidate: Path) -> ModelBundl
 
 
 def _fsync_tree(directory: Path) -> None:
+    """Make every regular file and directory below ``directory`` durable."""
     for dirpath, _, filenames in os.walk(directory):
         for filename in filenames:
-            fd = os.open(os.path.join(dirpath, filename), os.O_RDONLY)
+            path = os.path.join(dirpath, filename)
+            # A moved tree may hold symlinks or FIFOs: opening those could block or escape.
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
             try:
                 os.fsync(fd)
             finally:
