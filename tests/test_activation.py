@@ -21,6 +21,7 @@ from taskclf.model_registry import (
     read_active,
     read_active_history,
 )
+from taskclf.model_registry._fs import atomic_write
 from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE
 
 # --- set-active --------------------------------------------------------------
@@ -316,3 +317,22 @@ def test_execute_refuses_a_plan_for_another_registry(
     with pytest.raises(RollbackError, match=r"not in .*other; plan the rollback again"):
         execute_rollback(other, plan)
     assert not (other / ACTIVE_FILE).exists()
+
+
+def test_rollback_after_the_pointer_was_deleted(three_activations: Path) -> None:
+    os.unlink(three_activations / ACTIVE_FILE)
+    plan = plan_rollback(three_activations)
+    assert plan.current_model_id is None
+    assert plan.considered == ["c", "b", "a"]
+    assert plan.target_model_id == "c"
+    assert execute_rollback(three_activations, plan).model_id == "c"
+
+
+def test_rollback_after_a_hand_edited_pointer(three_activations: Path) -> None:
+    hand_made = ActivePointer(
+        model_dir="a", selected_at="2030-01-01T00:00:00+00:00", policy_version=1
+    )
+    atomic_write(three_activations / ACTIVE_FILE, hand_made.model_dump_json().encode())
+    plan = plan_rollback(three_activations)
+    assert plan.current_model_id == "a"
+    assert plan.considered == ["c", "b"]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import BundleFactory
+from conftest import BundleFactory, tree_state
 from taskclf.model_registry import (
     ActivePointer,
     PruneError,
@@ -26,17 +26,6 @@ from taskclf.model_registry._fs import atomic_write
 from taskclf.model_registry.pointer import ACTIVE_FILE
 from taskclf.model_registry.retention import TRASH_PREFIX
 from taskclf.samples import write_bundle
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
-    """Every path under ``root`` (not following symlinks) with mode, size and mtime."""
-    state: dict[str, tuple[int, int, int]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            state[os.path.relpath(path, root)] = (info.st_mode, info.st_size, info.st_mtime_ns)
-    return state
 
 
 def decisions(plan_dir: Path, **kwargs: object) -> dict[str, tuple[str, list[str]]]:
@@ -147,15 +136,15 @@ def test_empty_registry(models_dir: Path) -> None:
 
 
 def test_plan_changes_nothing(registry: Path) -> None:
-    before = snapshot(registry)
+    before = tree_state(registry)
     plan_prune(registry, keep=0, keep_history=0, include_invalid=True)
-    assert snapshot(registry) == before
+    assert tree_state(registry) == before
 
 
 def test_execute_deletes_exactly_the_plan(registry: Path) -> None:
     plan = plan_prune(registry, keep=2)
     kept_before = {
-        d.model_id: snapshot(registry / d.model_id) for d in plan.decisions if d.action == "keep"
+        d.model_id: tree_state(registry / d.model_id) for d in plan.decisions if d.action == "keep"
     }
 
     executed = execute_prune(plan)
@@ -165,7 +154,7 @@ def test_execute_deletes_exactly_the_plan(registry: Path) -> None:
     assert not {"r3", "r5", "incompatible"} & names
     assert not [n for n in names if n.startswith(TRASH_PREFIX)]
     for model_id, state in kept_before.items():
-        assert snapshot(registry / model_id) == state
+        assert tree_state(registry / model_id) == state
     assert {b.model_id for b in list_bundles(registry)} == {"r1", "r2", "r4", "broken"}
 
 
@@ -206,7 +195,7 @@ def test_symlinked_bundle_loses_the_link_not_the_target(
     make_bundle("keep_me", seed=1, macro_f1=0.9, weighted_f1=0.9)
     outside = write_bundle(tmp_path / "elsewhere" / "linked", seed=2, macro_f1=0.1, weighted_f1=0.1)
     os.symlink(outside, models_dir / "linked")
-    before = snapshot(outside)
+    before = tree_state(outside)
 
     plan = plan_prune(models_dir, keep=1, keep_history=0)
     linked = next(d for d in plan.decisions if d.model_id == "linked")
@@ -214,7 +203,7 @@ def test_symlinked_bundle_loses_the_link_not_the_target(
     execute_prune(plan)
 
     assert not os.path.lexists(models_dir / "linked")
-    assert snapshot(outside) == before
+    assert tree_state(outside) == before
     assert (models_dir / "keep_me").is_dir()
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BundleFactory
+from conftest import BundleFactory, tree_state
 from taskclf.model_registry import (
     ActivePointer,
     IndexCache,
@@ -27,17 +27,6 @@ from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE
 from taskclf.model_registry.scan import parse_timestamp
 
 _AT = "2026-01-01T00:00:00+00:00"
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
-    """Every path under ``root`` (not following symlinks) with mode, size and mtime."""
-    state: dict[str, tuple[int, int, int]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            state[os.path.relpath(path, root)] = (info.st_mode, info.st_size, info.st_mtime_ns)
-    return state
 
 
 def codes(report: VerifyReport) -> dict[str, str]:
@@ -94,12 +83,12 @@ def test_verify_changes_nothing(healthy: Path, make_bundle: BundleFactory) -> No
     (healthy / ".active.json.abc.tmp").write_text("{")
     with open(healthy / HISTORY_FILE, "ab") as history:
         history.write(b'{"at": "torn')
-    before = snapshot(healthy)
+    before = tree_state(healthy)
 
     report = verify_registry(healthy)
 
     assert not report.healthy
-    assert snapshot(healthy) == before
+    assert tree_state(healthy) == before
     assert not (healthy / LOCK_FILE).exists()
 
 

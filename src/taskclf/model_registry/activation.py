@@ -18,9 +18,12 @@ Decisions where CLI.md is silent:
 - Rollback candidates ("previously active models") come from the
   history, newest first: a model counts when an entry records switching
   *away* from it (the entry's ``old``, read under the lock, so it really
-  was active). Ids are made distinct and the current model is left out.
-  An entry's ``new`` alone does not count: after a crash between the
-  history append and the pointer replace it never became active.
+  was active), and the last entry's ``new`` counts when the pointer has
+  since left it outside taskclf (deleted or edited by hand). Ids are made
+  distinct and the current model is left out. Otherwise an entry's
+  ``new`` alone does not count: after a crash between the history append
+  and the pointer replace (the last entry's ``old`` is still the pointer)
+  it never became active.
 - Candidates that are no longer valid and compatible are skipped (and
   listed in ``RollbackPlan.skipped``), both by default and with
   ``steps``: ``steps=N`` is the N-th previously active model that is
@@ -211,23 +214,37 @@ def plan_rollback(
     current_id = pointed_model_id(root, current)
     considered = _previously_active(root, current_id, read_active_history(root))
 
+    skipped: list[ExclusionRecord] = []
+    distance: int | None = None
     if to is not None:
-        if to == current_id:
-            raise RollbackError(f"{to} is already the active model; nothing to roll back.", to)
-        try:
-            bundle = check_activatable(root, to)
-        except ActivationError as exc:
-            raise RollbackError(f"Cannot roll back to {to}: {exc}", to) from exc
-        return RollbackPlan(
-            current=current,
-            current_model_id=current_id,
-            target_model_id=bundle.model_id,
-            target_path=bundle.path,
-            steps=None,
-            considered=considered,
-        )
+        target = _named_target(root, to, current_id)
+    else:
+        distance = steps if steps is not None else 1
+        target, skipped = _target_steps_back(root, considered, distance)
+    return RollbackPlan(
+        current=current,
+        current_model_id=current_id,
+        target_model_id=target.model_id,
+        target_path=target.path,
+        steps=distance,
+        considered=considered,
+        skipped=skipped,
+    )
 
-    wanted = steps if steps is not None else 1
+
+def _named_target(root: Path, to: str, current_id: str | None) -> ModelBundle:
+    if to == current_id:
+        raise RollbackError(f"{to} is already the active model; nothing to roll back.", to)
+    try:
+        return check_activatable(root, to)
+    except ActivationError as exc:
+        raise RollbackError(f"Cannot roll back to {to}: {exc}", to) from exc
+
+
+def _target_steps_back(
+    root: Path, considered: list[str], wanted: int
+) -> tuple[ModelBundle, list[ExclusionRecord]]:
+    """The ``wanted``-th still usable candidate, and the unusable ones passed over on the way."""
     usable: list[ModelBundle] = []
     skipped: list[ExclusionRecord] = []
     for model_id in considered:
@@ -237,28 +254,25 @@ def plan_rollback(
             skipped.append(ExclusionRecord(model_id=model_id, path=exc.path, reason=_why(exc)))
             continue
         if len(usable) == wanted:
-            break
-    if len(usable) < wanted:
-        raise RollbackError(_nothing_to_roll_back(root, considered, skipped, len(usable), wanted))
-    target = usable[-1]
-    return RollbackPlan(
-        current=current,
-        current_model_id=current_id,
-        target_model_id=target.model_id,
-        target_path=target.path,
-        steps=wanted,
-        considered=considered,
-        skipped=skipped,
-    )
+            return usable[-1], skipped
+    raise RollbackError(_nothing_to_roll_back(root, considered, skipped, len(usable), wanted))
 
 
 def _previously_active(
     root: Path, current_id: str | None, entries: list[ActiveHistoryEntry]
 ) -> list[str]:
-    """Distinct ids the history shows were switched away from, newest first, minus the current."""
+    """Distinct ids the history shows were active, newest first, without the current one."""
+    ids: list[str | None] = []
+    if entries:
+        last = entries[-1]
+        if pointed_model_id(root, last.old) != current_id:
+            # The pointer left the last entry's ``new`` without taskclf (deleted or
+            # edited by hand), so that ``new`` was active. When ``old`` is still
+            # current instead, the entry is a crash trace and ``new`` never was.
+            ids.append(pointed_model_id(root, last.new))
+    ids += [pointed_model_id(root, entry.old) for entry in reversed(entries)]
     seen: list[str] = []
-    for entry in reversed(entries):
-        model_id = pointed_model_id(root, entry.old)
+    for model_id in ids:
         if model_id is not None and model_id != current_id and model_id not in seen:
             seen.append(model_id)
     return seen

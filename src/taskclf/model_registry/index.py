@@ -95,10 +95,12 @@ def index_staleness(models_dir: str | os.PathLike[str], cache: IndexCache) -> li
     for name in current:
         if name not in cached:
             continue
+        # Plain strings, not Path objects: this runs three stats per bundle at 10k+ bundles.
+        bundle = os.path.join(root, name)
         for label, path in (
-            ("directory", root / name),
-            (METADATA_FILE, root / name / METADATA_FILE),
-            (METRICS_FILE, root / name / METRICS_FILE),
+            ("directory", bundle),
+            (METADATA_FILE, os.path.join(bundle, METADATA_FILE)),
+            (METRICS_FILE, os.path.join(bundle, METRICS_FILE)),
         ):
             try:
                 info = os.stat(path)
