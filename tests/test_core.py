@@ -257,3 +257,48 @@ def test_model_metadata_ignores_extra_keys_and_is_frozen() -> None:
     assert not hasattr(meta, "future_field")
     with pytest.raises(ValidationError):
         meta.schema_hash = "changed"  # type: ignore[misc]
+
+
+# --- public surface (§1: ``taskclf.model_registry`` has everything in §2-9) ---
+
+SECTION_2_TO_9 = [
+    # §2
+    "ModelMetadata",
+    "BundleMetrics",
+    "ModelBundle",
+    "SelectionPolicy",
+    "ExclusionRecord",
+    "SelectionReport",
+    "ActivePointer",
+    "ActiveHistoryEntry",
+    "IndexCacheBundleSummary",
+    "IndexCache",
+    # §3-9
+    "list_bundles",
+    "is_compatible",
+    "passes_constraints",
+    "score",
+    "find_best_model",
+    "read_active",
+    "write_active_atomic",
+    "append_active_history",
+    "read_active_history",
+    "resolve_active_model",
+    "write_index_cache",
+    "read_index_cache",
+    "should_switch_active",
+]
+
+
+@pytest.mark.parametrize("name", SECTION_2_TO_9)
+def test_model_registry_exports(name: str) -> None:
+    import taskclf.model_registry as registry
+
+    assert name in registry.__all__
+    assert getattr(registry, name) is not None
+
+
+def test_model_registry_metadata_is_the_core_class() -> None:
+    import taskclf.model_registry as registry
+
+    assert registry.ModelMetadata is ModelMetadata

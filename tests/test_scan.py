@@ -489,3 +489,51 @@ def test_many_hostile_bundles_in_one_scan(models_dir: Path, make_bundle: BundleF
     bundles = list_bundles(models_dir)
     assert [b.model_id for b in bundles] == ["a-dir", "binary", "empty", "fifo", "ok"]
     assert {b.model_id for b in bundles if b.valid} == {"fifo", "ok"}
+
+
+def test_scan_while_bundles_appear_and_disappear(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
+    """Bundles renamed in, deleted and half-written while scans run: never an exception."""
+    import threading
+
+    source = make_bundle(".template", seed=3)
+    make_bundle("stable", seed=1)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        try:
+            i = 0
+            while not stop.is_set():
+                staged = models_dir / f".staging-{i}"
+                shutil.copytree(source, staged)
+                os.rename(staged, models_dir / f"run-{i}")  # promoted
+                half = models_dir / f"half-{i}"
+                half.mkdir()
+                (half / "metadata.json").write_bytes((source / "metadata.json").read_bytes())
+                shutil.rmtree(models_dir / f"run-{i}")  # deleted
+                shutil.rmtree(half)
+                i += 1
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    allowed = ("missing metadata.json", "missing metrics.json")
+    try:
+        for _ in range(150):
+            bundles = list_bundles(models_dir)
+            ids = [b.model_id for b in bundles]
+            assert ids == sorted(ids)
+            assert "stable" in ids
+            for bundle in bundles:
+                reason = bundle.invalid_reason or ""
+                if bundle.model_id.startswith("half-"):  # caught mid-write: any clean reason
+                    assert reason.startswith(tuple(REASON_PREFIXES)), bundle
+                else:
+                    assert bundle.valid or reason.startswith(allowed), bundle
+    finally:
+        stop.set()
+        worker.join()
+    assert errors == []

@@ -6,6 +6,7 @@ private-by-convention module behind it.
 
 from __future__ import annotations
 
+from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry.activation import (
     RollbackPlan,
     activate_bundle,
@@ -77,6 +78,7 @@ __all__ = [
     "IndexCache",
     "IndexCacheBundleSummary",
     "ModelBundle",
+    "ModelMetadata",
     "PromotionError",
     "PromotionResult",
     "PruneDecision",
