@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from typing import Literal
 
 
 class RegistryError(Exception):
@@ -113,7 +114,13 @@ class ActivationError(RegistryError, ValueError):
         check: Which check failed: ``"not_found"``, ``"invalid"`` or ``"incompatible"``.
     """
 
-    def __init__(self, model_id: str, path: Path, reason: str, check: str) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        path: Path,
+        reason: str,
+        check: Literal["not_found", "invalid", "incompatible"],
+    ) -> None:
         self.model_id = model_id
         self.path = path
         self.reason = reason

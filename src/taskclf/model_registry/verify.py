@@ -28,7 +28,8 @@ code                       severity meaning
 ``history-missing``        warning  a pointer exists but no history (hand-made)
 ``history-unreadable``     error    ``active_history.jsonl`` cannot be read
 ``history-line-invalid``   error    a line does not parse (torn write, edit)
-``history-chain-broken``   error    an entry's ``old`` is not the previous ``new``
+``history-chain-broken``   warning  an entry's ``old`` is not the previous ``new``
+                                    (the pointer changed outside taskclf then)
 ``history-uncommitted-entry`` warning an entry that never took effect (crash
                                     signature: the next entry's ``old`` is this
                                     entry's ``old``); append-only, so harmless
@@ -45,9 +46,14 @@ code                       severity meaning
 Bundle health uses the same compatibility as ``train list`` without
 ``--schema-hash``: the bundle's own declared schema version and
 ``LABEL_SET_V1``; eligible = compatible and passes the policy constraints.
-The index and the history are only informational or audit files, but a
-broken history misleads ``rollback`` and ``prune``, hence errors; a stale
-or missing index is never read by selection, hence warnings.
+Problems with the *current* state are errors: an unparseable history
+line misleads ``rollback`` and ``prune``, and a last entry that
+disagrees with the pointer means the last write did not complete. Gaps
+in the *past* of the append-only history (a broken chain, an entry that
+never took effect) cannot be repaired and do not affect what is active,
+so they are warnings: otherwise one hand edit of ``active.json`` would
+fail ``verify`` in CI forever. A stale or missing index is never read by
+selection, hence warnings.
 """
 
 from __future__ import annotations
@@ -225,6 +231,10 @@ def _bundle_findings(
     return findings
 
 
+def _warning(code: str, message: str, path: Path) -> Finding:
+    return Finding(severity="warning", code=code, message=message, path=str(path))
+
+
 def _error(code: str, message: str, path: Path, model_id: str | None = None) -> Finding:
     return Finding(severity="error", code=code, message=message, path=str(path), model_id=model_id)
 
@@ -297,9 +307,7 @@ def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
             f"No history {path} although an active pointer exists (written by hand or by an "
             "old tool); the next set-active, promotion or rollback starts it"
         )
-        return [
-            Finding(severity="warning", code="history-missing", message=message, path=str(path))
-        ]
+        return [_warning("history-missing", message, path)]
     except OSError as exc:
         message = f"History {path} is unreadable ({exc}); make it a readable regular file"
         return [_error("history-unreadable", message, path)]
@@ -327,22 +335,15 @@ def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
                 "history append and the pointer replace); harmless: the next entry continues "
                 "from the pointer that stayed active"
             )
-            findings.append(
-                Finding(
-                    severity="warning",
-                    code="history-uncommitted-entry",
-                    message=message,
-                    path=str(path),
-                )
-            )
+            findings.append(_warning("history-uncommitted-entry", message, path))
             continue
         message = (
             f"Line {number} of {path} switches from {_describe(entry.old)} but line "
-            f"{previous_number} switched to {_describe(previous.new)}: the pointer was changed "
-            "outside taskclf. If the current pointer is right, move the history file aside to "
-            "start a fresh audit trail"
+            f"{previous_number} switched to {_describe(previous.new)}: the pointer was replaced, "
+            "deleted or corrupted outside taskclf in between; the audit trail has a gap there "
+            "(nothing to do, the history is append-only; keep active.json under taskclf's control)"
         )
-        findings.append(_error("history-chain-broken", message, path))
+        findings.append(_warning("history-chain-broken", message, path))
     if entries:
         number, last = entries[-1]
         if last.new != pointer:
@@ -384,21 +385,19 @@ def _check_index(
         cache = IndexCache.model_validate_json(read_capped(path))
     except FileNotFoundError:
         message = f"No index cache {path}; {advice} (optional: selection never reads it)"
-        finding = Finding(severity="warning", code="index-missing", message=message, path=str(path))
+        finding = _warning("index-missing", message, path)
         return "missing", [finding]
     except (OSError, ValidationError) as exc:
         detail = "not a valid index" if isinstance(exc, ValidationError) else str(exc)
         message = f"Index cache {path} is unusable ({detail}); {advice}"
-        finding = Finding(severity="warning", code="index-invalid", message=message, path=str(path))
+        finding = _warning("index-invalid", message, path)
         return "invalid", [finding]
     reasons = index_staleness(root, cache)
     if not reasons:
         return "fresh", []
     shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
     message = f"Index cache {path} is stale ({shown}); {advice}"
-    return "stale", [
-        Finding(severity="warning", code="index-stale", message=message, path=str(path))
-    ]
+    return "stale", [_warning("index-stale", message, path)]
 
 
 def _check_leftovers(root: Path) -> list[Finding]:
