@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taskclf.model_registry import (
     ActiveHistoryEntry,
@@ -519,3 +521,30 @@ def test_read_history_accepts_crlf_and_extra_keys(models_dir: Path) -> None:
     data = json.loads(entry.model_dump_json()) | {"host": "x"}
     (models_dir / HISTORY_FILE).write_bytes(json.dumps(data).encode() + b"\r\n")
     assert read_active_history(models_dir) == [entry]
+
+
+# --- property: a located bundle is always a direct, non-reserved child --------
+
+_segments = st.sampled_from(["models", "run", "a", ".", "..", ".hidden", "", "models2", "x y"])
+
+
+@settings(max_examples=300)
+@given(st.lists(_segments, min_size=1, max_size=6), st.booleans())
+def test_locate_property_confined_to_the_registry(segments: list[str], absolute: bool) -> None:
+    root = Path("/srv/reg/models")
+    model_dir = "/".join(segments)
+    if absolute:
+        model_dir = "/srv/reg/" + model_dir
+    located = locate_pointed_bundle(root, model_dir)
+    candidates = [Path(model_dir)] if absolute else [root.parent / model_dir, root / model_dir]
+    expected = None
+    for candidate in candidates:
+        normal = Path(os.path.normpath(candidate))
+        if normal.parent == root and not normal.name.startswith("."):
+            expected = normal
+            break
+    assert located == expected
+    if located is not None:
+        assert located.parent == root
+        assert located.name not in ("", ".", "..")
+        assert not located.name.startswith(".")
