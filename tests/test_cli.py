@@ -475,7 +475,8 @@ def test_prune_yes_deletes(registry: Path) -> None:
 def test_prune_asks_on_a_terminal(registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _activate(registry, "a")
     monkeypatch.setattr(options, "stdin_is_terminal", lambda: True)
-    args = ["model", "prune", "--keep", "1", "--keep-history", "0", "--models-dir", registry]
+    args: list[str | Path] = ["model", "prune", "--keep", "1", "--keep-history", "0"]
+    args += ["--models-dir", registry]
 
     declined = run(*args, stdin="n\n")
     assert declined.exit_code == 1 and "nothing was deleted" in declined.stderr

@@ -1,0 +1,156 @@
+"""Cross-cutting CLI promises: help everywhere, JSON purity, the installed script, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from taskclf.cli.main import app
+
+if TYPE_CHECKING:
+    from conftest import BundleFactory
+
+runner = CliRunner()
+
+
+def _walk(
+    command: typer.core.TyperCommand | typer.core.TyperGroup, path: str
+) -> list[tuple[str, object]]:
+    found: list[tuple[str, object]] = [(path, command)]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _walk(sub, f"{path} {name}")
+    return found
+
+
+def test_every_command_and_option_has_help() -> None:
+    root = typer.main.get_command(app)
+    commands = _walk(root, "taskclf")  # type: ignore[arg-type]
+    names = {path for path, _ in commands}
+    assert {
+        "taskclf train list",
+        "taskclf model set-active",
+        "taskclf model resolve",
+        "taskclf model history",
+        "taskclf model rollback",
+        "taskclf model promote",
+        "taskclf model index",
+        "taskclf model verify",
+        "taskclf model prune",
+        "taskclf demo",
+    } <= names
+    missing = []
+    for path, command in commands:
+        if not (getattr(command, "help", None) or "").strip():
+            missing.append(path)
+        for param in getattr(command, "params", []):
+            if not (getattr(param, "help", None) or "").strip():
+                missing.append(f"{path} {param.name}")
+    assert missing == []
+
+
+def test_every_registry_command_takes_models_dir_and_json() -> None:
+    root = typer.main.get_command(app)
+    for path, command in _walk(root, "taskclf"):  # type: ignore[arg-type]
+        if getattr(command, "commands", None) is not None or path == "taskclf demo":
+            continue
+        options = {opt for param in command.params for opt in param.opts}  # type: ignore[attr-defined]
+        assert {"--models-dir", "--json"} <= options, path
+
+
+@pytest.fixture
+def noisy_registry(models_dir: Path, make_bundle: BundleFactory) -> Path:
+    """A registry whose pointer is broken, so the library logs warnings while it works."""
+    make_bundle("a", macro_f1=0.7, seed=1)
+    make_bundle("b", macro_f1=0.8, seed=2)
+    (models_dir / "broken").mkdir()
+    (models_dir / "active.json").write_text("{ not json")
+    return models_dir
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "list"],
+        ["model", "resolve"],
+        ["model", "history"],
+        ["model", "index"],
+        ["model", "verify"],
+        ["model", "prune", "--keep", "1", "--dry-run"],
+        ["model", "set-active", "--model-id", "a"],
+    ],
+)
+def test_json_mode_prints_one_document_and_nothing_else(
+    noisy_registry: Path, command: list[str]
+) -> None:
+    result = runner.invoke(app, [*command, "--models-dir", str(noisy_registry), "--json"])
+
+    assert result.exit_code in (0, 1), result.stderr
+    json.loads(result.stdout)  # the whole of stdout is one JSON document
+    assert "\x1b[" not in result.stdout  # no colour codes
+
+
+def test_library_warnings_go_to_stderr(noisy_registry: Path) -> None:
+    result = runner.invoke(app, ["train", "list", "--models-dir", str(noisy_registry), "--json"])
+
+    assert "warning: Active pointer" in result.stderr
+    assert "warning" not in result.stdout
+
+
+def _installed_script() -> Path:
+    script = Path(sys.executable).parent / "taskclf"
+    if not script.exists():
+        pytest.skip("the taskclf console script is not installed next to this interpreter")
+    return script
+
+
+def test_installed_console_script(models_dir: Path, make_bundle: BundleFactory) -> None:
+    make_bundle("a", macro_f1=0.7, seed=1)
+    script = _installed_script()
+    env = {**os.environ, "TASKCLF_MODELS_DIR": str(models_dir)}
+    env.pop("TASKCLF_DEBUG", None)
+
+    listed = subprocess.run(
+        [script, "train", "list", "--json"], capture_output=True, text=True, env=env, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [row["model_id"] for row in json.loads(listed.stdout)] == ["a"]
+
+    failed = subprocess.run(
+        [script, "model", "set-active", "--model-id", "ghost"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert failed.returncode == 1
+    assert failed.stdout == ""
+    assert failed.stderr.startswith("Error: Bundle directory not found: ")
+    assert "Traceback" not in failed.stderr
+
+    usage = subprocess.run([script, "train", "list", "--nope"], capture_output=True, check=False)
+    assert usage.returncode == 2
+
+
+def test_help_does_not_import_the_registry_or_rich() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['taskclf', '--help']\n"
+        "from taskclf.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('taskclf.model_registry', 'rich.table', 'taskclf.demo')\n"
+        "print([m for m in heavy if m in sys.modules], file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert "Usage: taskclf" in result.stdout
+    assert result.stderr.strip() == "[]"
