@@ -14,8 +14,13 @@ from taskclf.model_registry import (
     VerifyReport,
     activate_bundle,
     append_active_history,
+    execute_prune,
+    execute_rollback,
     find_best_model,
     index_staleness,
+    plan_prune,
+    plan_rollback,
+    promote_bundle,
     read_active,
     read_index_cache,
     verify_registry,
@@ -25,6 +30,7 @@ from taskclf.model_registry._fs import LOCK_FILE, atomic_write
 from taskclf.model_registry.index import INDEX_FILE
 from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE
 from taskclf.model_registry.scan import parse_timestamp
+from taskclf.samples import write_bundle
 
 _AT = "2026-01-01T00:00:00+00:00"
 
@@ -394,3 +400,24 @@ def test_symlinked_registry_files(healthy: Path, tmp_path: Path, name: str) -> N
     report = verify_registry(healthy)
     assert codes(report) == {"registry-file-symlink": "error"}
     assert finding(report, "registry-file-symlink").startswith(f"{healthy / name} is a symlink")
+
+
+def test_operator_workflow_keeps_the_registry_healthy(tmp_path: Path) -> None:
+    """promote, promote, rollback, prune: verify stays healthy; prune only staleness."""
+    root = tmp_path / "models"
+    for seed, f1 in enumerate([0.6, 0.7, 0.8]):
+        candidate = write_bundle(tmp_path / "out" / f"run_{seed}", seed=seed, macro_f1=f1)
+        promote_bundle(candidate, root)
+        report = verify_registry(root)
+        assert report.findings == [], report.findings
+        assert report.active_model_id == f"run_{seed}"
+
+    execute_rollback(root, plan_rollback(root))
+    assert verify_registry(root).findings == []
+
+    execute_prune(plan_prune(root, keep=1, keep_history=1))
+    report = verify_registry(root)
+    assert codes(report) == {"index-stale": "warning"}
+    assert "bundle run_0 was removed" in finding(report, "index-stale")
+    assert report.healthy
+    assert report.active_model_id == "run_1"
