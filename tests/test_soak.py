@@ -2,7 +2,7 @@
 
 The soak runs several processes at once for ``TASKCLF_SOAK_SECONDS``
 (default 3; e.g. ``TASKCLF_SOAK_SECONDS=30`` for a local run at 10x):
-resolvers, pointer writers, promoters and index writers. Afterwards:
+resolvers, pointer writers, promoters, index writers and a pruner. Afterwards:
 zero unexpected errors, every resolve got a bundle (a valid one always
 exists), the history is a whole, unbroken chain ending at the pointer,
 every promoted bundle is present and valid, and nothing is left behind.
@@ -43,15 +43,16 @@ WORKER = textwrap.dedent(
     import json, os, random, sys, tempfile, time, traceback
     from pathlib import Path
     from taskclf.model_registry import (
-        find_best_model, list_bundles, promote_bundle, read_active_history,
-        resolve_active_model, write_active_atomic, write_index_cache,
+        BundleRejectedError, execute_prune, find_best_model, list_bundles, plan_prune,
+        promote_bundle, read_active_history, resolve_active_model, write_active_atomic,
+        write_index_cache,
     )
     from taskclf.samples import write_bundle
 
     kind, root, seconds, seed = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     rng = random.Random(seed)
     counts = {"ops": 0, "unanswered": 0}
-    errors, promoted = [], []
+    errors, promoted, pruned = [], [], []
     scratch = Path(tempfile.mkdtemp(prefix="soak-candidates-"))
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -63,7 +64,13 @@ WORKER = textwrap.dedent(
                 read_active_history(root)
             elif kind == "pointer":
                 valid = [b for b in list_bundles(root) if b.valid]
-                write_active_atomic(root, rng.choice(valid), reason="soak")
+                try:
+                    write_active_atomic(root, rng.choice(valid), reason="soak")
+                except BundleRejectedError as exc:
+                    # Documented refusal: the pick was pruned after our scan.
+                    if "does not exist" not in exc.reason:
+                        raise
+                    counts["rejected-pruned"] = counts.get("rejected-pruned", 0) + 1
             elif kind == "promote":
                 name = f"p{seed}-{counts['ops']:05d}"
                 candidate = write_bundle(scratch / name, accuracy=rng.uniform(0.3, 0.99),
@@ -72,14 +79,18 @@ WORKER = textwrap.dedent(
                 promoted.append(name)
             elif kind == "index":
                 write_index_cache(root, find_best_model(root))
+            elif kind == "prune":
+                executed = execute_prune(plan_prune(root, keep=3, keep_history=2))
+                pruned.extend(d.model_id for d in executed.to_delete)
             counts["ops"] += 1
         except Exception as exc:
             errors.append(f"{kind}: {type(exc).__name__}: {exc}\\n{traceback.format_exc()}")
-    print(json.dumps({"kind": kind, "counts": counts, "errors": errors, "promoted": promoted}))
+    print(json.dumps({"kind": kind, "counts": counts, "errors": errors, "promoted": promoted,
+                      "pruned": pruned}))
     """
 )
 
-KINDS = ["resolve", "resolve", "pointer", "pointer", "promote", "index"]
+KINDS = ["resolve", "resolve", "pointer", "pointer", "promote", "index", "prune"]
 
 
 def test_soak_concurrent_resolve_write_promote(models_dir: Path) -> None:
@@ -105,16 +116,21 @@ def test_soak_concurrent_resolve_write_promote(models_dir: Path) -> None:
     totals: dict[str, int] = {}
     for result in results:
         totals[result["kind"]] = totals.get(result["kind"], 0) + result["counts"]["ops"]
-    print(f"\nsoak {SOAK_SECONDS:g}s ops per kind: {totals}")
+    pruned_count = sum(len(r["pruned"]) for r in results)
+    skip = {"ops", "unanswered"}
+    extra = {k: v for r in results for k, v in r["counts"].items() if k not in skip}
+    print(f"\nsoak {SOAK_SECONDS:g}s ops: {totals}; pruned bundles: {pruned_count}; {extra}")
     errors = [e for r in results for e in r["errors"]]
     assert errors == []
     assert all(r["counts"]["unanswered"] == 0 for r in results)
     assert all(totals[kind] > 0 for kind in set(KINDS))
 
-    # Every promoted bundle is present and valid.
+    # Every promoted bundle is present and valid, unless prune deleted it.
     promoted = {name for r in results for name in r["promoted"]}
+    pruned = {name for r in results for name in r["pruned"]}
     valid = {b.model_id for b in list_bundles(models_dir) if b.valid}
-    assert promoted <= valid
+    assert promoted - pruned <= valid
+    assert not pruned & valid
 
     # The history: every line whole, an unbroken chain, ending at the pointer.
     lines = (models_dir / HISTORY_FILE).read_bytes().split(b"\n")
