@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from taskclf.model_registry import (
     find_best_model,
     list_bundles,
     plan_prune,
+    verify_registry,
 )
 from taskclf.model_registry._fs import atomic_write
 from taskclf.model_registry.pointer import ACTIVE_FILE
@@ -304,3 +308,38 @@ def test_protected_bundles_are_never_deleted(
         remaining = {b.model_id for b in list_bundles(root)}
         assert remaining == kept
         assert not [n for n in os.listdir(root) if n.startswith(TRASH_PREFIX)]
+
+
+def test_killed_prune_never_leaves_a_half_deleted_bundle(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
+    """SIGKILL a prune as soon as its trash directory appears (or whenever it ends)."""
+    for rank in range(6):
+        bundle = make_bundle(f"r{rank}", seed=rank, macro_f1=0.9 - rank / 10, weighted_f1=0.5)
+        # Many files, so that removing the trash takes long enough to be interrupted.
+        for part in range(300):
+            (bundle / f"part-{part:03d}.bin").write_bytes(b"x" * 64)
+    expected = {rank: sorted(os.listdir(models_dir / f"r{rank}")) for rank in range(6)}
+    code = (
+        "import sys; from taskclf.model_registry import plan_prune, execute_prune; "
+        "execute_prune(plan_prune(sys.argv[1], keep=2, keep_history=0))"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code, str(models_dir)])
+    try:
+        while process.poll() is None:
+            if any(name.startswith(TRASH_PREFIX) for name in os.listdir(models_dir)):
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        process.wait()
+
+    visible = {b.model_id: b for b in list_bundles(models_dir)}
+    assert {"r0", "r1"} <= set(visible)
+    for rank in range(6):
+        name = f"r{rank}"
+        if name in visible:
+            assert visible[name].valid
+            assert sorted(os.listdir(models_dir / name)) == expected[rank]
+    leftovers = [n for n in os.listdir(models_dir) if n.startswith(TRASH_PREFIX)]
+    report = verify_registry(models_dir)
+    assert ("leftover-trash-dir" in {f.code for f in report.findings}) == bool(leftovers)
