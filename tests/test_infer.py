@@ -360,3 +360,19 @@ def test_watcher_refuses_a_bad_fallback(registry: Path, fallback: float) -> None
     reloader = ActiveModelReloader(registry, RecordingLoader())
     with pytest.raises(ValueError, match="fallback_interval_s"):
         ActiveModelWatcher(reloader, fallback_interval_s=fallback)
+
+
+def test_watcher_waits_for_a_registry_that_appears_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "models"
+    loaded = threading.Event()
+    reloader = ActiveModelReloader(root, RecordingLoader(), check_interval_s=3600)
+    watcher = ActiveModelWatcher(
+        reloader, on_reload=lambda _model: loaded.set(), fallback_interval_s=0.2
+    )
+    with caplog.at_level(logging.WARNING), watcher:
+        promote_bundle(write_bundle(tmp_path / "run-late", seed=6), root)
+        assert loaded.wait(timeout=30)
+    assert reloader.current == "model:run-late:tree-ensemble seed=6"
+    assert not watcher.running
