@@ -24,6 +24,7 @@ from taskclf.model_registry import (
     find_best_model,
     list_bundles,
     plan_prune,
+    read_active_history,
     verify_registry,
 )
 from taskclf.model_registry._fs import atomic_write
@@ -343,3 +344,48 @@ def test_killed_prune_never_leaves_a_half_deleted_bundle(
     leftovers = [n for n in os.listdir(models_dir) if n.startswith(TRASH_PREFIX)]
     report = verify_registry(models_dir)
     assert ("leftover-trash-dir" in {f.code for f in report.findings}) == bool(leftovers)
+
+
+def test_prune_and_set_active_from_another_process_serialise(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
+    """Whatever the interleaving, the pointer never names a bundle prune deleted."""
+    names = [f"r{rank:02d}" for rank in range(40)]
+    for rank, name in enumerate(names):
+        make_bundle(name, seed=rank, macro_f1=0.9 - rank / 100, weighted_f1=0.5)
+    activate_bundle(models_dir, "r00")
+    code = (
+        "import sys\n"
+        "from taskclf.model_registry import ActivationError, activate_bundle\n"
+        "for name in sys.argv[2:]:\n"
+        "    try:\n"
+        "        activate_bundle(sys.argv[1], name)\n"
+        "    except ActivationError:\n"
+        "        print('refused', flush=True)\n"
+        "    else:\n"
+        "        print('activated', flush=True)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(models_dir), *names[::-1]],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        outcomes = [process.stdout.readline().strip()]  # the writer has started writing
+        while process.poll() is None:
+            execute_prune(plan_prune(models_dir, keep=0, keep_history=0))
+        outcomes += process.stdout.read().split()
+    assert process.returncode == 0
+    assert outcomes[0] == "activated"
+    survivors = {b.model_id for b in list_bundles(models_dir)}
+    history = read_active_history(models_dir)
+    # Every successful activation is in the history; refused ones were already pruned.
+    assert len(history) == 1 + outcomes.count("activated")
+    refused = {n for n, o in zip(names[::-1], outcomes, strict=True) if o == "refused"}
+    assert not refused & survivors
+
+    report = verify_registry(models_dir)
+    assert report.active_model_id is not None
+    assert (models_dir / report.active_model_id).is_dir()
+    assert report.healthy, report.findings
+    assert "history-chain-broken" not in {f.code for f in report.findings}
