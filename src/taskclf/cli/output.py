@@ -102,6 +102,44 @@ def scanning(models_dir: Path, *, json_mode: bool, what: str = "Scanning") -> It
         yield
 
 
+# --- tables ---------------------------------------------------------------------------
+
+RICH_TABLE_MAX_ROWS = 500
+"""Above this, tables are drawn as aligned plain text: rich lays out ~3 ms per row,
+which would make ``train list`` on 10,000 bundles take half a minute."""
+
+_WRAPPING = frozenset({"notes", "why"})
+
+Column = tuple[str, str]
+"""A column header and its justification (``"left"`` or ``"right"``)."""
+
+
+def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
+    """Print a titled table: a rich table, or the same columns as plain text when it is long."""
+    if len(rows) <= RICH_TABLE_MAX_ROWS:
+        table = Table(title=title, title_justify="left")
+        for header, justify in columns:
+            table.add_column(header, justify=justify, no_wrap=header not in _WRAPPING)  # type: ignore[arg-type]
+        for row in rows:
+            table.add_row(*row)
+        console().print(table)
+        return
+    headers = [header for header, _ in columns]
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(width) if justify == "right" else cell.ljust(width)
+            for cell, width, (_, justify) in zip(cells, widths, columns, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [title, line(headers), "  ".join("-" * w for w in widths)]
+    out += [line(row) for row in rows]
+    sys.stdout.write("\n".join(out) + "\n")
+    sys.stdout.flush()
+
+
 # --- train list -------------------------------------------------------------------------
 
 
@@ -110,39 +148,42 @@ def bundle_rows_json(rows: Sequence[BundleRow]) -> list[dict[str, Any]]:
     return [row.model_dump() for row in rows]
 
 
-def bundle_table(rows: Sequence[BundleRow]) -> Table:
-    """The ``Model Bundles`` table; ``*`` marks the active row."""
-    table = Table(title="Model Bundles", title_justify="left")
-    table.add_column("", width=1, no_wrap=True)
-    table.add_column("model_id", no_wrap=True)
-    table.add_column("created_at", no_wrap=True)
-    table.add_column("schema_hash", no_wrap=True)
-    for name in ("macro_f1", "weighted_f1", "bi_prec", "min_prec"):
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("eligible")
-    table.add_column("notes")
-    for row in rows:
-        table.add_row(
-            "*" if row.active else "",
-            row.model_id,
-            text(row.created_at),
-            text(row.schema_hash),
-            num(row.macro_f1),
-            num(row.weighted_f1),
-            num(row.bi_prec),
-            num(row.min_prec),
-            "yes" if row.eligible else "no",
-            text(row.notes),
-        )
-    return table
+BUNDLE_COLUMNS: tuple[Column, ...] = (
+    ("", "left"),
+    ("model_id", "left"),
+    ("created_at", "left"),
+    ("schema_hash", "left"),
+    ("macro_f1", "right"),
+    ("weighted_f1", "right"),
+    ("bi_prec", "right"),
+    ("min_prec", "right"),
+    ("eligible", "left"),
+    ("notes", "left"),
+)
+
+
+def bundle_cells(row: BundleRow) -> list[str]:
+    """One ``train list`` row as table cells: ``*`` for active, 4 decimals, ``--`` for null."""
+    return [
+        "*" if row.active else "",
+        row.model_id,
+        text(row.created_at),
+        text(row.schema_hash),
+        num(row.macro_f1),
+        num(row.weighted_f1),
+        num(row.bi_prec),
+        num(row.min_prec),
+        "yes" if row.eligible else "no",
+        text(row.notes),
+    ]
 
 
 def render_bundle_rows(rows: Sequence[BundleRow]) -> None:
-    """Print the ``train list`` table, or ``No model bundles found.``."""
+    """Print the ``Model Bundles`` table, or ``No model bundles found.``."""
     if not rows:
         say("No model bundles found.")
         return
-    console().print(bundle_table(rows))
+    print_table("Model Bundles", BUNDLE_COLUMNS, [bundle_cells(row) for row in rows])
 
 
 # --- pointer, resolution ----------------------------------------------------------------
@@ -442,19 +483,14 @@ def render_prune_plan(plan: PrunePlan, *, executed: bool, table: bool = True) ->
     """Every bundle kept or deleted with why (unless ``table`` is off), then the bytes freed."""
     deleted = [d for d in plan.decisions if d.action == "delete"]
     if table and plan.decisions:
-        grid = Table(title="Prune plan", title_justify="left")
-        grid.add_column("action", no_wrap=True)
-        grid.add_column("model_id", no_wrap=True)
-        grid.add_column("size", justify="right", no_wrap=True)
-        grid.add_column("why")
-        for decision in plan.decisions:
-            grid.add_row(
-                decision.action,
-                decision.model_id,
-                human_bytes(decision.size_bytes),
-                "; ".join(decision.reasons) or NULL,
-            )
-        console().print(grid)
+        print_table(
+            "Prune plan",
+            [("action", "left"), ("model_id", "left"), ("size", "right"), ("why", "left")],
+            [
+                [d.action, d.model_id, human_bytes(d.size_bytes), "; ".join(d.reasons) or NULL]
+                for d in plan.decisions
+            ],
+        )
     verb = "Deleted" if executed else "Would delete"
     say(
         f"{verb} {len(deleted)} of {len(plan.decisions)} bundles, freeing "

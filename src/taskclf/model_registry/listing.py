@@ -63,12 +63,11 @@ def class_precisions(confusion_matrix: Sequence[Sequence[int]]) -> list[float]:
     Precision of class ``j`` is ``cm[j][j]`` over the sum of column ``j``;
     a class never predicted (column sum 0) has precision 0.0.
     """
-    n = len(confusion_matrix)
-    precisions = []
-    for j in range(n):
-        column = sum(row[j] for row in confusion_matrix)
-        precisions.append(confusion_matrix[j][j] / column if column else 0.0)
-    return precisions
+    # zip(*matrix) yields the columns; this runs once per bundle on 10k-bundle registries.
+    return [
+        column[j] / total if (total := sum(column)) else 0.0
+        for j, column in enumerate(zip(*confusion_matrix, strict=True))
+    ]
 
 
 def ineligibility(
