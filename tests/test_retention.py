@@ -288,7 +288,7 @@ def test_protected_bundles_are_never_deleted(
         protected = {b.model_id for b in report.ranked[:keep]}
         if active in all_ids:
             protected.add(active)
-        for old, new in history[len(history) - keep_history :] if keep_history else []:
+        for old, new in history[-keep_history:] if keep_history else []:
             protected |= {name for name in (old, new) if name in all_ids}
         if not include_invalid:
             protected |= {r.model_id for r in report.excluded if r.reason.startswith("invalid: ")}
