@@ -17,7 +17,7 @@ from taskclf.model_registry import read_active, read_index_cache
 if TYPE_CHECKING:
     from conftest import BundleFactory
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": None})  # pipes get the wide page: rows never wrap
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:

@@ -18,7 +18,7 @@ from taskclf.cli.main import app
 if TYPE_CHECKING:
     from conftest import BundleFactory
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": None})  # pipes get the wide page: rows never wrap
 
 
 def _walk(
@@ -154,3 +154,17 @@ def test_help_does_not_import_the_registry_or_rich() -> None:
 
     assert "Usage: taskclf" in result.stdout
     assert result.stderr.strip() == "[]"
+
+
+def test_long_tables_print_as_aligned_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from taskclf.cli import output
+
+    rows = [["*" if i == 3 else "", f"run-{i:04d}", output.num(i / 1000)] for i in range(501)]
+    output.print_table("Model Bundles", [("", "left"), ("id", "left"), ("f1", "right")], rows)
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Model Bundles"
+    assert len(lines) == 3 + 501
+    assert lines[3 + 3] == "*  run-0003  0.0030"
+    assert lines[3 + 500] == "   run-0500  0.5000"
+    assert len({len(line) for line in lines[3:]}) == 1  # right-aligned numbers line up

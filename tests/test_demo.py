@@ -11,7 +11,7 @@ from taskclf.cli.main import app
 from taskclf.demo import build_sample_registry, prepare_directory
 from taskclf.model_registry import list_bundles, read_active, read_active_history
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": None})  # pipes get the wide page: rows never wrap
 
 
 def test_sample_registry_is_realistic(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
@@ -49,7 +50,9 @@ def console() -> Console:
     """A console on the current stdout (looked up per call, so test runners can swap it)."""
     if is_terminal():
         return Console(file=sys.stdout)
-    return Console(file=sys.stdout, width=_PIPE_WIDTH, no_color=True, highlight=False)
+    # COLUMNS, when set, wins (rich reads it); otherwise a pipe gets a wide page.
+    width = None if os.environ.get("COLUMNS") else _PIPE_WIDTH
+    return Console(file=sys.stdout, width=width, no_color=True, highlight=False)
 
 
 def say(text: str) -> None:
@@ -108,8 +111,6 @@ RICH_TABLE_MAX_ROWS = 500
 """Above this, tables are drawn as aligned plain text: rich lays out ~3 ms per row,
 which would make ``train list`` on 10,000 bundles take half a minute."""
 
-_WRAPPING = frozenset({"notes", "why"})
-
 Column = tuple[str, str]
 """A column header and its justification (``"left"`` or ``"right"``)."""
 
@@ -119,7 +120,15 @@ def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[s
     if len(rows) <= RICH_TABLE_MAX_ROWS:
         table = Table(title=title, title_justify="left")
         for header, justify in columns:
-            table.add_column(header, justify=justify, no_wrap=header not in _WRAPPING)  # type: ignore[arg-type]
+            # Numbers and the marker never wrap or crop; text columns wrap on narrow terminals.
+            fixed = justify == "right" or not header
+            table.add_column(
+                header,
+                justify=justify,  # type: ignore[arg-type]
+                no_wrap=fixed,
+                min_width=max(len(header), 1) if fixed else None,
+                overflow="fold",
+            )
         for row in rows:
             table.add_row(*row)
         console().print(table)
