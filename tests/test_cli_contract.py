@@ -168,3 +168,49 @@ def test_long_tables_print_as_aligned_plain_text(capsys: pytest.CaptureFixture[s
     assert lines[3 + 3] == "*  run-0003  0.0030"
     assert lines[3 + 500] == "   run-0500  0.5000"
     assert len({len(line) for line in lines[3:]}) == 1  # right-aligned numbers line up
+
+
+def _run_on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """Run the installed script with stdout on a pseudo-terminal; return what it printed."""
+    import pty
+
+    master, slave = pty.openpty()
+    with subprocess.Popen(
+        [_installed_script(), *args], stdout=slave, stderr=subprocess.PIPE, env=env
+    ) as proc:
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait()
+    os.close(master)
+    assert proc.returncode == 0
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_spinner_only_on_a_terminal_and_never_in_json(models_dir: Path) -> None:
+    from taskclf.cli.output import PROGRESS_MIN_BUNDLES
+    from taskclf.samples import write_bundle
+
+    for i in range(PROGRESS_MIN_BUNDLES):
+        write_bundle(models_dir / f"run-{i:04d}", seed=i)
+    env = {**os.environ, "TASKCLF_MODELS_DIR": str(models_dir), "COLUMNS": "200"}
+
+    human = _run_on_a_terminal(["train", "list"], env)
+    assert f"Scanning {PROGRESS_MIN_BUNDLES} bundles in {models_dir}" in human
+    assert "Model Bundles" in human
+
+    as_json = _run_on_a_terminal(["train", "list", "--json"], env)
+    assert "Scanning" not in as_json
+    assert len(json.loads(as_json)) == PROGRESS_MIN_BUNDLES
+
+    piped = subprocess.run(
+        [_installed_script(), "train", "list"], capture_output=True, text=True, env=env, check=True
+    )
+    assert "Scanning" not in piped.stdout + piped.stderr
