@@ -23,18 +23,24 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from taskclf.model_registry import (
     list_bundles,
     read_active,
+    resolution,
+    resolve_active_model,
     write_active_atomic,
 )
-from taskclf.model_registry._fs import is_temp_name
+from taskclf.model_registry._fs import is_temp_name, registry_lock
 from taskclf.model_registry.models import ActiveHistoryEntry
 from taskclf.model_registry.pointer import HISTORY_FILE
 from taskclf.model_registry.promotion import STAGING_PREFIX
 from taskclf.model_registry.verify import verify_registry
 from taskclf.samples import write_bundle
+
+if TYPE_CHECKING:
+    import pytest
 
 SOAK_SECONDS = float(os.environ.get("TASKCLF_SOAK_SECONDS", "3"))
 
@@ -220,3 +226,40 @@ def test_without_the_lock_pointer_and_history_lines_stay_whole(tmp_path: Path) -
         (w, i) for w in range(writers) for i in range(count)
     ]
     assert [n for n in os.listdir(tmp_path) if is_temp_name(n)] == []
+
+
+def test_resolve_survives_its_best_being_pruned_before_the_repair(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan's best is pruned by another process between the scan and the lock.
+
+    The interleaving is forced (the prune runs, for real, in a child process just
+    before resolution takes the lock); before the fix the reader raised
+    ``BundleRejectedError`` from the pointer write.
+    """
+    write_bundle(models_dir / "a", accuracy=0.7, seed=1)
+    write_bundle(models_dir / "b", accuracy=0.9, seed=2)
+    prune_b = textwrap.dedent(
+        """
+        import shutil, sys
+        from pathlib import Path
+        from taskclf.model_registry._fs import registry_lock
+        root = Path(sys.argv[1])
+        with registry_lock(root):
+            shutil.rmtree(root / "b")
+        """
+    )
+    real_lock = registry_lock
+
+    def lock_after_a_concurrent_prune(root: Path, *args: Any, **kwargs: Any) -> Any:
+        subprocess.run([sys.executable, "-c", prune_b, str(root)], check=True, timeout=120)
+        return real_lock(root, *args, **kwargs)
+
+    monkeypatch.setattr(resolution, "registry_lock", lock_after_a_concurrent_prune)
+    bundle, report = resolve_active_model(models_dir)
+    assert bundle is not None
+    assert bundle.model_id == "a"
+    assert report is not None
+    pointer = read_active(models_dir)
+    assert pointer is not None
+    assert pointer.model_id == "a"

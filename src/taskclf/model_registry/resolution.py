@@ -79,7 +79,8 @@ def resolve_active_model(
         return pointed, None
     log.warning("%s; selecting the best bundle by scanning", problem)
     report = find_best_model(root, policy, required_schema_hash, labels)
-    if report.best is None:
+    best = report.best
+    if best is None:
         return None, report
     try:
         with registry_lock(root):
@@ -87,15 +88,23 @@ def resolve_active_model(
             pointed, _ = _follow_pointer(root, required_schema_hash, labels)
             if pointed is not None:
                 return pointed, None
-            if _pointer_names(root, report.best):
+            if not os.path.isdir(best.path):
+                # Pruned (or deleted) between our scan and the lock; writing the pointer
+                # would raise BundleRejectedError from a reader. Rank again: under the
+                # lock, prune cannot remove bundles.
+                report = find_best_model(root, policy, required_schema_hash, labels)
+                best = report.best
+                if best is None:
+                    return None, report
+            if _pointer_names(root, best):
                 # Ranked by its schema hash, yet refused by the pointer check because its
                 # declared schema_version disagrees: rewriting the same pointer would only
                 # append a history entry on every call.
-                return report.best, report
-            write_active_atomic(root, report.best, policy, reason="auto-repair")
+                return best, report
+            write_active_atomic(root, best, policy, reason="auto-repair")
     except OSError as exc:
         log.warning("Could not repair the active pointer in %s: %s", root, exc)
-    return report.best, report
+    return best, report
 
 
 def _pointer_names(root: Path, bundle: ModelBundle) -> bool:
