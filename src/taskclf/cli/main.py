@@ -49,7 +49,9 @@ def expected_error_message(exc: BaseException) -> str | None:
     if isinstance(exc, RegistryError):
         message = str(exc)
     elif isinstance(exc, OSError):
-        target = f" {exc.filename}" if exc.filename else ""
+        # For a failed rename (atomic replace) the destination is the file that matters.
+        name = exc.filename2 or exc.filename
+        target = f" {name}" if name else ""
         what = exc.strerror or str(exc)
         message = (
             f"Cannot access{target}: {what}; check that the registry exists and is "
