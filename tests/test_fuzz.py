@@ -39,6 +39,7 @@ from taskclf.model_registry._fs import MAX_FILE_BYTES
 from taskclf.model_registry.index import INDEX_FILE
 from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE, locate_pointed_bundle
 from taskclf.model_registry.scan import METADATA_FILE, METRICS_FILE
+from taskclf.model_registry.verify import verify_registry
 from taskclf.samples import write_bundle
 
 FUZZ = settings(
@@ -317,3 +318,9 @@ def test_history_beyond_the_cap_reads_its_newest_entries(
     assert MAX_FILE_BYTES // len(line) - 1 <= len(entries) <= MAX_FILE_BYTES // len(line) + 1
     assert "larger than the read limit" in caplog.text
     assert "unparseable" not in caplog.text
+    # verify checks the same tail: a big history is a remark, not a broken registry.
+    report = verify_registry(models_dir)
+    codes = {f.code: f.severity for f in report.findings}
+    assert codes.get("history-large") == "warning"
+    assert "history-unreadable" not in codes
+    assert "history-pointer-mismatch" not in codes

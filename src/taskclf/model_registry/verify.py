@@ -67,7 +67,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskclf.core.types import LABEL_SET_V1
-from taskclf.model_registry._fs import LOCK_FILE, absolute, is_temp_name, read_capped
+from taskclf.model_registry._fs import LOCK_FILE, absolute, is_temp_name, read_capped, read_tail
 from taskclf.model_registry.index import INDEX_FILE, index_staleness
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
@@ -299,7 +299,9 @@ def _is_json_error(exc: ValidationError) -> bool:
 def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
     path = root / HISTORY_FILE
     try:
-        raw = read_capped(path)
+        # A long-lived history may outgrow the read cap; its newest entries are what
+        # the chain and pointer checks need (line numbers then count from the tail).
+        raw, skipped = read_tail(path)
     except FileNotFoundError:
         if pointer is None:
             return []
@@ -313,6 +315,12 @@ def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
         return [_error("history-unreadable", message, path)]
 
     findings: list[Finding] = []
+    if skipped:
+        message = (
+            f"History {path} is larger than the read limit; only its newest entries were "
+            f"checked (the first {skipped} bytes were skipped); archive old entries to shrink it"
+        )
+        findings.append(_warning("history-large", message, path))
     entries: list[tuple[int, ActiveHistoryEntry]] = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
