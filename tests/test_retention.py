@@ -16,8 +16,12 @@ from hypothesis import strategies as st
 from conftest import BundleFactory, tree_state
 from taskclf.model_registry import (
     ActivePointer,
+    ExclusionRecord,
+    ModelBundle,
     PruneError,
     RegistryError,
+    SelectionPolicy,
+    SelectionReport,
     activate_bundle,
     append_active_history,
     execute_prune,
@@ -29,7 +33,7 @@ from taskclf.model_registry import (
 )
 from taskclf.model_registry._fs import atomic_write
 from taskclf.model_registry.pointer import ACTIVE_FILE
-from taskclf.model_registry.retention import TRASH_PREFIX
+from taskclf.model_registry.retention import TRASH_PREFIX, decide_retention
 from taskclf.samples import write_bundle
 
 
@@ -389,3 +393,26 @@ def test_prune_and_set_active_from_another_process_serialise(
     assert (models_dir / report.active_model_id).is_dir()
     assert report.healthy, report.findings
     assert "history-chain-broken" not in {f.code for f in report.findings}
+
+
+def test_decide_retention_is_pure() -> None:
+    """The rules need no disk: a report, the active id and the history names."""
+    ranked = [ModelBundle(model_id=m, path=Path(f"/m/{m}"), valid=True) for m in ("x", "y", "z")]
+    report = SelectionReport(
+        best=ranked[0],
+        ranked=ranked,
+        excluded=[ExclusionRecord(model_id="bad", path=Path("/m/bad"), reason="invalid: nope")],
+        policy=SelectionPolicy(),
+        required_schema_hash="h",
+    )
+    got = decide_retention(report, "z", {"y"}, keep=1, keep_history=2, include_invalid=True)
+    assert [(model_id, action) for model_id, _, action, _ in got] == [
+        ("bad", "delete"),
+        ("x", "keep"),
+        ("y", "keep"),
+        ("z", "keep"),
+    ]
+    assert got[0][3] == [
+        "invalid: nope (--include-invalid given)",
+        "not active; not named in the last 2 history entries",
+    ]

@@ -36,6 +36,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
@@ -44,12 +45,14 @@ from pydantic import BaseModel, ConfigDict, computed_field
 from taskclf.model_registry._fs import absolute, fsync_dir, registry_lock
 from taskclf.model_registry.activation import pointed_model_id
 from taskclf.model_registry.errors import PruneError
-from taskclf.model_registry.models import SelectionPolicy
+from taskclf.model_registry.models import SelectionPolicy, SelectionReport
 from taskclf.model_registry.pointer import read_active, read_active_history
 from taskclf.model_registry.resolution import find_best_model
 from taskclf.model_registry.selection import REASON_INVALID
 
 TRASH_PREFIX = ".trash-"
+
+Action = Literal["keep", "delete"]
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -61,7 +64,7 @@ class PruneDecision(BaseModel):
 
     model_id: str
     path: Path
-    action: Literal["keep", "delete"]
+    action: Action
     reasons: list[str]
     size_bytes: int
 
@@ -140,6 +143,55 @@ def plan_prune(
         for model_id in (pointed_model_id(root, entry.old), pointed_model_id(root, entry.new))
         if model_id is not None
     }
+    decisions = [
+        PruneDecision(
+            model_id=model_id,
+            path=path,
+            action=action,
+            reasons=reasons,
+            size_bytes=_tree_size(path),
+        )
+        for model_id, path, action, reasons in decide_retention(
+            report,
+            active_id,
+            named,
+            keep=keep,
+            keep_history=keep_history,
+            include_invalid=include_invalid,
+        )
+    ]
+    return PrunePlan(
+        models_dir=root,
+        keep=keep,
+        keep_history=keep_history,
+        include_invalid=include_invalid,
+        decisions=decisions,
+        policy=policy,
+    )
+
+
+def decide_retention(
+    report: SelectionReport,
+    active_id: str | None,
+    named: Collection[str],
+    *,
+    keep: int,
+    keep_history: int,
+    include_invalid: bool,
+) -> list[tuple[str, Path, Action, list[str]]]:
+    """The retention rules, pure: keep or delete each bundle of ``report``, with every reason.
+
+    Args:
+        report: A selection report; its ranked and excluded bundles are all the bundles.
+        active_id: The bundle the pointer locates, if any.
+        named: Bundles named in the protected history entries.
+        keep: How many top-ranked bundles are protected.
+        keep_history: How many history entries ``named`` came from (quoted in reasons).
+        include_invalid: Whether unprotected invalid bundles are deleted.
+
+    Returns:
+        ``(model_id, path, action, reasons)`` per bundle, sorted by ``model_id``.
+    """
     rank = {bundle.model_id: position for position, bundle in enumerate(report.ranked, 1)}
     excluded = {record.model_id: record.reason for record in report.excluded}
     paths = {b.model_id: b.path for b in report.ranked} | {
@@ -148,7 +200,7 @@ def plan_prune(
     total = len(report.ranked)
     history_note = f"named in the last {keep_history} history entries"
 
-    decisions: list[PruneDecision] = []
+    decisions: list[tuple[str, Path, Action, list[str]]] = []
     for model_id in sorted(paths):
         exclusion = excluded.get(model_id)
         invalid = exclusion is not None and exclusion.startswith(REASON_INVALID)
@@ -164,10 +216,8 @@ def plan_prune(
             reasons.append(
                 f"{exclusion} (kept: invalid bundles are deleted only with --include-invalid)"
             )
-        if reasons:
-            action: Literal["keep", "delete"] = "keep"
-        else:
-            action = "delete"
+        action: Action = "keep" if reasons else "delete"
+        if action == "delete":
             if position is not None:
                 reasons.append(f"ranked #{position} of {total} eligible, below the top {keep}")
             elif invalid:
@@ -175,23 +225,8 @@ def plan_prune(
             else:
                 reasons.append(f"not eligible: {exclusion}")
             reasons.append(f"not active; not {history_note}")
-        decisions.append(
-            PruneDecision(
-                model_id=model_id,
-                path=paths[model_id],
-                action=action,
-                reasons=reasons,
-                size_bytes=_tree_size(paths[model_id]),
-            )
-        )
-    return PrunePlan(
-        models_dir=root,
-        keep=keep,
-        keep_history=keep_history,
-        include_invalid=include_invalid,
-        decisions=decisions,
-        policy=policy,
-    )
+        decisions.append((model_id, paths[model_id], action, reasons))
+    return decisions
 
 
 def _tree_size(path: Path) -> int:
