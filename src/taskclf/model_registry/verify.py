@@ -7,41 +7,41 @@ state (a ``.staging-*`` directory of a promotion in progress, say).
 
 Every finding is one line naming the file or bundle and what to do.
 Severities: an **error** makes the registry unhealthy, a **warning** is
-informational. Finding codes:
+informational.
 
-========================== ======== ==========================================
-code                       severity meaning
-========================== ======== ==========================================
-``registry-missing``       error    ``models_dir`` is not a directory
-``bundle-invalid``         error    a bundle fails validation
-``bundle-incompatible``    warning  valid, but not compatible with its declared
-                                    schema / ``LABEL_SET_V1`` (kept bundles of
-                                    older schemas are normal)
-``no-eligible-bundle``     error    nothing could be activated
-``pointer-missing``        error    no ``active.json`` while eligible bundles exist
-``pointer-unreadable``     error    ``active.json`` cannot be read
-``pointer-invalid``        error    ``active.json`` is not JSON / not a pointer
-``pointer-escapes``        error    its ``model_dir`` leaves the registry
-``pointer-target-missing`` error    it locates no bundle directory
-``pointer-target-invalid`` error    it locates an invalid bundle
-``pointer-target-incompatible`` error it locates an incompatible bundle
-``history-missing``        warning  a pointer exists but no history (hand-made)
-``history-unreadable``     error    ``active_history.jsonl`` cannot be read
-``history-line-invalid``   error    a line does not parse (torn write, edit)
-``history-chain-broken``   warning  an entry's ``old`` is not the previous ``new``
-                                    (the pointer changed outside taskclf then)
-``history-uncommitted-entry`` warning an entry that never took effect (crash
-                                    signature: the next entry's ``old`` is this
-                                    entry's ``old``); append-only, so harmless
-``history-pointer-mismatch`` error  the last entry's ``new`` is not the pointer
-``index-missing``          warning  no ``index.json``
-``index-invalid``          warning  ``index.json`` unreadable or not an index
-``index-stale``            warning  bundles added/removed/changed since written
-``leftover-temp-file``     error    a temporary file of an interrupted write
-``leftover-staging-dir``   error    a ``.staging-*`` dir of a promotion
-``leftover-trash-dir``     error    a ``.trash-*`` dir of a prune
-``registry-file-symlink``  error    a registry file is a symlink
-========================== ======== ==========================================
+Errors:
+
+- ``registry-missing``: ``models_dir`` is not a directory.
+- ``bundle-invalid``: a bundle fails validation.
+- ``no-eligible-bundle``: no bundle could be activated.
+- ``pointer-missing``: no ``active.json`` while eligible bundles exist.
+- ``pointer-unreadable`` / ``pointer-invalid``: ``active.json`` cannot be
+  read, or is not JSON / not a pointer.
+- ``pointer-escapes``: its ``model_dir`` leaves the registry.
+- ``pointer-target-missing`` / ``-invalid`` / ``-incompatible``: it locates
+  no bundle directory, an invalid bundle, or an incompatible one.
+- ``history-unreadable``: ``active_history.jsonl`` cannot be read.
+- ``history-line-invalid``: a line does not parse (torn write, hand edit).
+- ``history-pointer-mismatch``: the last entry's ``new`` is not the pointer.
+- ``leftover-temp-file`` / ``leftover-staging-dir`` / ``leftover-trash-dir``:
+  what an interrupted atomic write, promotion or prune leaves.
+- ``registry-file-symlink``: ``active.json``, the history, ``index.json``
+  or the lock file is a symlink (every write to it will be refused).
+
+Warnings:
+
+- ``bundle-incompatible``: valid, but not compatible with its declared
+  schema and ``LABEL_SET_V1``.
+- ``history-missing``: a pointer exists but no history (a hand-made pointer).
+- ``history-large``: the history outgrew the read cap; only its newest
+  entries were checked.
+- ``history-chain-broken``: an entry's ``old`` is not the previous entry's
+  ``new`` (the pointer changed outside taskclf in between).
+- ``history-uncommitted-entry``: an entry that never took effect (the
+  next entry's ``old`` is this entry's ``old``: a crash between the
+  history append and the pointer replace).
+- ``index-missing`` / ``index-invalid`` / ``index-stale``: ``index.json``
+  is absent, unusable, or bundles were added, removed or changed since.
 
 Bundle health uses the same compatibility as ``train list`` without
 ``--schema-hash``: the bundle's own declared schema version and
