@@ -207,9 +207,7 @@ def plan_rollback(
         raise RollbackError(f"The number of steps must be at least 1 (got {steps}).")
     root = absolute(models_dir)
     if not root.is_dir():
-        raise RollbackError(
-            f"Registry directory not found: {root}; nothing to roll back to. Check --models-dir."
-        )
+        raise RollbackError(f"Registry directory not found: {root}; check --models-dir.")
     current = read_active(root)
     current_id = pointed_model_id(root, current)
     considered = _previously_active(root, current_id, read_active_history(root))
