@@ -4,7 +4,9 @@ Every fault here is produced for real, in a child process, never by
 patching ``os.write``:
 
 - file-size limit (``EFBIG``): ``resource.setrlimit(RLIMIT_FSIZE)`` with
-  ``SIGXFSZ`` ignored, sized so the history append is the write that fails;
+  ``SIGXFSZ`` ignored, sized so the history append is the write that fails
+  (it cannot be sized to fail only the pointer step: the history line embeds
+  the new pointer and is always at least as long as ``active.json``);
 - disk full (``ENOSPC``): a tiny tmpfs filled to the last page, with the
   history's last page either roomy (the pointer step fails) or full (the
   history step fails); skipped where mounting is not allowed;
@@ -180,14 +182,15 @@ def test_file_size_limit_during_promotion_copy_leaves_no_staging(
 
 
 def test_pointer_step_failure_undoes_the_history_append(
-    models_dir: Path, make_bundle: BundleFactory, caplog: pytest.LogCaptureFixture
+    models_dir: Path, make_bundle: BundleFactory
 ) -> None:
     make_bundle("a", accuracy=0.7)
     make_bundle("b", accuracy=0.9)
     bundles = {b.model_id: b for b in list_bundles(models_dir)}
     write_active_atomic(models_dir, bundles["a"])
     history = (models_dir / HISTORY_FILE).read_bytes()
-    os.replace(models_dir / ACTIVE_FILE, models_dir / "saved.json")
+    # rename(2) cannot replace a directory with a file: the pointer step fails for real.
+    os.unlink(models_dir / ACTIVE_FILE)
     (models_dir / ACTIVE_FILE).mkdir()
     names = listing(models_dir)
     with pytest.raises(IsADirectoryError):
