@@ -81,8 +81,6 @@ def _route_library_logs() -> None:
     logger = logging.getLogger("taskclf")
     if not any(isinstance(h, _StderrLogHandler) for h in logger.handlers):
         logger.addHandler(_StderrLogHandler(logging.WARNING))
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.WARNING)
 
 
 app = typer.Typer(
