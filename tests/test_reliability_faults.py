@@ -526,3 +526,82 @@ def test_torn_history_line_is_reported_and_skipped(
     # The new entry starts on its own line despite the torn one before it.
     assert [e.new.model_id for e in entries] == ["a", "b"]
     assert history.read_bytes().startswith(whole)
+
+
+# --- durability order, observed at the system-call level --------------------------------
+
+STRACE_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from taskclf.model_registry import list_bundles, write_active_atomic
+
+    root = Path(sys.argv[1])
+    bundle = next(b for b in list_bundles(root) if b.model_id == "b")
+    write_active_atomic(root, bundle)
+    """
+)
+
+
+def test_durability_order_of_a_pointer_change(
+    models_dir: Path, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    """History line fsynced before the pointer is written; temp fsynced before the
+    rename; directory fsynced after it. Observed with strace (skipped without it)."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    seed_registry(models_dir, make_bundle)
+    trace = tmp_path / "trace.txt"
+    proc = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-e",
+            "trace=openat,write,fsync,fdatasync,rename,renameat,renameat2,close",
+            "-o",
+            str(trace),
+            sys.executable,
+            "-c",
+            STRACE_CHILD,
+            str(models_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0 and "ptrace" in proc.stderr:
+        pytest.skip(f"strace cannot trace here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+
+    events: list[str] = []  # "open <path>", "write <path>", "fsync <path>", "rename <dst>"
+    fds: dict[str, str] = {}
+    root = str(models_dir)
+    for line in trace.read_text().splitlines():
+        call = line.split(" ", 1)[1] if " " in line else line
+        if call.startswith("openat(") and f'"{root}' in call and "= " in call:
+            path = call.split('"')[1]
+            fd = call.rsplit("= ", 1)[1].split()[0]
+            if fd.isdigit():
+                fds[fd] = path
+                events.append(f"open {path}")
+        elif call.startswith(("write(", "fsync(", "fdatasync(", "close(")):
+            fd = call.split("(", 1)[1].split(",")[0].split(")")[0]
+            if fd in fds:
+                events.append(f"{call.split('(')[0]} {fds[fd]}")
+                if call.startswith("close("):
+                    del fds[fd]
+        elif call.startswith("rename") and f'"{root}' in call:
+            destination = call.split('"')[-2]
+            events.append(f"rename {destination}")
+
+    history = str(models_dir / HISTORY_FILE)
+    pointer = str(models_dir / ACTIVE_FILE)
+    temp = next(e.split(" ", 1)[1] for e in events if e.startswith("open") and ".tmp" in e)
+
+    def at(event: str) -> int:
+        return events.index(event)
+
+    assert at(f"write {history}") < at(f"fsync {history}") < at(f"open {temp}")
+    assert at(f"write {temp}") < at(f"fsync {temp}") < at(f"rename {pointer}")
+    assert at(f"rename {pointer}") < at(f"fsync {root}")
