@@ -451,6 +451,9 @@ CRASH_CHILD = textwrap.dedent(
 )
 
 
+CLI_MAIN = "from taskclf.cli.main import main; main()"
+
+
 def crash_writer(models_dir: Path, bundle_id: str, crash_at: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", CRASH_CHILD, str(models_dir), bundle_id, crash_at],
@@ -472,6 +475,18 @@ def test_sigkill_between_history_and_pointer_is_reported_by_verify(
     assert (models_dir / ACTIVE_FILE).read_bytes() == pointer_before
     assert read_active_history(models_dir)[-1].new.model_id == "b"
     assert verify_codes(models_dir) == ["history-pointer-mismatch"]
+    # The operator-facing command says the same, and fails (for CI / cron checks).
+    cli = subprocess.run(
+        [sys.executable, "-c", CLI_MAIN, "model", "verify", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "TASKCLF_MODELS_DIR": str(models_dir)},
+    )
+    assert cli.returncode == 1, cli.stderr
+    findings = json.loads(cli.stdout)["findings"]
+    assert [f["code"] for f in findings if f["severity"] == "error"] == ["history-pointer-mismatch"]
     # The next write continues from the pointer that stayed active; verify then
     # only warns about the entry that never took effect.
     bundles = {b.model_id: b for b in list_bundles(models_dir)}
