@@ -294,6 +294,11 @@ def test_non_utf8_bundle_name_is_skipped_not_fatal(
     assert bundle.model_id == "a"
     candidate = write_bundle(tmp_path / "cand", accuracy=0.95)
     assert promote_bundle(candidate, models_dir).active_updated
+    # A candidate with such a name is refused rather than promoted out of sight.
+    odd = write_bundle(Path(os.fsdecode(os.fsencode(tmp_path) + b"/odd\xff")), accuracy=0.99)
+    with pytest.raises(PromotionError, match="UTF-8"):
+        promote_bundle(odd, models_dir)
+    assert promote_bundle(odd, models_dir, name="odd").active_updated
 
 
 def test_history_beyond_the_cap_reads_its_newest_entries(

@@ -180,6 +180,11 @@ def _name_problem(target_name: str) -> str | None:
         return f"'{target_name}' is not a usable bundle name (empty, dot-prefixed or a path)"
     if target_name in _RESERVED_NAMES:
         return f"'{target_name}' is reserved for a registry file; pass another name"
+    try:
+        target_name.encode("utf-8")
+    except UnicodeEncodeError:
+        # Scans ignore such a directory (no registry JSON file could name it).
+        return "bundle name is not valid UTF-8; pass a UTF-8 name with --name"
     if len(target_name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
         return f"bundle name is longer than {_MAX_NAME_BYTES} bytes"
     return None
