@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from taskclf.model_registry import (
     PromotionError,
+    RegistryFileError,
     find_best_model,
     list_bundles,
     promote_bundle,
@@ -34,6 +35,7 @@ from taskclf.model_registry import (
     read_index_cache,
     resolve_active_model,
     write_active_atomic,
+    write_index_cache,
 )
 from taskclf.model_registry._fs import MAX_FILE_BYTES
 from taskclf.model_registry.index import INDEX_FILE
@@ -329,3 +331,22 @@ def test_history_beyond_the_cap_reads_its_newest_entries(
     assert codes.get("history-large") == "warning"
     assert "history-unreadable" not in codes
     assert "history-pointer-mismatch" not in codes
+
+
+def test_non_utf8_registry_directory_reads_and_refuses_writes_cleanly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pointer and index record the registry's name/path, which must be UTF-8."""
+    root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/models\xff"))
+    write_bundle(root / "a", accuracy=0.8)
+    with caplog.at_level(logging.WARNING, logger="taskclf.model_registry"):
+        bundle, report = resolve_active_model(root)
+    assert bundle is not None
+    assert bundle.model_id == "a"
+    assert report is not None
+    assert "not valid UTF-8" in caplog.text
+    with pytest.raises(RegistryFileError, match="not valid UTF-8"):
+        write_index_cache(root, report)
+    with pytest.raises(RegistryFileError, match="not valid UTF-8"):
+        write_active_atomic(root, bundle)
+    assert set(os.listdir(root)) <= {".taskclf.lock", "a"}

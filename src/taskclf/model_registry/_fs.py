@@ -124,6 +124,22 @@ def read_tail(path: Path, cap: int = MAX_FILE_BYTES) -> tuple[bytes, int]:
         os.close(fd)
 
 
+def require_utf8(path: Path) -> None:
+    """Raise if ``path`` cannot be recorded in the registry's UTF-8 JSON files.
+
+    Raises:
+        RegistryFileError: (an ``OSError``) ``path`` holds bytes that are not UTF-8.
+    """
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RegistryFileError(
+            path,
+            "is not valid UTF-8, so the registry's JSON files cannot record it; rename it",
+            errno.EILSEQ,
+        ) from None
+
+
 def refuse_symlink(path: Path) -> None:
     """Raise if ``path`` exists as a symlink: registry files are never written through one."""
     try:

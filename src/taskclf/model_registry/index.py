@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from taskclf.model_registry._fs import absolute, atomic_write, read_capped, registry_lock
+from taskclf.model_registry._fs import (
+    absolute,
+    atomic_write,
+    read_capped,
+    registry_lock,
+    require_utf8,
+)
 from taskclf.model_registry.models import IndexCache, IndexCacheBundleSummary, SelectionReport
 from taskclf.model_registry.pointer import utc_now_iso
 from taskclf.model_registry.scan import METADATA_FILE, METRICS_FILE, bundle_names, parse_timestamp
@@ -25,10 +31,13 @@ def write_index_cache(models_dir: str | os.PathLike[str], report: SelectionRepor
         The cache written.
 
     Raises:
-        RegistryFileError: ``index.json`` is a symlink.
+        RegistryFileError: ``index.json`` is a symlink, or the registry path is
+            not UTF-8.
         OSError: The write failed; the previous ``index.json`` is untouched.
     """
     root = absolute(models_dir)
+    # The cache records absolute bundle paths.
+    require_utf8(root)
     cache = IndexCache(
         generated_at=utc_now_iso(),
         schema_hash=report.required_schema_hash,

@@ -26,6 +26,7 @@ from taskclf.model_registry._fs import (
     read_capped,
     read_tail,
     registry_lock,
+    require_utf8,
     truncate_to,
 )
 from taskclf.model_registry.errors import BundleRejectedError
@@ -147,12 +148,15 @@ def write_active_atomic(
     Raises:
         BundleRejectedError: (a ``ValueError``) the bundle is invalid, has no
             metrics, or is not a direct child of ``models_dir``; nothing is written.
-        RegistryFileError: A registry file is a symlink.
+        RegistryFileError: A registry file is a symlink, or the registry's name
+            is not UTF-8.
         OSError: The write failed; ``active.json`` and the history are unchanged.
     """
     root = absolute(models_dir)
     policy = policy if policy is not None else SelectionPolicy()
     _check_writable_bundle(root, bundle)
+    # The pointer records the registry's own name: it must be UTF-8 like the file.
+    require_utf8(Path(root.name))
     assert bundle.metrics is not None
     details: dict[str, object] = {
         "metric": "macro_f1",
