@@ -111,6 +111,8 @@ RICH_TABLE_MAX_ROWS = 500
 """Above this, tables are drawn as aligned plain text: rich lays out ~3 ms per row,
 which would make ``train list`` on 10,000 bundles take half a minute."""
 
+_FREE_TEXT_WIDTH = 48
+
 Column = tuple[str, str]
 """A column header and its justification (``"left"`` or ``"right"``)."""
 
@@ -128,6 +130,8 @@ def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[s
                 no_wrap=fixed,
                 min_width=max(len(header), 1) if fixed else None,
                 overflow="fold",
+                # Long reasons wrap within their column instead of squeezing the ids.
+                max_width=_FREE_TEXT_WIDTH if header in ("notes", "why") else None,
             )
         for row in rows:
             table.add_row(*row)
