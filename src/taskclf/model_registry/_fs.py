@@ -39,7 +39,7 @@ def absolute(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.abspath(path))
 
 
-def read_capped(path: Path, cap: int = MAX_FILE_BYTES) -> bytes:
+def read_capped(path: str | os.PathLike[str], cap: int = MAX_FILE_BYTES) -> bytes:
     """Read a regular file, refusing (without reading it whole) one larger than ``cap``.
 
     Args:
@@ -59,21 +59,26 @@ def read_capped(path: Path, cap: int = MAX_FILE_BYTES) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise RegistryFileError(path, "is not a regular file", errno.EINVAL)
+            raise RegistryFileError(Path(path), "is not a regular file", errno.EINVAL)
         if info.st_size > cap:
-            raise RegistryFileError(path, f"is larger than the {cap} byte limit", errno.EFBIG)
+            raise RegistryFileError(Path(path), f"is larger than the {cap} byte limit", errno.EFBIG)
         parts: list[bytes] = []
         total = 0
         # The size is only a hint: the file may grow while we read it.
         want = info.st_size + 1
         while total <= cap:
-            chunk = os.read(fd, min(max(want - total, 65536), cap + 1 - total))
+            request = min(max(want - total, 65536), cap + 1 - total)
+            chunk = os.read(fd, request)
             if not chunk:
                 break
             parts.append(chunk)
             total += len(chunk)
+            # A short read that delivered all fstat promised is the end of a regular
+            # file: skip the read() that would only confirm it (a scan does 2 per bundle).
+            if len(chunk) < request and total >= info.st_size:
+                break
         if total > cap:
-            raise RegistryFileError(path, f"is larger than the {cap} byte limit", errno.EFBIG)
+            raise RegistryFileError(Path(path), f"is larger than the {cap} byte limit", errno.EFBIG)
         return parts[0] if len(parts) == 1 else b"".join(parts)
     finally:
         os.close(fd)

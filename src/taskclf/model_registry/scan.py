@@ -49,10 +49,11 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
         missing or not a directory. Never raises for anything on disk.
     """
     root = absolute(models_dir)
+    root_text = os.fspath(root)
     bundles: list[ModelBundle] = []
     with _gc_paused():
         for name in bundle_names(root):
-            bundle = read_bundle(root / name)
+            bundle = _read_bundle(root / name, os.path.join(root_text, name))
             if bundle is not None:
                 bundles.append(bundle)
     return bundles
@@ -62,10 +63,15 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
 def _gc_paused() -> Iterator[None]:
     """Keep the cyclic garbage collector off while a scan builds its result.
 
-    A scan allocates a few hundred long-lived, acyclic objects per bundle;
-    each allocation burst triggers a collection that re-traverses everything
-    built so far and frees nothing: a third of the scan time at 10,000
-    bundles (see bench/README.md). Reference counting still frees garbage.
+    A scan allocates about 25 long-lived, acyclic containers per bundle;
+    with the collector on, allocation bursts trigger collections that
+    re-traverse everything built so far and free nothing. At the end the
+    new objects are moved to the oldest generation (``freeze`` then
+    ``unfreeze``: two list splices, no traversal), so the first young
+    collection after the scan does not walk them all either; they are
+    examined by the next full collection like any long-lived object.
+    Together that was 40% of ``find_best_model`` at 10,000 bundles (see
+    bench/README.md). Reference counting still frees acyclic garbage at once.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -74,6 +80,10 @@ def _gc_paused() -> Iterator[None]:
     finally:
         # Another thread may have paused it too; only the one that paused it resumes it.
         if was_enabled:
+            # An application that froze objects itself (pre-fork servers do) keeps them frozen.
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -124,10 +134,14 @@ def read_bundle(path: Path) -> ModelBundle | None:
         was deleted or renamed while we looked). Never raises for
         anything on disk.
     """
-    # Plain string paths: pathlib joins cost as much as the reads themselves here.
-    base = os.fspath(path)
-    metadata_raw = _read(os.path.join(base, METADATA_FILE))
-    metrics_raw = _read(os.path.join(base, METRICS_FILE))
+    return _read_bundle(path, os.fspath(path))
+
+
+def _read_bundle(path: Path, base: str) -> ModelBundle | None:
+    """:func:`read_bundle`, with ``base == os.fspath(path)`` already computed."""
+    # Plain string paths: pathlib joins would cost a third as much as the reads.
+    metadata_raw = _read(f"{base}/{METADATA_FILE}")
+    metrics_raw = _read(f"{base}/{METRICS_FILE}")
     if metadata_raw is _MISSING:
         return _invalid(path, f"missing {METADATA_FILE}") if _still_a_dir(path) else None
     if metrics_raw is _MISSING:

@@ -1,0 +1,1 @@
+"""Benchmarks for the model registry: a registry generator and a runner (see README.md)."""

@@ -1,0 +1,188 @@
+"""One measured operation, run by :mod:`bench.run` in a fresh process per round.
+
+Usage::
+
+    python -m bench.probe OPERATION DIR [--repeat K]
+
+Prints one JSON object: ``seconds`` (mean wall time of one call, timed
+inside this process, so interpreter start-up and imports are excluded),
+``cpu_seconds`` (the same in CPU time of this process), ``calls``, ``rss_kb`` (this process's peak RSS) and ``check`` (a few
+facts about the result, which the runner uses to make sure the
+operation did what it should).
+
+Operations:
+
+- ``floor``: a plain loop over the bundle directories that reads both
+  JSON files and ``json.loads`` them, without any validation.
+- ``find_best``: ``find_best_model(DIR)`` without an explicit hash.
+- ``list_bundles``: ``list_bundles(DIR)``.
+- ``resolve``: ``resolve_active_model(DIR)``; the pointer must be valid.
+- ``write_active``: ``write_active_atomic`` of the bundle the pointer
+  names (history append and pointer replace, both fsynced).
+- ``atomic_floor``: the bare durable replace of a file of the size of
+  ``active.json`` (temp file, write, fsync, rename, directory fsync),
+  without lock or history: the floor of ``write_active``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OPERATIONS = (
+    "floor",
+    "find_best",
+    "list_bundles",
+    "resolve",
+    "write_active",
+    "atomic_floor",
+)
+
+
+def floor(root: str) -> dict[str, Any]:
+    """Read and ``json.loads`` both files of every bundle directory; no validation."""
+    bundles = parsed = 0
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir():
+                continue
+            bundles += 1
+            for name in ("metadata.json", "metrics.json"):
+                try:
+                    with open(os.path.join(entry.path, name), "rb") as handle:
+                        json.loads(handle.read())
+                    parsed += 1
+                except (OSError, ValueError):
+                    pass
+    return {"bundles": bundles, "parsed": parsed}
+
+
+def _find_best(root: str) -> Callable[[], dict[str, Any]]:
+    from taskclf.model_registry import find_best_model
+
+    def run() -> dict[str, Any]:
+        report = find_best_model(root)
+        return {
+            "bundles": len(report.ranked) + len(report.excluded),
+            "ranked": len(report.ranked),
+            "schema_hash": report.required_schema_hash,
+        }
+
+    return run
+
+
+def _list_bundles(root: str) -> Callable[[], dict[str, Any]]:
+    from taskclf.model_registry import list_bundles
+
+    def run() -> dict[str, Any]:
+        bundles = list_bundles(root)
+        return {"bundles": len(bundles), "valid": sum(b.valid for b in bundles)}
+
+    return run
+
+
+def _resolve(root: str) -> Callable[[], dict[str, Any]]:
+    from taskclf.model_registry import resolve_active_model
+
+    def run() -> dict[str, Any]:
+        bundle, report = resolve_active_model(root)
+        return {
+            "model_id": bundle.model_id if bundle else None,
+            "from_pointer": report is None,
+        }
+
+    return run
+
+
+def _write_active(root: str) -> Callable[[], dict[str, Any]]:
+    from taskclf.model_registry import (
+        locate_pointed_bundle,
+        read_active,
+        read_bundle,
+        write_active_atomic,
+    )
+
+    pointer = read_active(root)
+    assert pointer is not None, "write_active needs a registry with a valid active.json"
+    path = locate_pointed_bundle(root, pointer.model_dir)
+    assert path is not None
+    bundle = read_bundle(path)
+    assert bundle is not None and bundle.valid
+
+    def run() -> dict[str, Any]:
+        written = write_active_atomic(root, bundle, reason="bench")
+        return {"model_id": written.model_id}
+
+    return run
+
+
+def _atomic_floor(root: str) -> Callable[[], dict[str, Any]]:
+    target = os.path.join(root, "bench-floor.json")
+    data = Path(root, "active.json").read_bytes()
+
+    def run() -> dict[str, Any]:
+        tmp = f"{target}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+        dir_fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return {"bytes": len(data)}
+
+    return run
+
+
+def operation(name: str, root: str) -> Callable[[], dict[str, Any]]:
+    """The callable that performs ``name`` on the registry ``root`` (imports done here)."""
+    if name == "floor":
+        return lambda: floor(root)
+    factories = {
+        "find_best": _find_best,
+        "list_bundles": _list_bundles,
+        "resolve": _resolve,
+        "write_active": _write_active,
+        "atomic_floor": _atomic_floor,
+    }
+    return factories[name](root)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: run the operation and print the JSON result."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("operation", choices=OPERATIONS)
+    parser.add_argument("dir")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args(argv)
+    run = operation(args.operation, os.path.abspath(args.dir))
+    check: dict[str, Any] = {}
+    start, start_cpu = time.perf_counter(), time.process_time()
+    for _ in range(args.repeat):
+        check = run()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    result = {
+        "seconds": elapsed / args.repeat,
+        "cpu_seconds": cpu / args.repeat,
+        "calls": args.repeat,
+        "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "check": check,
+    }
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

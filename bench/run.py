@@ -1,0 +1,478 @@
+"""Registry benchmark runner: every figure, its baseline, the ratio and the target.
+
+Usage (from the repository root)::
+
+    python -m bench.run            # full: N = 1,000 / 10,000 / 50,000, 7 rounds
+    python -m bench.run --quick    # smoke test: small N, 5 rounds
+
+Every round of every figure runs in a fresh process, so import costs and
+peak RSS are honest; a figure is the median of its rounds, and each
+figure gets one unrecorded warm-up process first, so the page cache is
+warm for the floor and for the code alike. Baselines are measured in the
+same run. Registries are generated once under ``bench/results/`` (git-
+ignored) and reused by later runs. The table is printed and also saved to
+``bench/results/latest.md`` and ``latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.generate import RegistrySpec, ensure_registry, generate
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+MB = 1024 * 1024
+
+
+@dataclass
+class Measurement:
+    """The rounds of one figure, each from a fresh process."""
+
+    seconds: list[float]
+    """Per round: the operation's own time (in-process) or the process wall time."""
+    walls: list[float]
+    """Per round: wall time of the whole process."""
+    rss_kb: list[int]
+    """Per round: peak RSS of the process."""
+    check: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median(self) -> float:
+        """The figure: median of the rounds."""
+        return statistics.median(self.seconds)
+
+    @property
+    def wall(self) -> float:
+        """Median process wall time."""
+        return statistics.median(self.walls)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        """Largest peak RSS over the rounds, in MiB."""
+        return max(self.rss_kb) * 1024 / MB
+
+
+@dataclass
+class Row:
+    """One line of the result table."""
+
+    figure: str
+    value: str
+    baseline: str = ""
+    ratio: float | None = None
+    target: str = ""
+    status: str = ""
+    rss_mb: float | None = None
+
+
+def spawn(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, int, bytes]:
+    """Run ``argv`` to completion: ``(wall seconds, peak RSS in KiB, stdout)``.
+
+    Raises:
+        RuntimeError: The process failed.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO, env=env)
+        # wait4 gives this child's own rusage (RUSAGE_CHILDREN would be a max over all).
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            detail = err.read().decode(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {detail}")
+        return wall, usage.ru_maxrss, out.read()
+
+
+@dataclass(frozen=True)
+class Job:
+    """A process to run once per round: a ``bench.probe`` operation or a plain command."""
+
+    argv: tuple[str, ...]
+    in_process: bool
+    """True for ``bench.probe`` (the figure is its in-process timing), else the wall time."""
+    env: dict[str, str] | None = None
+
+
+def probe_job(operation: str, root: Path, repeat: int = 1) -> Job:
+    """A ``bench.probe`` run of ``operation`` on ``root``."""
+    argv = (sys.executable, "-m", "bench.probe", operation, str(root), f"--repeat={repeat}")
+    return Job(argv, in_process=True)
+
+
+def command_job(argv: Sequence[str], env: dict[str, str] | None = None) -> Job:
+    """A whole process whose wall time is the figure."""
+    return Job(tuple(argv), in_process=False, env=env)
+
+
+def interleaved(jobs: Sequence[Job], rounds: int) -> list[Measurement]:
+    """Measure ``jobs`` against each other: one warm-up each, then rounds of A, B, ... in turn.
+
+    Interleaving means a burst of load from elsewhere on the machine hits
+    a figure and its baseline alike instead of skewing their ratio.
+    """
+    for job in jobs:
+        spawn(job.argv, job.env)
+    measurements = [Measurement([], [], []) for _ in jobs]
+    for _ in range(rounds):
+        for job, measurement in zip(jobs, measurements, strict=True):
+            wall, rss, out = spawn(job.argv, job.env)
+            if job.in_process:
+                result = json.loads(out)
+                measurement.seconds.append(result["seconds"])
+                measurement.check = result["check"]
+            else:
+                measurement.seconds.append(wall)
+                measurement.check = {"stdout": out.decode(errors="replace")}
+            measurement.walls.append(wall)
+            measurement.rss_kb.append(rss)
+    return measurements
+
+
+def fmt_time(seconds: float) -> str:
+    """Seconds in a readable unit."""
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} µs"
+
+
+def judge(ratio: float, limit: float) -> str:
+    """PASS or FAIL for a ratio that must not exceed ``limit``."""
+    return "PASS" if ratio <= limit else "FAIL"
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise RuntimeError(f"benchmark sanity check failed: {message}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and rounds of one run."""
+
+    sizes: tuple[int, ...]
+    mid: int
+    small: int
+    rounds: int
+    resolve_repeat: int
+    write_repeat: int
+
+
+FULL = Plan(
+    sizes=(1_000, 10_000, 50_000),
+    mid=10_000,
+    small=100,
+    rounds=7,
+    resolve_repeat=200,
+    write_repeat=30,
+)
+QUICK = Plan(
+    sizes=(200, 1_000, 2_000), mid=1_000, small=100, rounds=5, resolve_repeat=100, write_repeat=10
+)
+
+
+def taskclf_script() -> str | None:
+    """The installed ``taskclf`` console script next to this interpreter, if any."""
+    candidate = Path(sys.executable).with_name("taskclf")
+    if candidate.is_file():
+        return str(candidate)
+    return shutil.which("taskclf")
+
+
+def cli_env() -> dict[str, str]:
+    """A neutral environment for the CLI processes (no registry default, fixed width)."""
+    env = {k: v for k, v in os.environ.items() if k != "TASKCLF_MODELS_DIR"}
+    env.update({"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"})
+    return env
+
+
+def measure(plan: Plan, registries: Path) -> list[Row]:
+    """Run every figure of ``plan`` and return the table rows."""
+    say = _progress
+    roots: dict[int, Path] = {}
+    for n in sorted({*plan.sizes, plan.small}):
+        say(f"registry N={n:,}")
+        roots[n] = ensure_registry(registries, RegistrySpec(n=n, active=True))
+    script = taskclf_script()
+    env = cli_env()
+    cli_problem = _cli_problem(script, env)
+
+    floors: dict[int, Measurement] = {}
+    finds: dict[int, Measurement] = {}
+    listed: Measurement | None = None
+    listing: Measurement | None = None
+    for n in plan.sizes:
+        say(
+            f"floor, find_best_model{', list_bundles, train list' if n == plan.mid else ''} N={n:,}"
+        )
+        jobs = [probe_job("floor", roots[n]), probe_job("find_best", roots[n])]
+        if n == plan.mid:
+            jobs.append(probe_job("list_bundles", roots[n]))
+            if script is not None and cli_problem is None:
+                argv = [script, "train", "list", "--json", "--models-dir", str(roots[n])]
+                jobs.append(command_job(argv, env))
+        results = interleaved(jobs, plan.rounds)
+        floors[n], finds[n] = results[0], results[1]
+        _expect(floors[n].check["bundles"] == n, f"floor saw {floors[n].check} of {n}")
+        _expect(finds[n].check["bundles"] == n, f"find_best_model accounted {finds[n].check}")
+        _expect(finds[n].check["ranked"] > 0, "find_best_model ranked nothing")
+        if n == plan.mid:
+            listed = results[2]
+            _expect(listed.check["bundles"] == n, f"list_bundles returned {listed.check}")
+            if len(results) > 3:
+                listing = results[3]
+                printed = json.loads(listing.check["stdout"])
+                _expect(len(printed) == n, f"train list printed {len(printed)} rows")
+
+    rows = [
+        Row(
+            f"floor: read + json.loads, N={n:,}",
+            fmt_time(floors[n].median),
+            rss_mb=floors[n].peak_rss_mb,
+        )
+        for n in plan.sizes
+    ]
+    for n in plan.sizes:
+        ratio = finds[n].median / floors[n].median
+        is_mid = n == plan.mid
+        rows.append(
+            Row(
+                f"find_best_model (v1 registry, no hash), N={n:,}",
+                fmt_time(finds[n].median),
+                f"floor N={n:,}: {fmt_time(floors[n].median)}",
+                ratio,
+                "≤ 1.5x" if is_mid else "(info)",
+                judge(ratio, 1.5) if is_mid else "",
+                finds[n].peak_rss_mb,
+            )
+        )
+    lo, hi = min(plan.sizes), max(plan.sizes)
+    per_lo, per_hi = finds[lo].median / lo, finds[hi].median / hi
+    rows.append(
+        Row(
+            f"find_best_model per bundle, N={hi:,} (linear in N)",
+            fmt_time(per_hi),
+            f"per bundle N={lo:,}: {fmt_time(per_lo)}",
+            per_hi / per_lo,
+            "≤ 1.5x",
+            judge(per_hi / per_lo, 1.5),
+        )
+    )
+    rss = finds[plan.mid].peak_rss_mb
+    rows.append(
+        Row(
+            f"peak RSS, process ranking N={plan.mid:,}",
+            f"{rss:.1f} MiB",
+            f"floor process: {floors[plan.mid].peak_rss_mb:.1f} MiB",
+            rss / floors[plan.mid].peak_rss_mb,
+            "≤ 100 MB",
+            "PASS" if rss * MB <= 100 * 1000 * 1000 else "FAIL",
+            rss,
+        )
+    )
+    assert listed is not None
+    rows.append(
+        Row(
+            f"list_bundles, N={plan.mid:,}",
+            fmt_time(listed.median),
+            f"floor N={plan.mid:,}: {fmt_time(floors[plan.mid].median)}",
+            listed.median / floors[plan.mid].median,
+            "(info)",
+            rss_mb=listed.peak_rss_mb,
+        )
+    )
+
+    say(f"resolve_active_model N={plan.small:,} and N={plan.mid:,}")
+    small, mid = interleaved(
+        [
+            probe_job("resolve", roots[plan.small], plan.resolve_repeat),
+            probe_job("resolve", roots[plan.mid], plan.resolve_repeat),
+        ],
+        plan.rounds,
+    )
+    for n, measurement in ((plan.small, small), (plan.mid, mid)):
+        _expect(measurement.check["from_pointer"] is True, f"pointer not followed at N={n}")
+    ratio = mid.median / small.median
+    rows.append(
+        Row(
+            f"resolve_active_model, valid pointer, N={plan.small:,}",
+            fmt_time(small.median),
+            rss_mb=small.peak_rss_mb,
+        )
+    )
+    rows.append(
+        Row(
+            f"resolve_active_model, valid pointer, N={plan.mid:,}",
+            fmt_time(mid.median),
+            f"N={plan.small:,}: {fmt_time(small.median)}",
+            ratio,
+            "≤ 1.5x",
+            judge(ratio, 1.5),
+            mid.peak_rss_mb,
+        )
+    )
+
+    say("write_active_atomic")
+    with tempfile.TemporaryDirectory(prefix="taskclf-bench-") as scratch:
+        root = Path(scratch) / "models"
+        generate(root, RegistrySpec(n=20, invalid=0.0, incompatible=0.0, active=True), workers=1)
+        floor_w, write = interleaved(
+            [
+                probe_job("atomic_floor", root, plan.write_repeat),
+                probe_job("write_active", root, plan.write_repeat),
+            ],
+            plan.rounds,
+        )
+    rows.append(
+        Row(
+            "write_active_atomic (lock + history + replace, fsynced)",
+            f"{1 / write.median:,.0f} ops/s",
+            f"bare fsynced replace: {1 / floor_w.median:,.0f} ops/s",
+            write.median / floor_w.median,
+            "(info)",
+            rss_mb=write.peak_rss_mb,
+        )
+    )
+
+    list_name = f"taskclf train list --json, N={plan.mid:,} (process wall)"
+    help_name = "taskclf --help (process wall)"
+    if script is None or cli_problem is not None or listing is None:
+        reason = cli_problem or "taskclf console script not installed"
+        say(f"CLI figures skipped: {reason}")
+        rows += [
+            Row(name, "n/a", target=reason[:60], status="SKIP") for name in (list_name, help_name)
+        ]
+        return rows
+    list_ratio = listing.median / finds[plan.mid].wall
+    rows.append(
+        Row(
+            list_name,
+            fmt_time(listing.median),
+            f"find_best_model process wall: {fmt_time(finds[plan.mid].wall)}",
+            list_ratio,
+            "≤ 2x",
+            judge(list_ratio, 2.0),
+            listing.peak_rss_mb,
+        )
+    )
+    say("taskclf --help")
+    bare, helped = interleaved(
+        [
+            command_job([sys.executable, "-c", "import typer, pydantic"], env),
+            command_job([script, "--help"], env),
+        ],
+        plan.rounds,
+    )
+    _expect("train" in helped.check["stdout"], "taskclf --help does not list `train`")
+    help_ratio = helped.median / bare.median
+    rows.append(
+        Row(
+            help_name,
+            fmt_time(helped.median),
+            f'python -c "import typer, pydantic": {fmt_time(bare.median)}',
+            help_ratio,
+            "≤ 1.5x",
+            judge(help_ratio, 1.5),
+            helped.peak_rss_mb,
+        )
+    )
+    return rows
+
+
+def _cli_problem(script: str | None, env: dict[str, str]) -> str | None:
+    """Why the CLI rows cannot be measured, or ``None`` when ``taskclf --help`` works."""
+    if script is None:
+        return "taskclf console script not installed"
+    try:
+        spawn([script, "--help"], env)
+    except RuntimeError as exc:
+        return str(exc).splitlines()[-1] if str(exc) else "taskclf --help failed"
+    return None
+
+
+def _progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def render(rows: Sequence[Row], header: str) -> str:
+    """The result table as Markdown (readable as plain text too)."""
+    titles = ("figure", "median", "baseline", "ratio", "target", "result", "peak RSS")
+    cells = [
+        (
+            row.figure,
+            row.value,
+            row.baseline,
+            f"{row.ratio:.2f}x" if row.ratio is not None else "",
+            row.target,
+            row.status,
+            f"{row.rss_mb:.0f} MiB" if row.rss_mb is not None else "",
+        )
+        for row in rows
+    ]
+    widths = [max(len(t), *(len(c[i]) for c in cells)) for i, t in enumerate(titles)]
+    lines = [header, ""]
+    lines.append("| " + " | ".join(t.ljust(w) for t, w in zip(titles, widths, strict=True)) + " |")
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for c in cells:
+        lines.append("| " + " | ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit status 1 if any target fails."""
+    parser = argparse.ArgumentParser(description="taskclf registry benchmark")
+    parser.add_argument("--quick", action="store_true", help="small N and 5 rounds (smoke test)")
+    parser.add_argument("--rounds", type=int, help="rounds per figure (default 7, quick 5)")
+    parser.add_argument(
+        "--registries",
+        type=Path,
+        default=RESULTS / "registries",
+        help="where generated registries are kept and reused",
+    )
+    parser.add_argument("--fresh", action="store_true", help="regenerate the registries")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.rounds:
+        plan = Plan(**{**asdict(plan), "rounds": args.rounds})
+    if args.fresh and args.registries.exists():
+        shutil.rmtree(args.registries)
+    started = time.time()
+    rows = measure(plan, args.registries)
+    mode = "quick" if args.quick else "full"
+    header = (
+        f"taskclf registry benchmark ({mode}: {plan.rounds} rounds per figure, median; "
+        f"fresh process per round; page cache warm), "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"{time.time() - started:.0f} s. Ratios are time / baseline time."
+    )
+    table = render(rows, header)
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.md").write_text(table, "utf-8")
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"mode": mode, "rows": [asdict(r) for r in rows]}, indent=2) + "\n", "utf-8"
+    )
+    return 1 if any(row.status == "FAIL" for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
