@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from taskclf.cli.model import model_app
-from taskclf.cli.options import DEBUG_ENV, Json, fail
+from taskclf.cli.options import DEBUG_ENV, Json, fail, print_error
 from taskclf.cli.train import train_app
 
 
@@ -38,7 +38,7 @@ class _PolicyGroup(TyperGroup):
                 raise
             if _debug_requested(ctx):
                 traceback.print_exception(exc, file=sys.stderr)
-            sys.stderr.write(f"Error: {message}\n")
+            print_error(message)
             raise typer.Exit(1) from None
 
 

@@ -32,9 +32,14 @@ Json = Annotated[
 DEFAULT_MODELS_DIR = Path("models")
 
 
+def print_error(message: str) -> None:
+    """Write the one-sentence ``Error: ...`` line of an expected failure on stderr."""
+    sys.stderr.write(f"Error: {message}\n")
+
+
 def fail(message: str) -> NoReturn:
     """Print one sentence on stderr and exit 1 (an expected failure, never a traceback)."""
-    sys.stderr.write(f"Error: {message}\n")
+    print_error(message)
     raise typer.Exit(1)
 
 
