@@ -419,37 +419,21 @@ def test_verify_missing_registry(tmp_path: Path) -> None:
 # --- prune --------------------------------------------------------------------------------
 
 
+PRUNE_TOP_1 = ["model", "prune", "--keep", "1", "--keep-history", "0"]
+
+
 def test_prune_dry_run_changes_nothing(registry: Path) -> None:
     _activate(registry, "a")
 
-    result = run(
-        "model",
-        "prune",
-        "--keep",
-        "1",
-        "--keep-history",
-        "0",
-        "--models-dir",
-        registry,
-        "--dry-run",
-    )
+    args = [*PRUNE_TOP_1, "--models-dir", str(registry), "--dry-run"]
+    result = run(*args)
 
     assert result.exit_code == 0
     assert "Would delete 2 of 5 bundles" in result.stdout  # b and alien; a active, c top 1
     assert sorted(p.name for p in registry.iterdir() if p.is_dir()) == [
         "a", "alien", "b", "broken", "c"
     ]  # fmt: skip
-    plan = run_json(
-        "model",
-        "prune",
-        "--keep",
-        "1",
-        "--keep-history",
-        "0",
-        "--models-dir",
-        registry,
-        "--dry-run",
-    )
+    plan = run_json(*args)
     assert plan["executed"] is False
     assert {d["model_id"] for d in plan["decisions"] if d["action"] == "delete"} == {"b", "alien"}
 

@@ -243,24 +243,37 @@ def exclusions_json(report: SelectionReport) -> list[dict[str, Any]]:
     ]
 
 
-def ranking_table(report: SelectionReport, *, title: str, limit: int = TOP_N) -> Table:
+RANKING_COLUMNS: tuple[Column, ...] = (
+    ("#", "right"),
+    ("model_id", "left"),
+    ("macro_f1", "right"),
+    ("weighted_f1", "right"),
+    ("created_at", "left"),
+)
+
+
+def ranking_cells(
+    rank: int, model_id: str, macro: float | None, weighted: float | None, created: str | None
+) -> list[str]:
+    """One ranking row as table cells."""
+    return [str(rank), model_id, num(macro), num(weighted), text(created)]
+
+
+def print_ranking(report: SelectionReport, *, title: str, limit: int = TOP_N) -> None:
     """The top of a ranking: rank, id, both F1 scores, created_at."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("model_id", no_wrap=True)
-    table.add_column("macro_f1", justify="right")
-    table.add_column("weighted_f1", justify="right")
-    table.add_column("created_at", no_wrap=True)
+    rows = []
     for rank, bundle in enumerate(report.ranked[:limit], start=1):
         summary = bundle_summary(bundle)
-        table.add_row(
-            str(rank),
-            bundle.model_id,
-            num(summary["macro_f1"]),
-            num(summary["weighted_f1"]),
-            text(summary["created_at"]),
+        rows.append(
+            ranking_cells(
+                rank,
+                bundle.model_id,
+                summary["macro_f1"],
+                summary["weighted_f1"],
+                summary["created_at"],
+            )
         )
-    return table
+    print_table(title, RANKING_COLUMNS, rows)
 
 
 def render_resolution(bundle: ModelBundle, source: str, detail: str) -> None:
@@ -311,22 +324,19 @@ def render_history(entries: Sequence[ActiveHistoryEntry]) -> None:
     if not entries:
         say("No pointer history yet (active_history.jsonl is empty or missing).")
         return
-    table = Table(title="Active pointer history (newest first)", title_justify="left")
-    table.add_column("when", no_wrap=True)
-    table.add_column("from", no_wrap=True)
-    table.add_column("to", no_wrap=True)
-    table.add_column("macro_f1", justify="right")
-    table.add_column("note")
-    for e in entries:
-        reason = e.new.reason or {}
-        table.add_row(
+    columns = [("when", "left"), ("from", "left"), ("to", "left")]
+    columns += [("macro_f1", "right"), ("note", "left")]
+    rows = [
+        [
             e.at,
             text(pointer_model_id(e.old)),
             text(pointer_model_id(e.new)),
-            num(reason.get("macro_f1")),
-            text(reason.get("note")),
-        )
-    console().print(table)
+            num((e.new.reason or {}).get("macro_f1")),
+            text((e.new.reason or {}).get("note")),
+        ]
+        for e in entries
+    ]
+    print_table("Active pointer history (newest first)", columns, rows)
 
 
 def rollback_json(plan: RollbackPlan, pointer: ActivePointer | None) -> dict[str, Any]:
@@ -388,7 +398,7 @@ def promotion_json(result: PromotionResult, explanation: str) -> dict[str, Any]:
 def render_promotion(bundle: ModelBundle, report: SelectionReport, explanation: str) -> None:
     """Where the bundle went, the new ranking's top entries, and what the pointer did."""
     say(f"Promoted {bundle.model_id} into the registry at {bundle.path}.")
-    console().print(ranking_table(report, title="Ranking after promotion (top 5)"))
+    print_ranking(report, title="Ranking after promotion (top 5)")
     say(explanation)
 
 
@@ -419,22 +429,11 @@ def render_index_written(cache: IndexCache, path: Path) -> None:
 
 def render_index_read(cache: IndexCache, path: Path, changes: Sequence[str]) -> None:
     """The cached ranking and whether it is stale."""
-    table = Table(title=f"Index cache {path}", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("model_id", no_wrap=True)
-    table.add_column("macro_f1", justify="right")
-    table.add_column("weighted_f1", justify="right")
-    table.add_column("created_at", no_wrap=True)
-    for rank, entry in enumerate(cache.ranked[:TOP_N], start=1):
-        table.add_row(
-            str(rank),
-            entry.model_id,
-            num(entry.macro_f1),
-            num(entry.weighted_f1),
-            text(entry.created_at),
-        )
-    out = console()
-    out.print(table)
+    rows = [
+        ranking_cells(rank, e.model_id, e.macro_f1, e.weighted_f1, e.created_at)
+        for rank, e in enumerate(cache.ranked[:TOP_N], start=1)
+    ]
+    print_table(f"Index cache {path}", RANKING_COLUMNS, rows)
     say(
         f"generated_at {cache.generated_at}; {len(cache.ranked)} ranked, "
         f"{len(cache.excluded)} excluded; best {text(cache.best_model_id)}."
