@@ -112,6 +112,8 @@ RICH_TABLE_MAX_ROWS = 500
 which would make ``train list`` on 10,000 bundles take half a minute."""
 
 _FREE_TEXT_WIDTH = 48
+_FREE_TEXT_COLUMNS = frozenset({"notes", "why", "note"})
+"""Prose columns: the only ones that wrap, so ids and timestamps stay copy-pasteable."""
 
 Column = tuple[str, str]
 """A column header and its justification (``"left"`` or ``"right"``)."""
@@ -122,8 +124,8 @@ def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[s
     if len(rows) <= RICH_TABLE_MAX_ROWS:
         table = Table(title=title, title_justify="left")
         for header, justify in columns:
-            # Numbers and the marker never wrap or crop; text columns wrap on narrow terminals.
-            fixed = justify == "right" or not header
+            # Ids, timestamps and numbers never wrap or crop; prose columns wrap instead.
+            fixed = header not in _FREE_TEXT_COLUMNS
             table.add_column(
                 header,
                 justify=justify,  # type: ignore[arg-type]
@@ -131,7 +133,7 @@ def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[s
                 min_width=max(len(header), 1) if fixed else None,
                 overflow="fold",
                 # Long reasons wrap within their column instead of squeezing the ids.
-                max_width=_FREE_TEXT_WIDTH if header in ("notes", "why") else None,
+                max_width=None if fixed else _FREE_TEXT_WIDTH,
             )
         for row in rows:
             table.add_row(*row)
