@@ -6,9 +6,10 @@ Usage::
 
 Prints one JSON object: ``seconds`` (mean wall time of one call, timed
 inside this process, so interpreter start-up and imports are excluded),
-``cpu_seconds`` (the same in CPU time of this process), ``calls``, ``rss_kb`` (this process's peak RSS) and ``check`` (a few
-facts about the result, which the runner uses to make sure the
-operation did what it should).
+``cpu_seconds`` (the same in CPU time of this process), ``calls``,
+``rss_kb`` (this process's peak RSS) and ``check`` (a few facts about
+the result, which the runner uses to make sure the operation did what
+it should).
 
 Operations:
 

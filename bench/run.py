@@ -48,6 +48,10 @@ class Measurement:
     """Per round: wall time of the whole process."""
     rss_kb: list[int]
     """Per round: peak RSS of the process."""
+    cpu: list[float] = field(default_factory=list)
+    """Per round: CPU time of the same span as ``seconds``."""
+    process_cpu: list[float] = field(default_factory=list)
+    """Per round: CPU time of the whole process."""
     check: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -56,9 +60,19 @@ class Measurement:
         return statistics.median(self.seconds)
 
     @property
+    def cpu_median(self) -> float:
+        """Median CPU time of the rounds (less sensitive to other load than wall time)."""
+        return statistics.median(self.cpu)
+
+    @property
     def wall(self) -> float:
         """Median process wall time."""
         return statistics.median(self.walls)
+
+    @property
+    def process_cpu_median(self) -> float:
+        """Median CPU time of the whole process."""
+        return statistics.median(self.process_cpu)
 
     @property
     def peak_rss_mb(self) -> float:
@@ -77,27 +91,59 @@ class Row:
     target: str = ""
     status: str = ""
     rss_mb: float | None = None
+    cpu_ratio: float | None = None
+    """The same ratio in CPU time (information: the target is judged on the median)."""
 
 
-def spawn(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, int, bytes]:
-    """Run ``argv`` to completion: ``(wall seconds, peak RSS in KiB, stdout)``.
+# Runs the measured process as its own child and reports its wall time and rusage.
+# Linux carries the parent's RSS high-water mark across fork + exec into the child's
+# ru_maxrss, so a child forked straight from this runner (which holds registries'
+# worth of parsed output) would report the runner's peak; this launcher is a bare
+# ``python -S`` of a few MiB, far below any figure, so the peak reported is the child's.
+_LAUNCHER = """
+import json, os, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.posix_spawn(argv[0], argv, os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(report, "w") as handle:
+    json.dump({"wall": wall, "maxrss_kb": usage.ru_maxrss,
+               "cpu": usage.ru_utime + usage.ru_stime,
+               "code": os.waitstatus_to_exitcode(status)}, handle)
+"""
+
+
+def spawn(
+    argv: Sequence[str], env: dict[str, str] | None = None
+) -> tuple[float, float, int, bytes]:
+    """Run ``argv`` to completion: ``(wall seconds, CPU seconds, peak RSS in KiB, stdout)``.
+
+    ``argv[0]`` must be a path to an executable.
 
     Raises:
         RuntimeError: The process failed.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO, env=env)
-        # wait4 gives this child's own rusage (RUSAGE_CHILDREN would be a max over all).
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory(prefix="taskclf-bench-") as scratch,
+    ):
+        report = os.path.join(scratch, "report.json")
+        launcher = [sys.executable, "-S", "-c", _LAUNCHER, report, *argv]
+        subprocess.run(launcher, stdout=out, stderr=err, cwd=REPO, env=env, check=False)
+        try:
+            with open(report, "rb") as handle:
+                result = json.load(handle)
+        except (OSError, ValueError):
+            result = {"code": -1}
         out.seek(0)
         err.seek(0)
-        if process.returncode != 0:
+        if result["code"] != 0:
             detail = err.read().decode(errors="replace").strip()[-2000:]
-            raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {detail}")
-        return wall, usage.ru_maxrss, out.read()
+            raise RuntimeError(f"{' '.join(argv)} exited {result['code']}: {detail}")
+        wall, cpu, rss = float(result["wall"]), float(result["cpu"]), int(result["maxrss_kb"])
+        return wall, cpu, rss, out.read()
 
 
 @dataclass(frozen=True)
@@ -132,15 +178,18 @@ def interleaved(jobs: Sequence[Job], rounds: int) -> list[Measurement]:
     measurements = [Measurement([], [], []) for _ in jobs]
     for _ in range(rounds):
         for job, measurement in zip(jobs, measurements, strict=True):
-            wall, rss, out = spawn(job.argv, job.env)
+            wall, cpu, rss, out = spawn(job.argv, job.env)
             if job.in_process:
                 result = json.loads(out)
                 measurement.seconds.append(result["seconds"])
+                measurement.cpu.append(result["cpu_seconds"])
                 measurement.check = result["check"]
             else:
                 measurement.seconds.append(wall)
+                measurement.cpu.append(cpu)
                 measurement.check = {"stdout": out.decode(errors="replace")}
             measurement.walls.append(wall)
+            measurement.process_cpu.append(cpu)
             measurement.rss_kb.append(rss)
     return measurements
 
@@ -262,18 +311,32 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
                 "≤ 1.5x" if is_mid else "(info)",
                 judge(ratio, 1.5) if is_mid else "",
                 finds[n].peak_rss_mb,
+                finds[n].cpu_median / floors[n].cpu_median,
             )
         )
     lo, hi = min(plan.sizes), max(plan.sizes)
     per_lo, per_hi = finds[lo].median / lo, finds[hi].median / hi
+    floor_growth = (floors[hi].median / hi) / (floors[lo].median / lo)
     rows.append(
         Row(
-            f"find_best_model per bundle, N={hi:,} (linear in N)",
+            f"find_best_model per bundle, N={hi:,}",
             fmt_time(per_hi),
             f"per bundle N={lo:,}: {fmt_time(per_lo)}",
             per_hi / per_lo,
+            f"(info; floor: {floor_growth:.2f}x)",
+        )
+    )
+    # Reading the files is not linear itself (directory and page-cache effects): the
+    # code is linear when its cost per bundle grows no faster than the floor's.
+    growth = (per_hi / per_lo) / floor_growth
+    rows.append(
+        Row(
+            f"linear in N: per-bundle growth {lo:,} -> {hi:,}, relative to the floor's",
+            f"{per_hi / per_lo:.2f}x",
+            f"floor: {floor_growth:.2f}x",
+            growth,
             "≤ 1.5x",
-            judge(per_hi / per_lo, 1.5),
+            judge(growth, 1.5),
         )
     )
     rss = finds[plan.mid].peak_rss_mb
@@ -297,6 +360,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             listed.median / floors[plan.mid].median,
             "(info)",
             rss_mb=listed.peak_rss_mb,
+            cpu_ratio=listed.cpu_median / floors[plan.mid].cpu_median,
         )
     )
 
@@ -327,6 +391,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             "≤ 1.5x",
             judge(ratio, 1.5),
             mid.peak_rss_mb,
+            mid.cpu_median / small.cpu_median,
         )
     )
 
@@ -371,6 +436,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             "≤ 2x",
             judge(list_ratio, 2.0),
             listing.peak_rss_mb,
+            listing.process_cpu_median / finds[plan.mid].process_cpu_median,
         )
     )
     say("taskclf --help")
@@ -392,6 +458,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             "≤ 1.5x",
             judge(help_ratio, 1.5),
             helped.peak_rss_mb,
+            helped.process_cpu_median / bare.process_cpu_median,
         )
     )
     return rows
@@ -414,7 +481,7 @@ def _progress(message: str) -> None:
 
 def render(rows: Sequence[Row], header: str) -> str:
     """The result table as Markdown (readable as plain text too)."""
-    titles = ("figure", "median", "baseline", "ratio", "target", "result", "peak RSS")
+    titles = ("figure", "median", "baseline", "ratio", "target", "result", "peak RSS", "CPU ratio")
     cells = [
         (
             row.figure,
@@ -424,6 +491,7 @@ def render(rows: Sequence[Row], header: str) -> str:
             row.target,
             row.status,
             f"{row.rss_mb:.0f} MiB" if row.rss_mb is not None else "",
+            f"{row.cpu_ratio:.2f}x" if row.cpu_ratio is not None else "",
         )
         for row in rows
     ]
@@ -455,14 +523,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh and args.registries.exists():
         shutil.rmtree(args.registries)
     started = time.time()
+    load_before = os.getloadavg()[0]
     rows = measure(plan, args.registries)
+    load_after = os.getloadavg()[0]
     mode = "quick" if args.quick else "full"
     header = (
         f"taskclf registry benchmark ({mode}: {plan.rounds} rounds per figure, median; "
         f"fresh process per round; page cache warm), "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-        f"{time.time() - started:.0f} s. Ratios are time / baseline time."
+        f"{time.time() - started:.0f} s, load average {load_before:.1f} -> {load_after:.1f}. "
+        "Ratios are time / baseline time; the CPU ratio is the same in CPU time (info)."
     )
     table = render(rows, header)
     print(table)
