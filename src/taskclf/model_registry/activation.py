@@ -59,21 +59,10 @@ from taskclf.model_registry.pointer import (
     read_active_history,
     write_active_atomic,
 )
-from taskclf.model_registry.scan import read_bundle
+from taskclf.model_registry.scan import is_bundle_name, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility, declared_schema_hash
 
 _INCOMPATIBLE_PREFIX = "incompatible: "
-
-
-def is_bundle_name(name: str) -> bool:
-    """True if ``name`` can be a bundle directory name (a non-reserved direct child)."""
-    return (
-        bool(name)
-        and not name.startswith(".")
-        and "/" not in name
-        and os.sep not in name
-        and "\x00" not in name
-    )
 
 
 def pointed_model_id(

@@ -39,7 +39,7 @@ from taskclf.model_registry.pointer import (
     write_active_atomic,
 )
 from taskclf.model_registry.resolution import find_best_model
-from taskclf.model_registry.scan import read_bundle
+from taskclf.model_registry.scan import is_bundle_name, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility
 
 STAGING_PREFIX = ".staging-"
@@ -169,14 +169,7 @@ def _check_candidate(candidate: Path, target_name: str, root: Path, move: bool) 
 
 
 def _name_problem(target_name: str) -> str | None:
-    if (
-        not target_name
-        or target_name.startswith(".")
-        or "/" in target_name
-        or "\x00" in target_name
-        or (os.sep != "/" and os.sep in target_name)
-        or (os.altsep is not None and os.altsep in target_name)
-    ):
+    if not is_bundle_name(target_name):
         return f"'{target_name}' is not a usable bundle name (empty, dot-prefixed or a path)"
     if target_name in _RESERVED_NAMES:
         return f"'{target_name}' is reserved for a registry file; pass another name"

@@ -104,6 +104,22 @@ def bundle_names(root: Path) -> list[str]:
     return names
 
 
+def is_bundle_name(name: str) -> bool:
+    """True if ``name`` can be a bundle directory name: a non-reserved direct child.
+
+    Empty names, dot-prefixed (reserved: staging, trash, locks) names and
+    anything containing a path separator or NUL are not.
+    """
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and "/" not in name
+        and os.sep not in name
+        and (os.altsep is None or os.altsep not in name)
+        and "\x00" not in name
+    )
+
+
 def _is_utf8_name(root: Path, name: str) -> bool:
     """False (logged) for a name that is not UTF-8: no registry JSON file could name it."""
     try:
