@@ -11,6 +11,7 @@ exit code 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -48,6 +49,12 @@ def expected_error_message(exc: BaseException) -> str | None:
 
     if isinstance(exc, RegistryError):
         message = str(exc)
+    elif isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
+        # copytree collects one (source, destination, why) per file that failed.
+        failures = exc.args[0] or [("the candidate", None, "copy failed")]
+        source, _, why = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        message = f"Cannot copy {source}: {why}{more}; nothing was added to the registry"
     elif isinstance(exc, OSError):
         # For a failed rename (atomic replace) the destination is the file that matters.
         name = exc.filename2 or exc.filename

@@ -169,7 +169,11 @@ def rollback(
 def promote(
     candidate_dir: Annotated[
         Path,
-        typer.Argument(help="The bundle directory to add to the registry.", show_default=False),
+        typer.Argument(
+            metavar="CANDIDATE_DIR",
+            help="The bundle directory to add to the registry.",
+            show_default=False,
+        ),
     ],
     models_dir: ModelsDir = DEFAULT_MODELS_DIR,
     min_improvement: Annotated[
