@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry import read_bundle, write_active_atomic
 from taskclf.samples import LABELS, write_bundle
 
@@ -218,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
     )
     counts = generate(args.dir, spec)
-    print(json.dumps({"dir": str(args.dir), "labels": sorted(LABEL_SET_V1), "counts": counts}))
+    print(json.dumps({"dir": str(args.dir), "counts": counts}))
 
 
 if __name__ == "__main__":

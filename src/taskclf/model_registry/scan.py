@@ -75,8 +75,9 @@ def _gc_paused() -> Iterator[None]:
     ``unfreeze``: two list splices, no traversal), so the first young
     collection after the scan does not walk them all either; they are
     examined by the next full collection like any long-lived object.
-    Together that was 40% of ``find_best_model`` at 10,000 bundles (see
-    bench/README.md). Reference counting still frees acyclic garbage at once.
+    Together that was about a third of ``find_best_model`` at 10,000
+    bundles (see bench/README.md, "Profile notes"). Reference counting
+    still frees acyclic garbage at once.
     """
     was_enabled = gc.isenabled()
     gc.disable()
