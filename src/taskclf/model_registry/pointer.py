@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -264,11 +265,29 @@ def read_active_history(models_dir: str | os.PathLike[str]) -> list[ActiveHistor
             skipped,
         )
     entries: list[ActiveHistoryEntry] = []
+    for number, parsed in parse_history_lines(raw):
+        if isinstance(parsed, ValidationError):
+            log.warning(
+                "Skipping unparseable line %d of %s: %s", number, path, _first_error(parsed)
+            )
+        else:
+            entries.append(parsed)
+    return entries
+
+
+def parse_history_lines(
+    raw: bytes,
+) -> Iterator[tuple[int, ActiveHistoryEntry | ValidationError]]:
+    """Each non-blank line of ``active_history.jsonl`` content, numbered from 1.
+
+    Yields:
+        ``(line number, entry)``, or ``(line number, error)`` for a line
+        that does not parse (a torn write, a hand edit).
+    """
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            entries.append(ActiveHistoryEntry.model_validate_json(line))
+            yield number, ActiveHistoryEntry.model_validate_json(line)
         except ValidationError as exc:
-            log.warning("Skipping unparseable line %d of %s: %s", number, path, _first_error(exc))
-    return entries
+            yield number, exc

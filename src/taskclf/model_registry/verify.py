@@ -76,7 +76,12 @@ from taskclf.model_registry.models import (
     ModelBundle,
     SelectionPolicy,
 )
-from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE, locate_pointed_bundle
+from taskclf.model_registry.pointer import (
+    ACTIVE_FILE,
+    HISTORY_FILE,
+    locate_pointed_bundle,
+    parse_history_lines,
+)
 from taskclf.model_registry.promotion import STAGING_PREFIX
 from taskclf.model_registry.retention import TRASH_PREFIX
 from taskclf.model_registry.scan import list_bundles, read_bundle
@@ -322,12 +327,10 @@ def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
         )
         findings.append(_warning("history-large", message, path))
     entries: list[tuple[int, ActiveHistoryEntry]] = []
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            entries.append((number, ActiveHistoryEntry.model_validate_json(line)))
-        except ValidationError:
+    for number, parsed in parse_history_lines(raw):
+        if isinstance(parsed, ActiveHistoryEntry):
+            entries.append((number, parsed))
+        else:
             message = (
                 f"Line {number} of {path} does not parse (a torn write or a hand edit); "
                 "remove that line (the other entries are intact)"
