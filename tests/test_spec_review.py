@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,3 +54,27 @@ def test_promote_copy_failure_is_one_clear_sentence_naming_the_candidate_file(
     assert "(and 1 more)" in line
     # Nothing was left in the registry.
     assert sorted(os.listdir(models_dir)) in ([], [".taskclf.lock"])
+
+
+def test_train_list_sorts_by_created_at_of_a_bundle_with_broken_metrics(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
+    # CLI.md: "descending by the chosen key, rows whose key is null last". A bundle
+    # whose metrics.json is broken still has a created_at (its metadata parsed), so
+    # it sorts by that date, not with the nulls.
+    make_bundle("old", created_at="2026-01-01T00:00:00+00:00")
+    make_bundle("new", created_at="2026-03-01T00:00:00+00:00")
+    broken = make_bundle("broken", created_at="2026-02-01T00:00:00+00:00")
+    (broken / "metrics.json").write_text("{")
+    (models_dir / "empty").mkdir()
+
+    rows = json.loads(
+        run("train", "list", "--sort", "created_at", "--json", "--models-dir", models_dir).stdout
+    )
+
+    assert [(r["model_id"], r["created_at"]) for r in rows] == [
+        ("new", "2026-03-01T00:00:00+00:00"),
+        ("broken", "2026-02-01T00:00:00+00:00"),
+        ("old", "2026-01-01T00:00:00+00:00"),
+        ("empty", None),
+    ]

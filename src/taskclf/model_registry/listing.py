@@ -19,7 +19,7 @@ from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
 from taskclf.model_registry.pointer import locate_pointed_bundle, read_active
-from taskclf.model_registry.scan import list_bundles
+from taskclf.model_registry.scan import list_bundles, parse_timestamp
 from taskclf.model_registry.selection import (
     REASON_CONSTRAINT,
     declared_incompatibility,
@@ -181,8 +181,21 @@ def build_rows(
     ]
     if eligible_only:
         rows = [row for row in rows if row.eligible]
-    created = {b.model_id: b.created_at for b in bundles if b.created_at is not None}
+    created = {b.model_id: instant for b in bundles if (instant := _created_instant(b)) is not None}
     return sort_rows(rows, sort, created)
+
+
+def _created_instant(bundle: ModelBundle) -> datetime | None:
+    """``created_at`` as an instant, also for a bundle invalid for another reason (bad metrics)."""
+    if bundle.created_at is not None:
+        return bundle.created_at
+    if bundle.metadata is None:
+        return None
+    try:
+        return parse_timestamp(bundle.metadata.created_at)
+    except ValueError:
+        # Not ISO-8601: nothing to compare as an instant, so it sorts with the nulls.
+        return None
 
 
 def list_rows(
