@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python -m bench.run            # full: N = 1,000 / 10,000 / 50,000, 7 rounds
+    python -m bench.run            # full: N = 1,000 / 10,000 / 50,000, 9 rounds
     python -m bench.run --quick    # smoke test: small N, 5 rounds
 
 Every round of every figure runs in a fresh process, so import costs and
@@ -60,19 +60,9 @@ class Measurement:
         return statistics.median(self.seconds)
 
     @property
-    def cpu_median(self) -> float:
-        """Median CPU time of the rounds (less sensitive to other load than wall time)."""
-        return statistics.median(self.cpu)
-
-    @property
     def wall(self) -> float:
         """Median process wall time."""
         return statistics.median(self.walls)
-
-    @property
-    def process_cpu_median(self) -> float:
-        """Median CPU time of the whole process."""
-        return statistics.median(self.process_cpu)
 
     @property
     def peak_rss_mb(self) -> float:
@@ -194,6 +184,15 @@ def interleaved(jobs: Sequence[Job], rounds: int) -> list[Measurement]:
     return measurements
 
 
+def paired(figure: Sequence[float], baseline: Sequence[float]) -> float:
+    """Median of the per-round ratios of two interleaved measurements.
+
+    Each round's figure and baseline ran back to back, so their ratio
+    cancels slow swings of the machine's load better than a ratio of medians.
+    """
+    return statistics.median(f / b for f, b in zip(figure, baseline, strict=True))
+
+
 def fmt_time(seconds: float) -> str:
     """Seconds in a readable unit."""
     if seconds >= 1:
@@ -229,7 +228,7 @@ FULL = Plan(
     sizes=(1_000, 10_000, 50_000),
     mid=10_000,
     small=100,
-    rounds=7,
+    rounds=9,
     resolve_repeat=200,
     write_repeat=30,
 )
@@ -300,7 +299,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
         for n in plan.sizes
     ]
     for n in plan.sizes:
-        ratio = finds[n].median / floors[n].median
+        ratio = paired(finds[n].seconds, floors[n].seconds)
         is_mid = n == plan.mid
         rows.append(
             Row(
@@ -311,7 +310,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
                 "≤ 1.5x" if is_mid else "(info)",
                 judge(ratio, 1.5) if is_mid else "",
                 finds[n].peak_rss_mb,
-                finds[n].cpu_median / floors[n].cpu_median,
+                paired(finds[n].cpu, floors[n].cpu),
             )
         )
     lo, hi = min(plan.sizes), max(plan.sizes)
@@ -357,10 +356,10 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             f"list_bundles, N={plan.mid:,}",
             fmt_time(listed.median),
             f"floor N={plan.mid:,}: {fmt_time(floors[plan.mid].median)}",
-            listed.median / floors[plan.mid].median,
+            paired(listed.seconds, floors[plan.mid].seconds),
             "(info)",
             rss_mb=listed.peak_rss_mb,
-            cpu_ratio=listed.cpu_median / floors[plan.mid].cpu_median,
+            cpu_ratio=paired(listed.cpu, floors[plan.mid].cpu),
         )
     )
 
@@ -374,7 +373,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
     )
     for n, measurement in ((plan.small, small), (plan.mid, mid)):
         _expect(measurement.check["from_pointer"] is True, f"pointer not followed at N={n}")
-    ratio = mid.median / small.median
+    ratio = paired(mid.seconds, small.seconds)
     rows.append(
         Row(
             f"resolve_active_model, valid pointer, N={plan.small:,}",
@@ -391,7 +390,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             "≤ 1.5x",
             judge(ratio, 1.5),
             mid.peak_rss_mb,
-            mid.cpu_median / small.cpu_median,
+            paired(mid.cpu, small.cpu),
         )
     )
 
@@ -411,7 +410,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             "write_active_atomic (lock + history + replace, fsynced)",
             f"{1 / write.median:,.0f} ops/s",
             f"bare fsynced replace: {1 / floor_w.median:,.0f} ops/s",
-            write.median / floor_w.median,
+            paired(write.seconds, floor_w.seconds),
             "(info)",
             rss_mb=write.peak_rss_mb,
         )
@@ -426,7 +425,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             Row(name, "n/a", target=reason[:60], status="SKIP") for name in (list_name, help_name)
         ]
         return rows
-    list_ratio = listing.median / finds[plan.mid].wall
+    list_ratio = paired(listing.seconds, finds[plan.mid].walls)
     rows.append(
         Row(
             list_name,
@@ -436,7 +435,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             "≤ 2x",
             judge(list_ratio, 2.0),
             listing.peak_rss_mb,
-            listing.process_cpu_median / finds[plan.mid].process_cpu_median,
+            paired(listing.process_cpu, finds[plan.mid].process_cpu),
         )
     )
     say("taskclf --help")
@@ -448,7 +447,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
         plan.rounds,
     )
     _expect("train" in helped.check["stdout"], "taskclf --help does not list `train`")
-    help_ratio = helped.median / bare.median
+    help_ratio = paired(helped.seconds, bare.seconds)
     rows.append(
         Row(
             help_name,
@@ -458,7 +457,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
             "≤ 1.5x",
             judge(help_ratio, 1.5),
             helped.peak_rss_mb,
-            helped.process_cpu_median / bare.process_cpu_median,
+            paired(helped.process_cpu, bare.process_cpu),
         )
     )
     return rows
@@ -508,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit status 1 if any target fails."""
     parser = argparse.ArgumentParser(description="taskclf registry benchmark")
     parser.add_argument("--quick", action="store_true", help="small N and 5 rounds (smoke test)")
-    parser.add_argument("--rounds", type=int, help="rounds per figure (default 7, quick 5)")
+    parser.add_argument("--rounds", type=int, help="rounds per figure (default 9, quick 5)")
     parser.add_argument(
         "--registries",
         type=Path,
@@ -533,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"{time.time() - started:.0f} s, load average {load_before:.1f} -> {load_after:.1f}. "
-        "Ratios are time / baseline time; the CPU ratio is the same in CPU time (info)."
+        "Ratio: median over rounds of figure time / baseline time of the same round; "
+        "CPU ratio: the same in CPU time (info)."
     )
     table = render(rows, header)
     print(table)
