@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from taskclf.cli.main import app
+from taskclf.model_registry import (
+    BundleRejectedError,
+    list_bundles,
+    pointer,
+    read_active,
+    write_active_atomic,
+)
+from taskclf.model_registry._fs import registry_lock
+from taskclf.model_registry.pointer import HISTORY_FILE
 
 if TYPE_CHECKING:
     from conftest import BundleFactory
@@ -78,3 +91,38 @@ def test_train_list_sorts_by_created_at_of_a_bundle_with_broken_metrics(
         ("old", "2026-01-01T00:00:00+00:00"),
         ("empty", None),
     ]
+
+
+def test_write_active_atomic_refuses_a_bundle_pruned_between_its_check_and_the_lock(
+    models_dir: Path, make_bundle: BundleFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # REGISTRY.md §6: the bundle must be a direct child of models_dir, else
+    # ValueError and nothing is written. A prune in another process between the
+    # pre-lock check and the lock used to leave active.json naming a deleted bundle
+    # (the soak test's verify found `pointer-target-missing`). The interleaving is
+    # forced: a real deletion under the lock, in a child, just before we lock.
+    make_bundle("a", seed=1)
+    bundle = next(b for b in list_bundles(models_dir) if b.model_id == "a")
+    prune_a = textwrap.dedent(
+        """
+        import shutil, sys
+        from pathlib import Path
+        from taskclf.model_registry._fs import registry_lock
+        root = Path(sys.argv[1])
+        with registry_lock(root):
+            shutil.rmtree(root / "a")
+        """
+    )
+    real_lock = registry_lock
+
+    def lock_after_a_concurrent_prune(root: Path, *args: Any, **kwargs: Any) -> Any:
+        subprocess.run([sys.executable, "-c", prune_a, str(root)], check=True, timeout=120)
+        return real_lock(root, *args, **kwargs)
+
+    monkeypatch.setattr(pointer, "registry_lock", lock_after_a_concurrent_prune)
+
+    with pytest.raises(BundleRejectedError, match="does not exist"):
+        write_active_atomic(models_dir, bundle)
+
+    assert read_active(models_dir) is None
+    assert not (models_dir / HISTORY_FILE).exists()

@@ -167,6 +167,9 @@ def write_active_atomic(
     if reason is not None:
         details["note"] = reason
     with registry_lock(root):
+        # Again under the lock: a prune in another process may have removed the
+        # bundle since the check above, and the pointer must never name a deleted one.
+        _check_writable_bundle(root, bundle)
         new = ActivePointer(
             model_dir=posixpath.join(root.name, bundle.path.name),
             selected_at=utc_now_iso(),
