@@ -593,7 +593,8 @@ def test_durability_order_of_a_pointer_change(
     fds: dict[str, str] = {}
     root = str(models_dir)
     for line in trace.read_text().splitlines():
-        call = line.split(" ", 1)[1] if " " in line else line
+        # strace -f pads the pid column ("1106  openat(...)" below pid 10000).
+        call = line.split(maxsplit=1)[1] if " " in line else line
         if call.startswith("openat(") and f'"{root}' in call and "= " in call:
             path = call.split('"')[1]
             fd = call.rsplit("= ", 1)[1].split()[0]
