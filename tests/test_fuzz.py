@@ -350,3 +350,15 @@ def test_non_utf8_registry_directory_reads_and_refuses_writes_cleanly(
     with pytest.raises(RegistryFileError, match="not valid UTF-8"):
         write_active_atomic(root, bundle)
     assert set(os.listdir(root)) <= {".taskclf.lock", "a"}
+
+
+def test_registry_path_with_a_nul_byte_reads_as_empty() -> None:
+    """A path no file can have (embedded NUL) is an unreadable registry, never a ValueError."""
+    hostile = "/tmp/registry\x00models"
+    assert list_bundles(hostile) == []
+    assert read_active(hostile) is None
+    assert read_index_cache(hostile) is None
+    assert read_active_history(hostile) == []
+    report = find_best_model(hostile)
+    assert report.best is None and report.ranked == [] and report.excluded == []
+    assert resolve_active_model(hostile) == (None, report)

@@ -39,6 +39,20 @@ def absolute(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.abspath(path))
 
 
+def _open_for_read(path: str | os.PathLike[str]) -> int:
+    # O_NONBLOCK keeps a FIFO planted where a JSON file belongs from hanging the scan.
+    try:
+        return os.open(path, _READ_FLAGS)
+    except ValueError:
+        # An embedded NUL (a hand-edited pointer, a hostile path): a path no file can
+        # have, reported like any unreadable file so that readers never raise.
+        raise RegistryFileError(
+            Path(os.fsdecode(path).replace("\x00", "\\0")),
+            "is not a valid path (embedded NUL byte)",
+            errno.EINVAL,
+        ) from None
+
+
 def read_capped(path: str | os.PathLike[str], cap: int = MAX_FILE_BYTES) -> bytes:
     """Read a regular file, refusing (without reading it whole) one larger than ``cap``.
 
@@ -54,8 +68,7 @@ def read_capped(path: str | os.PathLike[str], cap: int = MAX_FILE_BYTES) -> byte
         RegistryFileError: Not a regular file, or larger than ``cap``.
         OSError: Any other read failure.
     """
-    # O_NONBLOCK keeps a FIFO planted where a JSON file belongs from hanging the scan.
-    fd = os.open(path, _READ_FLAGS)
+    fd = _open_for_read(path)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -104,7 +117,7 @@ def read_tail(path: Path, cap: int = MAX_FILE_BYTES) -> tuple[bytes, int]:
         RegistryFileError: Not a regular file.
         OSError: Any other read failure.
     """
-    fd = os.open(path, _READ_FLAGS)
+    fd = _open_for_read(path)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

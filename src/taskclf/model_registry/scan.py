@@ -98,7 +98,7 @@ def bundle_names(root: Path) -> list[str]:
     try:
         with os.scandir(root) as entries:
             names = [e.name for e in entries if not e.name.startswith(".") and _is_dir(e)]
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a path with an embedded NUL
         return []
     names = [name for name in names if _is_utf8_name(root, name)]
     names.sort()
