@@ -114,6 +114,16 @@ def test_train_list_empty_registry(models_dir: Path) -> None:
     assert run_json("train", "list", "--models-dir", models_dir) == []
 
 
+def test_train_list_eligible_with_nothing_eligible_says_so(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
+    make_bundle("alien", schema_hash="000000000000")
+    result = run("train", "list", "--models-dir", models_dir, "--eligible")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("No eligible model bundles found;")
+    assert run_json("train", "list", "--models-dir", models_dir, "--eligible") == []
+
+
 def test_missing_registry_is_one_sentence_exit_1(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
     for command in (

@@ -193,8 +193,11 @@ def bundle_cells(row: BundleRow) -> list[str]:
     ]
 
 
-def render_bundle_rows(rows: Sequence[BundleRow]) -> None:
-    """Print the ``Model Bundles`` table, or ``No model bundles found.``."""
+def render_bundle_rows(rows: Sequence[BundleRow], *, eligible_only: bool = False) -> None:
+    """Print the ``Model Bundles`` table, or say that there is nothing to show."""
+    if not rows and eligible_only:
+        say("No eligible model bundles found; run without --eligible to see why each is out.")
+        return
     if not rows:
         say("No model bundles found.")
         return

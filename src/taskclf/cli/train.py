@@ -50,4 +50,4 @@ def list_command(
     if json_mode:
         output.emit_json(output.bundle_rows_json(rows))
     else:
-        output.render_bundle_rows(rows)
+        output.render_bundle_rows(rows, eligible_only=eligible)
