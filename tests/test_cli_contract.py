@@ -97,6 +97,38 @@ def test_json_mode_prints_one_document_and_nothing_else(
     assert "\x1b[" not in result.stdout  # no colour codes
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "list", "--sort", "name"],
+        ["model", "set-active", "--model-id", "no-such-bundle"],
+        ["model", "history", "--limit", "0"],
+        ["model", "rollback", "--to", "no-such-bundle"],
+        ["model", "prune", "--keep", "-1"],
+        ["model", "promote", "/no/such/candidate"],
+    ],
+)
+def test_json_mode_expected_failure_is_one_error_document(
+    noisy_registry: Path, command: list[str]
+) -> None:
+    result = runner.invoke(app, [*command, "--models-dir", str(noisy_registry), "--json"])
+
+    assert result.exit_code == 1, result.stderr
+    document = json.loads(result.stdout)  # scripts parsing stdout still get JSON
+    assert list(document) == ["error"]
+    assert f"Error: {document['error']}" in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+
+
+def test_failure_without_json_leaves_stdout_empty(noisy_registry: Path) -> None:
+    args = ["model", "set-active", "--model-id", "x", "--models-dir", str(noisy_registry)]
+    runner.invoke(app, [*args, "--json"])  # a previous JSON run must not leak into the next
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+
+
 def test_library_warnings_go_to_stderr(noisy_registry: Path) -> None:
     result = runner.invoke(app, ["train", "list", "--models-dir", str(noisy_registry), "--json"])
 

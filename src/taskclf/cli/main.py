@@ -21,7 +21,14 @@ import typer
 from typer.core import TyperGroup
 
 from taskclf.cli.model import model_app
-from taskclf.cli.options import DEBUG_ENV, Json, fail, print_error
+from taskclf.cli.options import (
+    DEBUG_ENV,
+    Json,
+    fail,
+    json_requested,
+    print_error,
+    reset_invocation,
+)
 from taskclf.cli.train import train_app
 
 
@@ -39,7 +46,7 @@ class _PolicyGroup(TyperGroup):
                 raise
             if _debug_requested(ctx):
                 traceback.print_exception(exc, file=sys.stderr)
-            print_error(message)
+            print_error(message, json_mode=json_requested())
             raise typer.Exit(1) from None
 
 
@@ -116,6 +123,7 @@ def root(
     ] = False,
 ) -> None:
     """Operate taskclf's model registry from the terminal, cron or CI."""
+    reset_invocation()
     ctx.ensure_object(dict)["debug"] = debug
     _route_library_logs()
 

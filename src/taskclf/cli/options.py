@@ -5,6 +5,7 @@ Only typer is imported here: this module loads on every ``taskclf`` start.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -24,22 +25,55 @@ ModelsDir = Annotated[
         show_default=False,
     ),
 ]
+
+
+_invocation = {"json": False}
+"""Whether the running command was given ``--json``: the root callback resets it on every
+invocation, the option's callback sets it, so a failure raised anywhere below can still
+answer in JSON (see :func:`print_error`)."""
+
+
+def reset_invocation() -> None:
+    """Forget the previous command's options (one process may run several, e.g. in tests)."""
+    _invocation["json"] = False
+
+
+def _remember_json(value: bool) -> bool:
+    if value:
+        _invocation["json"] = True
+    return value
+
+
 Json = Annotated[
     bool,
-    typer.Option("--json", help="Print exactly one JSON document on stdout and nothing else."),
+    typer.Option(
+        "--json",
+        help="Print exactly one JSON document on stdout and nothing else "
+        '(on an expected failure: {"error": "<sentence>"}).',
+        callback=_remember_json,
+    ),
 ]
 
 DEFAULT_MODELS_DIR = Path("models")
 
 
-def print_error(message: str) -> None:
-    """Write the one-sentence ``Error: ...`` line of an expected failure on stderr."""
+def json_requested() -> bool:
+    """True when the running command was given ``--json``."""
+    return _invocation["json"]
+
+
+def print_error(message: str, *, json_mode: bool = False) -> None:
+    """Report an expected failure: ``Error: ...`` on stderr, and in JSON mode also
+    ``{"error": ...}`` as the one JSON document on stdout, so scripts always get JSON."""
     sys.stderr.write(f"Error: {message}\n")
+    if json_mode:
+        sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
 
 
 def fail(message: str) -> NoReturn:
     """Print one sentence on stderr and exit 1 (an expected failure, never a traceback)."""
-    print_error(message)
+    print_error(message, json_mode=json_requested())
     raise typer.Exit(1)
 
 
