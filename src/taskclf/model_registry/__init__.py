@@ -16,6 +16,7 @@ from taskclf.model_registry.activation import (
 )
 from taskclf.model_registry.errors import (
     ActivationError,
+    BundleError,
     BundleRejectedError,
     PromotionError,
     PruneError,
@@ -71,6 +72,7 @@ __all__ = [
     "ActivePointer",
     "BundleHealth",
     "BundleMetrics",
+    "BundleError",
     "BundleRejectedError",
     "BundleRow",
     "ExclusionRecord",

@@ -16,11 +16,13 @@ class RegistryError(Exception):
     """Root of every error the registry raises on purpose."""
 
 
-class BundleRejectedError(RegistryError, ValueError):
-    """A bundle cannot be used for the requested operation.
+class BundleError(RegistryError, ValueError):
+    """A bundle was refused for an operation; nothing was written.
+
+    Subclasses differ only in how the message reads.
 
     Attributes:
-        model_id: The bundle's directory name.
+        model_id: The bundle's (or candidate's target) name.
         path: The bundle directory.
         reason: Why it was refused.
     """
@@ -29,23 +31,21 @@ class BundleRejectedError(RegistryError, ValueError):
         self.model_id = model_id
         self.path = path
         self.reason = reason
-        super().__init__(f"Bundle '{model_id}' ({path}) cannot be used: {reason}")
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return f"Bundle '{self.model_id}' ({self.path}) cannot be used: {self.reason}"
 
 
-class PromotionError(RegistryError, ValueError):
-    """A candidate bundle was refused by ``promote_bundle``; nothing was written.
+class BundleRejectedError(BundleError):
+    """A bundle cannot be pointed at (invalid, no metrics, not a direct child)."""
 
-    Attributes:
-        model_id: The candidate's (target) name.
-        path: The candidate directory.
-        reason: Why it was refused.
-    """
 
-    def __init__(self, model_id: str, path: Path, reason: str) -> None:
-        self.model_id = model_id
-        self.path = path
-        self.reason = reason
-        super().__init__(f"Cannot promote '{model_id}' from {path}: {reason}")
+class PromotionError(BundleError):
+    """A candidate bundle was refused by ``promote_bundle``; nothing was written."""
+
+    def _message(self) -> str:
+        return f"Cannot promote '{self.model_id}' from {self.path}: {self.reason}"
 
 
 class RegistryFileError(RegistryError, OSError):
@@ -99,7 +99,7 @@ _ACTIVATION_SENTENCES: dict[str, tuple[str, str]] = {
 """CLI.md's sentence for each ``set-active`` check, and what to do about it."""
 
 
-class ActivationError(RegistryError, ValueError):
+class ActivationError(BundleError):
     """``set-active`` refused a bundle; nothing was written.
 
     ``str(exc)`` is the sentence CLI.md fixes for the failed check
@@ -108,8 +108,6 @@ class ActivationError(RegistryError, ValueError):
     followed by what to do.
 
     Attributes:
-        model_id: The requested bundle id.
-        path: Where the bundle was looked for.
         reason: The detail after the colon (the path, the invalid or incompatibility reason).
         check: Which check failed: ``"not_found"``, ``"invalid"`` or ``"incompatible"``.
     """
@@ -121,12 +119,12 @@ class ActivationError(RegistryError, ValueError):
         reason: str,
         check: Literal["not_found", "invalid", "incompatible"],
     ) -> None:
-        self.model_id = model_id
-        self.path = path
-        self.reason = reason
         self.check = check
-        sentence, advice = _ACTIVATION_SENTENCES[check]
-        super().__init__(f"{sentence.format(reason=reason)}; {advice}.")
+        super().__init__(model_id, path, reason)
+
+    def _message(self) -> str:
+        sentence, advice = _ACTIVATION_SENTENCES[self.check]
+        return f"{sentence.format(reason=self.reason)}; {advice}."
 
 
 class RollbackError(RegistryError, ValueError):
