@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -493,6 +494,25 @@ def test_prune_nothing_to_delete(models_dir: Path, make_bundle: BundleFactory) -
     result = run("model", "prune", "--keep", "5", "--models-dir", models_dir)
     assert result.exit_code == 0
     assert "Would delete 0 of 1 bundles" in result.stdout
+
+
+def test_prune_removes_stale_leftovers_without_asking(
+    models_dir: Path, make_bundle: BundleFactory
+) -> None:
+    make_bundle("a", seed=1)
+    stale = models_dir / ".active.json.x1y2.tmp"
+    stale.write_text("{")
+    os.utime(stale, (1_000_000_000, 1_000_000_000))  # 2001: long abandoned
+
+    dry = run("model", "prune", "--keep", "5", "--models-dir", models_dir, "--dry-run")
+    assert dry.exit_code == 0 and "Would remove 1 stale leftover(s)" in dry.stdout
+    assert stale.exists()
+
+    # Not a terminal and no --yes: still fine, no bundle is deleted.
+    result = run("model", "prune", "--keep", "5", "--models-dir", models_dir)
+    assert result.exit_code == 0, result.stderr
+    assert "Removed 1 stale leftover(s) of interrupted operations" in result.stdout
+    assert not stale.exists() and (models_dir / "a").is_dir()
 
 
 # --- error policy -------------------------------------------------------------------------

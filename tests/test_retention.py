@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ from taskclf.model_registry import (
 )
 from taskclf.model_registry._fs import atomic_write
 from taskclf.model_registry.pointer import ACTIVE_FILE
-from taskclf.model_registry.retention import TRASH_PREFIX, decide_retention
+from taskclf.model_registry.retention import LEFTOVER_MIN_AGE_S, TRASH_PREFIX, decide_retention
 from taskclf.samples import write_bundle
 
 
@@ -416,3 +417,74 @@ def test_decide_retention_is_pure() -> None:
         "invalid: nope (--include-invalid given)",
         "not active; not named in the last 2 history entries",
     ]
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Backdate ``path`` (not following symlinks) by ``seconds``."""
+    then = time.time() - seconds
+    os.utime(path, (then, then), follow_symlinks=False)
+
+
+@pytest.fixture
+def leftovers(registry: Path, tmp_path: Path) -> dict[str, Path]:
+    """What crashed operations leave: stale and fresh temp files, trash, staging, a symlink."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me")
+    made = {
+        "stale_temp": registry / ".active.json.k3j2.tmp",
+        "fresh_temp": registry / ".index.json.q9x1.tmp",
+        "stale_trash": registry / f"{TRASH_PREFIX}a1b2",
+        "stale_staging": registry / ".staging-c3d4",
+        "stale_trash_link": registry / f"{TRASH_PREFIX}link",
+    }
+    made["stale_temp"].write_text("{")
+    made["fresh_temp"].write_text("{")
+    write_bundle(made["stale_trash"] / "half-deleted", seed=3)
+    write_bundle(made["stale_staging"] / "moved-candidate", seed=4)
+    made["stale_trash_link"].symlink_to(outside)
+    for key in ("stale_temp", "stale_trash", "stale_staging", "stale_trash_link"):
+        _age(made[key], 2 * LEFTOVER_MIN_AGE_S)
+    made["outside"] = outside
+    return made
+
+
+def test_plan_lists_only_stale_temp_and_trash_leftovers(
+    registry: Path, leftovers: dict[str, Path]
+) -> None:
+    before = tree_state(registry)
+    plan = plan_prune(registry, keep=10)
+
+    assert plan.leftovers == sorted(
+        [leftovers["stale_temp"], leftovers["stale_trash"], leftovers["stale_trash_link"]]
+    )
+    assert tree_state(registry) == before  # planning removes nothing
+
+
+def test_execute_removes_stale_leftovers_but_never_staging_or_fresh_ones(
+    registry: Path, leftovers: dict[str, Path]
+) -> None:
+    executed = execute_prune(plan_prune(registry, keep=10))
+
+    assert len(executed.leftovers) == 3
+    for key in ("stale_temp", "stale_trash", "stale_trash_link"):
+        assert not os.path.lexists(leftovers[key]), key
+    # A staging dir may hold the only copy of a moved candidate; a fresh temp file may
+    # belong to a write in progress; a symlinked trash loses the link, not its target.
+    assert (leftovers["stale_staging"] / "moved-candidate" / "metadata.json").is_file()
+    assert leftovers["fresh_temp"].is_file()
+    assert (leftovers["outside"] / "precious.txt").read_text() == "keep me"
+    codes = {finding.code for finding in verify_registry(registry).findings}
+    assert "leftover-trash-dir" not in codes
+    assert "leftover-staging-dir" in codes
+    kept = {d.model_id for d in executed.decisions if d.action == "keep"}
+    assert {b.model_id for b in list_bundles(registry)} == kept
+
+
+def test_verify_points_at_prune_for_stale_leftovers(
+    registry: Path, leftovers: dict[str, Path]
+) -> None:
+    by_path = {finding.path: finding for finding in verify_registry(registry).findings}
+
+    assert "taskclf model prune" in by_path[str(leftovers["stale_temp"])].message
+    assert "only copy" in by_path[str(leftovers["stale_staging"])].message

@@ -342,14 +342,15 @@ def prune(
             root, keep=keep, keep_history=keep_history, include_invalid=include_invalid
         )
     count = len(plan.to_delete)
-    if dry_run or count == 0:
+    if dry_run or (count == 0 and not plan.leftovers):
         if json_mode:
             output.emit_json(output.prune_json(plan, executed=False))
         else:
             output.render_prune_plan(plan, executed=False)
         return
     shown = False
-    if not yes:
+    # Confirmation guards bundles; stale leftovers alone are removed without asking.
+    if count and not yes:
         if not options.stdin_is_terminal():
             fail(
                 f"Refusing to delete {count} bundle(s) from {root} without confirmation: "

@@ -513,3 +513,7 @@ def render_prune_plan(plan: PrunePlan, *, executed: bool, table: bool = True) ->
         f"{verb} {len(deleted)} of {len(plan.decisions)} bundles, freeing "
         f"{human_bytes(plan.bytes_freed)} ({plan.bytes_freed} bytes)."
     )
+    if plan.leftovers:
+        verb = "Removed" if executed else "Would remove"
+        names = ", ".join(path.name for path in plan.leftovers)
+        say(f"{verb} {len(plan.leftovers)} stale leftover(s) of interrupted operations: {names}.")

@@ -26,6 +26,13 @@ Decisions where CLI.md is silent:
   ranked bundle; the active bundle is always kept.
 - ``size_bytes`` counts the regular files under the bundle without
   following symlinks (a symlinked bundle directory frees 0 bytes).
+- Prune also removes what interrupted registry operations left behind and
+  ``verify`` reports: temporary files of atomic writes and ``.trash-*``
+  directories of interrupted prunes, once they are older than
+  ``LEFTOVER_MIN_AGE_S`` (so an operation still running is never touched).
+  ``.staging-*`` directories are never removed automatically: after a
+  crash during ``promote --move`` one may hold the only copy of a
+  candidate, so ``verify`` reports them for a person to look at.
 """
 
 from __future__ import annotations
@@ -36,21 +43,25 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from taskclf.model_registry._fs import absolute, fsync_dir, registry_lock
+from taskclf.model_registry._fs import absolute, fsync_dir, is_temp_name, registry_lock
 from taskclf.model_registry.activation import pointed_model_id
 from taskclf.model_registry.errors import PruneError
 from taskclf.model_registry.models import SelectionPolicy, SelectionReport
 from taskclf.model_registry.pointer import read_active, read_active_history
+from taskclf.model_registry.promotion import STAGING_PREFIX
 from taskclf.model_registry.resolution import find_best_model
 from taskclf.model_registry.selection import REASON_INVALID
 
 TRASH_PREFIX = ".trash-"
+LEFTOVER_MIN_AGE_S = 3600.0
+"""Age after which a temp file or trash directory is certainly not in use any more."""
 
 Action = Literal["keep", "delete"]
 
@@ -81,6 +92,8 @@ class PrunePlan(BaseModel):
     decisions: list[PruneDecision]
     """One per bundle, sorted by ``model_id``."""
     policy: SelectionPolicy = SelectionPolicy()
+    leftovers: list[Path] = []
+    """Stale temp files and trash directories of interrupted operations, to remove."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -167,7 +180,45 @@ def plan_prune(
         include_invalid=include_invalid,
         decisions=decisions,
         policy=policy,
+        leftovers=find_stale_leftovers(root),
     )
+
+
+def leftover_kind(name: str) -> Literal["temp", "staging", "trash"] | None:
+    """What an entry of the registry directory is, if an interrupted operation left it."""
+    if is_temp_name(name):
+        return "temp"
+    if name.startswith(STAGING_PREFIX):
+        return "staging"
+    if name.startswith(TRASH_PREFIX):
+        return "trash"
+    return None
+
+
+def find_stale_leftovers(root: Path, min_age_s: float = LEFTOVER_MIN_AGE_S) -> list[Path]:
+    """Temp files and trash directories older than ``min_age_s`` (never staging directories)."""
+    cutoff = time.time() - min_age_s
+    stale: list[Path] = []
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if leftover_kind(entry.name) not in ("temp", "trash"):
+                    continue
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        stale.append(Path(entry.path))
+    except OSError:
+        return []
+    return sorted(stale)
+
+
+def _remove_leftover(path: Path) -> None:
+    """Remove one leftover without ever following a symlink out of the registry."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
 
 
 def decide_retention(
@@ -267,7 +318,7 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
         OSError: A rename failed; bundles not yet moved are untouched.
     """
     approved = {decision.model_id for decision in plan.to_delete}
-    if not approved:
+    if not approved and not plan.leftovers:
         return plan
     root = absolute(plan.models_dir)
     trash: Path | None = None
@@ -280,7 +331,12 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
                 include_invalid=plan.include_invalid,
                 policy=plan.policy,
             )
-            executed = _restrict_to(fresh, approved)
+            executed = _restrict_to(fresh, approved, set(plan.leftovers))
+            for leftover in executed.leftovers:
+                try:
+                    _remove_leftover(leftover)
+                except OSError as exc:
+                    log.warning("Could not remove the leftover %s: %s", leftover, exc)
             doomed = [decision.model_id for decision in executed.to_delete]
             if doomed:
                 trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=root))
@@ -300,7 +356,7 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
                 )
 
 
-def _restrict_to(fresh: PrunePlan, approved: set[str]) -> PrunePlan:
+def _restrict_to(fresh: PrunePlan, approved: set[str], leftovers: set[Path]) -> PrunePlan:
     decisions = [
         decision
         if decision.action == "keep" or decision.model_id in approved
@@ -315,4 +371,5 @@ def _restrict_to(fresh: PrunePlan, approved: set[str]) -> PrunePlan:
         )
         for decision in fresh.decisions
     ]
-    return fresh.model_copy(update={"decisions": decisions})
+    kept_leftovers = [path for path in fresh.leftovers if path in leftovers]
+    return fresh.model_copy(update={"decisions": decisions, "leftovers": kept_leftovers})

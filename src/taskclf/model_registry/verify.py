@@ -67,7 +67,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskclf.core.types import LABEL_SET_V1
-from taskclf.model_registry._fs import LOCK_FILE, absolute, is_temp_name, read_capped, read_tail
+from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped, read_tail
 from taskclf.model_registry.index import INDEX_FILE, index_staleness
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
@@ -82,8 +82,7 @@ from taskclf.model_registry.pointer import (
     locate_pointed_bundle,
     parse_history_lines,
 )
-from taskclf.model_registry.promotion import STAGING_PREFIX
-from taskclf.model_registry.retention import TRASH_PREFIX
+from taskclf.model_registry.retention import leftover_kind
 from taskclf.model_registry.scan import list_bundles, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility, passes_constraints
 
@@ -411,6 +410,26 @@ def _check_index(
     return "stale", [_warning("index-stale", message, path)]
 
 
+_PRUNE_SWEEPS = (
+    "`taskclf model prune` removes it once it is over an hour old (or delete it now if no "
+    "taskclf command is running)"
+)
+_LEFTOVERS = {
+    "temp": ("leftover-temp-file", "a temporary file left by an interrupted write", _PRUNE_SWEEPS),
+    "trash": (
+        "leftover-trash-dir",
+        "a trash directory left by an interrupted prune",
+        _PRUNE_SWEEPS,
+    ),
+    "staging": (
+        "leftover-staging-dir",
+        "a staging directory left by a promotion",
+        "if no promotion is running, check it (after a crash during `promote --move` it may "
+        "hold the only copy of the candidate), then move the bundle out or delete it",
+    ),
+}
+
+
 def _check_leftovers(root: Path) -> list[Finding]:
     findings: list[Finding] = []
     try:
@@ -422,16 +441,10 @@ def _check_leftovers(root: Path) -> list[Finding]:
     for entry in entries:
         path = Path(entry.path)
         name = entry.name
-        code = None
-        if is_temp_name(name):
-            code, what = "leftover-temp-file", "a temporary file left by an interrupted write"
-        elif name.startswith(STAGING_PREFIX):
-            code, what = "leftover-staging-dir", "a staging directory left by a promotion"
-        elif name.startswith(TRASH_PREFIX):
-            code, what = "leftover-trash-dir", "a trash directory left by an interrupted prune"
-        if code is not None:
-            message = f"{path} is {what}; if no taskclf command is running, delete it"
-            findings.append(_error(code, message, path))
+        kind = leftover_kind(name)
+        if kind is not None:
+            code, what, advice = _LEFTOVERS[kind]
+            findings.append(_error(code, f"{path} is {what}; {advice}", path))
         elif name in registry_files and _is_symlink(path):
             message = (
                 f"{path} is a symlink; the registry never writes through symlinks, so writes "
