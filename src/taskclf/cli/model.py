@@ -83,15 +83,13 @@ def resolution_view(
 ) -> tuple[dict[str, Any], str]:
     """The JSON document and the explaining sentence of a successful resolution."""
     from taskclf.cli import output
-    from taskclf.model_registry import locate_pointed_bundle, read_active
+    from taskclf.model_registry.pointer import locate_active_bundle
 
     data: dict[str, Any] = {"active": output.bundle_summary(bundle)}
     if report is None:
         data.update(source="pointer", pointer_repaired=False)
         return data, f"Followed the active pointer ({root / 'active.json'}) to {bundle.model_id}."
-    pointer = read_active(root)
-    located = locate_pointed_bundle(root, pointer.model_dir) if pointer else None
-    repaired = located == bundle.path
+    repaired = locate_active_bundle(root) == bundle.path
     data.update(
         source="scan",
         pointer_repaired=repaired,

@@ -54,7 +54,7 @@ from taskclf.model_registry.models import (
     SelectionPolicy,
 )
 from taskclf.model_registry.pointer import (
-    locate_pointed_bundle,
+    pointed_model_id,
     read_active,
     read_active_history,
     write_active_atomic,
@@ -63,16 +63,6 @@ from taskclf.model_registry.scan import is_bundle_name, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility, declared_schema_hash
 
 _INCOMPATIBLE_PREFIX = "incompatible: "
-
-
-def pointed_model_id(
-    models_dir: str | os.PathLike[str], pointer: ActivePointer | None
-) -> str | None:
-    """The id of the bundle a pointer locates, or ``None`` (no pointer, or it escapes)."""
-    if pointer is None:
-        return None
-    path = locate_pointed_bundle(models_dir, pointer.model_dir)
-    return path.name if path is not None else None
 
 
 def check_activatable(models_dir: str | os.PathLike[str], model_id: str) -> ModelBundle:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
-from taskclf.model_registry.pointer import locate_pointed_bundle, read_active
+from taskclf.model_registry.pointer import locate_active_bundle
 from taskclf.model_registry.scan import list_bundles, parse_timestamp
 from taskclf.model_registry.selection import (
     REASON_CONSTRAINT,
@@ -222,11 +222,9 @@ def list_rows(
     """
     check_sort_key(sort)
     root = absolute(models_dir)
-    pointer = read_active(root)
-    active_path = locate_pointed_bundle(root, pointer.model_dir) if pointer else None
     return build_rows(
         list_bundles(root),
-        active_path=active_path,
+        active_path=locate_active_bundle(root),
         sort=sort,
         schema_hash=schema_hash,
         eligible_only=eligible_only,

@@ -118,6 +118,25 @@ def locate_pointed_bundle(models_dir: str | os.PathLike[str], model_dir: str) ->
     return None
 
 
+def pointed_model_id(
+    models_dir: str | os.PathLike[str], pointer: ActivePointer | None
+) -> str | None:
+    """The id of the bundle a pointer locates, or ``None`` (no pointer, or it escapes)."""
+    if pointer is None:
+        return None
+    path = locate_pointed_bundle(models_dir, pointer.model_dir)
+    return path.name if path is not None else None
+
+
+def locate_active_bundle(models_dir: str | os.PathLike[str]) -> Path | None:
+    """The bundle directory ``active.json`` locates; ``None`` when absent, unusable or escaping.
+
+    Like :func:`locate_pointed_bundle`, it does not check that the bundle exists.
+    """
+    pointer = read_active(models_dir)
+    return locate_pointed_bundle(models_dir, pointer.model_dir) if pointer is not None else None
+
+
 def _is_representable_path(model_dir: str) -> bool:
     """False for text no filesystem call accepts (NUL, lone surrogates), which would raise."""
     if "\x00" in model_dir:

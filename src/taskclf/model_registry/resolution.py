@@ -11,7 +11,12 @@ from taskclf.core.schema import FEATURE_SCHEMA_VERSION_ORDER, get_feature_schema
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, registry_lock
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy, SelectionReport
-from taskclf.model_registry.pointer import locate_pointed_bundle, read_active, write_active_atomic
+from taskclf.model_registry.pointer import (
+    locate_active_bundle,
+    locate_pointed_bundle,
+    read_active,
+    write_active_atomic,
+)
 from taskclf.model_registry.scan import list_bundles, read_bundle
 from taskclf.model_registry.selection import (
     declared_incompatibility,
@@ -96,7 +101,7 @@ def resolve_active_model(
                 best = report.best
                 if best is None:
                     return None, report
-            if _pointer_names(root, best):
+            if locate_active_bundle(root) == best.path:
                 # Ranked by its schema hash, yet refused by the pointer check because its
                 # declared schema_version disagrees: rewriting the same pointer would only
                 # append a history entry on every call.
@@ -105,14 +110,6 @@ def resolve_active_model(
     except OSError as exc:
         log.warning("Could not repair the active pointer in %s: %s", root, exc)
     return best, report
-
-
-def _pointer_names(root: Path, bundle: ModelBundle) -> bool:
-    """True when the current pointer already locates ``bundle``."""
-    pointer = read_active(root)
-    if pointer is None:
-        return False
-    return locate_pointed_bundle(root, pointer.model_dir) == bundle.path
 
 
 def _follow_pointer(

@@ -51,10 +51,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from taskclf.model_registry._fs import absolute, fsync_dir, is_temp_name, registry_lock
-from taskclf.model_registry.activation import pointed_model_id
 from taskclf.model_registry.errors import PruneError
 from taskclf.model_registry.models import SelectionPolicy, SelectionReport
-from taskclf.model_registry.pointer import read_active, read_active_history
+from taskclf.model_registry.pointer import pointed_model_id, read_active, read_active_history
 from taskclf.model_registry.promotion import STAGING_PREFIX
 from taskclf.model_registry.resolution import find_best_model
 from taskclf.model_registry.selection import REASON_INVALID
