@@ -34,11 +34,10 @@ from taskclf.model_registry.models import (
 from taskclf.model_registry.pointer import (
     ACTIVE_FILE,
     HISTORY_FILE,
-    locate_pointed_bundle,
     read_active,
     write_active_atomic,
 )
-from taskclf.model_registry.resolution import find_best_model
+from taskclf.model_registry.resolution import find_best_model, follow_pointer
 from taskclf.model_registry.scan import is_bundle_name, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility
 
@@ -266,14 +265,14 @@ def _activate_if_best(root: Path, bundle: ModelBundle, policy: SelectionPolicy) 
     except OSError as exc:
         log.warning("Could not write %s in %s (it is only a cache): %s", INDEX_FILE, root, exc)
     previous = read_active(root)
-    located = locate_pointed_bundle(root, previous.model_dir) if previous is not None else None
-    current = previous if _is_usable(located) else None
+    target = follow_pointer(root, previous)
+    current = previous if target.bundle is not None else None
     best = report.best
     active = previous
     updated = False
     if (
         best is not None
-        and (located is None or best.model_id != located.name)
+        and (target.path is None or best.model_id != target.path.name)
         and should_switch_active(current, best, policy)
     ):
         active = write_active_atomic(root, best, policy, reason=PROMOTION_NOTE)
@@ -281,11 +280,3 @@ def _activate_if_best(root: Path, bundle: ModelBundle, policy: SelectionPolicy) 
     return PromotionResult(
         bundle=bundle, report=report, active_updated=updated, previous=previous, active=active
     )
-
-
-def _is_usable(located: Path | None) -> bool:
-    """True when the pointer locates a valid bundle compatible with its declared schema."""
-    if located is None:
-        return False
-    pointed = read_bundle(located)
-    return pointed is not None and declared_incompatibility(pointed) is None

@@ -6,13 +6,18 @@ import logging
 import os
 from collections.abc import Collection
 from pathlib import Path
+from typing import NamedTuple
 
 from taskclf.core.schema import FEATURE_SCHEMA_VERSION_ORDER, get_feature_schema
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, registry_lock
-from taskclf.model_registry.models import ModelBundle, SelectionPolicy, SelectionReport
+from taskclf.model_registry.models import (
+    ActivePointer,
+    ModelBundle,
+    SelectionPolicy,
+    SelectionReport,
+)
 from taskclf.model_registry.pointer import (
-    locate_active_bundle,
     locate_pointed_bundle,
     read_active,
     write_active_atomic,
@@ -79,10 +84,10 @@ def resolve_active_model(
     """
     root = absolute(models_dir)
     labels = required_label_set if required_label_set is not None else LABEL_SET_V1
-    pointed, problem = _follow_pointer(root, required_schema_hash, labels)
-    if pointed is not None:
-        return pointed, None
-    log.warning("%s; selecting the best bundle by scanning", problem)
+    target = _follow_active_pointer(root, required_schema_hash, labels)
+    if target.bundle is not None:
+        return target.bundle, None
+    log.warning("%s; selecting the best bundle by scanning", target.problem)
     report = find_best_model(root, policy, required_schema_hash, labels)
     best = report.best
     if best is None:
@@ -90,9 +95,9 @@ def resolve_active_model(
     try:
         with registry_lock(root):
             # Another process may have repaired the pointer while we scanned.
-            pointed, _ = _follow_pointer(root, required_schema_hash, labels)
-            if pointed is not None:
-                return pointed, None
+            target = _follow_active_pointer(root, required_schema_hash, labels)
+            if target.bundle is not None:
+                return target.bundle, None
             if not os.path.isdir(best.path):
                 # Pruned (or deleted) between our scan and the lock; writing the pointer
                 # would raise BundleRejectedError from a reader. Rank again: under the
@@ -101,7 +106,7 @@ def resolve_active_model(
                 best = report.best
                 if best is None:
                     return None, report
-            if locate_active_bundle(root) == best.path:
+            if target.path == best.path:
                 # Ranked by its schema hash, yet refused by the pointer check because its
                 # declared schema_version disagrees: rewriting the same pointer would only
                 # append a history entry on every call.
@@ -112,25 +117,58 @@ def resolve_active_model(
     return best, report
 
 
-def _follow_pointer(
-    root: Path, required_schema_hash: str | None, labels: Collection[str]
-) -> tuple[ModelBundle | None, str]:
-    """The bundle the pointer locates if it is valid and compatible, else why not."""
-    if not root.is_dir():
-        return None, f"Registry directory {root} does not exist"
-    pointer = read_active(root)
+class PointerTarget(NamedTuple):
+    """Where a pointer leads, and whether a process may load what it finds there."""
+
+    path: Path | None
+    """The bundle directory the pointer locates (``None``: no pointer, or it escapes)."""
+    bundle: ModelBundle | None
+    """The bundle there, when it exists, is valid and is compatible; else ``None``."""
+    problem: str
+    """Why ``bundle`` is ``None`` (empty when it is not)."""
+
+
+def follow_pointer(
+    root: Path,
+    pointer: ActivePointer | None,
+    required_schema_hash: str | None = None,
+    labels: Collection[str] = LABEL_SET_V1,
+) -> PointerTarget:
+    """Locate and read the bundle ``pointer`` names, and check it can be loaded.
+
+    Args:
+        root: The registry directory (absolute).
+        pointer: The pointer, e.g. from :func:`read_active`.
+        required_schema_hash: Check compatibility against this hash; by
+            default against the bundle's own declared schema version.
+        labels: The required label set.
+
+    Returns:
+        The located path, the usable bundle (or ``None``) and, when it is
+        ``None``, why.
+    """
     if pointer is None:
-        return None, f"No valid active pointer in {root}"
+        return PointerTarget(None, None, f"No valid active pointer in {root}")
     path = locate_pointed_bundle(root, pointer.model_dir)
     if path is None:
-        return None, f"Active pointer {pointer.model_dir!r} escapes {root}"
+        return PointerTarget(None, None, f"Active pointer {pointer.model_dir!r} escapes {root}")
     bundle = read_bundle(path)
     if bundle is None:
-        return None, f"Active pointer targets missing bundle {path}"
+        return PointerTarget(path, None, f"Active pointer targets missing bundle {path}")
     if required_schema_hash is not None:
         problem = incompatibility(bundle, required_schema_hash, labels)
     else:
         problem = declared_incompatibility(bundle, labels)
     if problem is not None:
-        return None, f"Active pointer targets unusable bundle {bundle.model_id} ({problem})"
-    return bundle, ""
+        why = f"Active pointer targets unusable bundle {bundle.model_id} ({problem})"
+        return PointerTarget(path, None, why)
+    return PointerTarget(path, bundle, "")
+
+
+def _follow_active_pointer(
+    root: Path, required_schema_hash: str | None, labels: Collection[str]
+) -> PointerTarget:
+    """:func:`follow_pointer` for the registry's current ``active.json``."""
+    if not root.is_dir():
+        return PointerTarget(None, None, f"Registry directory {root} does not exist")
+    return follow_pointer(root, read_active(root), required_schema_hash, labels)
