@@ -61,6 +61,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -145,7 +146,9 @@ def verify_registry(models_dir: str | os.PathLike[str]) -> VerifyReport:
         finding = Finding(
             severity="error",
             code="registry-missing",
-            message=f"Registry directory not found: {root}; check --models-dir",
+            message=(
+                f"Registry directory not found: {root}; check --models-dir or $TASKCLF_MODELS_DIR"
+            ),
             path=str(root),
         )
         return VerifyReport(
@@ -160,7 +163,9 @@ def verify_registry(models_dir: str | os.PathLike[str]) -> VerifyReport:
     bundles = list_bundles(root)
     health = [_bundle_health(bundle) for bundle in bundles]
     findings += _bundle_findings(root, bundles, health)
-    pointer, active_id, pointer_findings = _check_pointer(root, any(h.eligible for h in health))
+    pointer, active_id, pointer_findings = _check_pointer(
+        root, {bundle.path: bundle for bundle in bundles}, any(h.eligible for h in health)
+    )
     findings += pointer_findings
     health = [h.model_copy(update={"active": h.model_id == active_id}) for h in health]
     findings += _check_history(root, pointer)
@@ -244,9 +249,13 @@ def _error(code: str, message: str, path: Path, model_id: str | None = None) -> 
 
 
 def _check_pointer(
-    root: Path, any_eligible: bool
+    root: Path, scanned: Mapping[Path, ModelBundle], any_eligible: bool
 ) -> tuple[ActivePointer | None, str | None, list[Finding]]:
-    """The pointer (if it parses), the id of the bundle it locates (if any), findings."""
+    """The pointer (if it parses), the id of the bundle it locates (if any), findings.
+
+    The pointed bundle is taken from the scan (``scanned``, by path), so its
+    pointer findings and its bundle health come from one read of its files.
+    """
     path = root / ACTIVE_FILE
     try:
         raw = read_capped(path)
@@ -274,7 +283,10 @@ def _check_pointer(
             f"registry; {_FIX_POINTER}"
         )
         return pointer, None, [_error("pointer-escapes", message, path)]
-    bundle = read_bundle(located) if os.path.isdir(located) else None
+    bundle = scanned.get(located)
+    if bundle is None and os.path.isdir(located):
+        # Not in the scan: created since, or a name scans skip (not UTF-8).
+        bundle = read_bundle(located)
     if bundle is None:
         message = f"Active pointer {path} locates {located}, which does not exist; {_FIX_POINTER}"
         return pointer, None, [_error("pointer-target-missing", message, path)]
