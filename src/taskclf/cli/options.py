@@ -82,6 +82,14 @@ def require_registry(models_dir: Path) -> Path:
     root = Path(os.path.abspath(models_dir))
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
+        from_env = os.environ.get(MODELS_DIR_ENV)
+        if from_env and Path(from_env) == models_dir:
+            # Telling someone to "set $TASKCLF_MODELS_DIR" when it is already set (to the
+            # wrong place) sends them looking in the wrong direction.
+            fail(
+                f"Registry directory {root} {what}; it comes from ${MODELS_DIR_ENV}: "
+                f"fix or unset it, or pass --models-dir DIR."
+            )
         fail(
             f"Registry directory {root} {what}; pass --models-dir DIR or set "
             f"${MODELS_DIR_ENV} (try `taskclf demo` for a sample registry)."

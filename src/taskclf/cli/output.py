@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -119,25 +120,47 @@ Column = tuple[str, str]
 """A column header and its justification (``"left"`` or ``"right"``)."""
 
 
+_DROP_TO_FIT = (
+    "created_at",
+    "schema_hash",
+    "bi_prec",
+    "min_prec",
+    "weighted_f1",
+    "from",
+    "macro_f1",
+    "size",
+)
+"""Columns hidden, in this order, when a table is wider than the terminal. Rich would
+otherwise crop every id silently (``2026-02-19_013000_ru``) and squeeze the active
+marker and the notes to nothing; the ids, the verdict and the reasons matter most."""
+
+
 def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
-    """Print a titled table: a rich table, or the same columns as plain text when it is long."""
+    """Print a titled table: a rich table, or the same columns as plain text when it is long.
+
+    A rich table that cannot fit the console's width loses its least useful
+    columns (``_DROP_TO_FIT``) and says which, instead of cropping ids.
+    """
     if len(rows) <= RICH_TABLE_MAX_ROWS:
-        table = Table(title=title, title_justify="left")
-        for header, justify in columns:
-            # Ids, timestamps and numbers never wrap or crop; prose columns wrap instead.
-            fixed = header not in _FREE_TEXT_COLUMNS
-            table.add_column(
-                header,
-                justify=justify,  # type: ignore[arg-type]
-                no_wrap=fixed,
-                min_width=max(len(header), 1) if fixed else None,
-                overflow="fold",
-                # Long reasons wrap within their column instead of squeezing the ids.
-                max_width=None if fixed else _FREE_TEXT_WIDTH,
+        out = console()
+        keep = list(range(len(columns)))
+        table = _rich_table(title, columns, rows, keep)
+        hidden: list[str] = []
+        # Measured unconstrained: rich clamps a measurement to the width it is given.
+        unbounded = out.options.update_width(10_000)
+        while Measurement.get(out, unbounded, table).minimum > out.width:
+            drop = next((i for name in _DROP_TO_FIT for i in keep if columns[i][0] == name), None)
+            if drop is None:
+                break
+            keep.remove(drop)
+            hidden.append(columns[drop][0])
+            table = _rich_table(title, columns, rows, keep)
+        out.print(table)
+        if hidden:
+            say(
+                f"(not shown at width {out.width}: {', '.join(hidden)}; "
+                "use --json or a wider terminal to see every field)"
             )
-        for row in rows:
-            table.add_row(*row)
-        console().print(table)
         return
     headers = [header for header, _ in columns]
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
@@ -149,10 +172,32 @@ def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[s
         ]
         return "  ".join(parts).rstrip()
 
-    out = [title, line(headers), "  ".join("-" * w for w in widths)]
-    out += [line(row) for row in rows]
-    sys.stdout.write("\n".join(out) + "\n")
+    out_lines = [title, line(headers), "  ".join("-" * w for w in widths)]
+    out_lines += [line(row) for row in rows]
+    sys.stdout.write("\n".join(out_lines) + "\n")
     sys.stdout.flush()
+
+
+def _rich_table(
+    title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]], keep: Sequence[int]
+) -> Table:
+    """A rich table of the ``keep`` columns (indexes into ``columns`` and each row)."""
+    table = Table(title=title, title_justify="left")
+    for header, justify in (columns[i] for i in keep):
+        # Ids, timestamps and numbers never wrap or crop; prose columns wrap instead.
+        fixed = header not in _FREE_TEXT_COLUMNS
+        table.add_column(
+            header,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=fixed,
+            min_width=max(len(header), 1) if fixed else None,
+            overflow="fold",
+            # Long reasons wrap within their column instead of squeezing the ids.
+            max_width=None if fixed else _FREE_TEXT_WIDTH,
+        )
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
+    return table
 
 
 # --- train list -------------------------------------------------------------------------
@@ -364,10 +409,15 @@ def _skipped_note(plan: RollbackPlan) -> str:
     return f" Skipped, no longer usable: {skipped}."
 
 
+def _rollback_origin(plan: RollbackPlan) -> str:
+    """The model a rollback leaves, in prose ("from -- to X" reads like a typo)."""
+    return plan.current_model_id or "no usable active pointer"
+
+
 def render_rollback_plan(plan: RollbackPlan) -> None:
     """What a rollback would do (``--dry-run``)."""
     say(
-        f"Would roll back from {text(plan.current_model_id)} to {plan.target_model_id} "
+        f"Would roll back from {_rollback_origin(plan)} to {plan.target_model_id} "
         f"({plan.target_path}); nothing was changed.{_skipped_note(plan)}"
     )
 
@@ -375,7 +425,7 @@ def render_rollback_plan(plan: RollbackPlan) -> None:
 def render_rollback(plan: RollbackPlan, pointer: ActivePointer) -> None:
     """One sentence: from where to where."""
     say(
-        f"Rolled back from {text(plan.current_model_id)} to {pointer_sentence(pointer)}."
+        f"Rolled back from {_rollback_origin(plan)} to {pointer_sentence(pointer)}."
         f"{_skipped_note(plan)}"
     )
 
