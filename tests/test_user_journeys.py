@@ -178,3 +178,20 @@ def test_rollback_from_a_hand_broken_pointer_reads_as_a_sentence(
     assert result.exit_code == 0, result.output
     assert "from --" not in result.stdout
     assert f"Would roll back from no usable active pointer to {LONG_ID}" in result.stdout
+
+
+def test_promoting_the_same_bundle_twice_says_how_to_rename(
+    models_dir: Path, make_bundle: BundleFactory, tmp_path: Path
+) -> None:
+    # Found: "pass another name" did not say which option takes it.
+    candidate = make_bundle("run-0042", parent=tmp_path / "runs", accuracy=0.9, seed=42)
+    assert run("model", "promote", candidate, "--models-dir", models_dir).exit_code == 0
+
+    again = run("model", "promote", candidate, "--models-dir", models_dir)
+    renamed = run("model", "promote", candidate, "--name", "run-0042b", "--models-dir", models_dir)
+
+    assert again.exit_code == 1
+    assert "'run-0042' already exists" in again.stderr
+    assert "pass another name with --name" in again.stderr
+    assert renamed.exit_code == 0, renamed.output
+    assert (models_dir / "run-0042b" / "metrics.json").is_file()

@@ -171,7 +171,7 @@ def _name_problem(target_name: str) -> str | None:
     if not is_bundle_name(target_name):
         return f"'{target_name}' is not a usable bundle name (empty, dot-prefixed or a path)"
     if target_name in _RESERVED_NAMES:
-        return f"'{target_name}' is reserved for a registry file; pass another name"
+        return f"'{target_name}' is reserved for a registry file; pass another name with --name"
     try:
         target_name.encode("utf-8")
     except UnicodeEncodeError:
@@ -186,7 +186,7 @@ def _name_taken(target_name: str, candidate: Path, root: Path) -> PromotionError
     return PromotionError(
         target_name,
         candidate,
-        f"a bundle named '{target_name}' already exists in {root}; pass another name",
+        f"a bundle named '{target_name}' already exists in {root}; pass another name with --name",
     )
 
 
