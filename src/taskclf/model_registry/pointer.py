@@ -37,6 +37,7 @@ from taskclf.model_registry.models import (
     ModelBundle,
     SelectionPolicy,
 )
+from taskclf.model_registry.scan import describe_errors, is_json_error
 
 ACTIVE_FILE = "active.json"
 HISTORY_FILE = "active_history.jsonl"
@@ -67,19 +68,12 @@ def read_active(models_dir: str | os.PathLike[str]) -> ActivePointer | None:
     try:
         return ActivePointer.model_validate_json(raw)
     except ValidationError as exc:
-        kind = "not JSON" if _is_json_error(exc) else "not a valid pointer"
-        log.warning("Active pointer %s is %s; ignoring it: %s", path, kind, _first_error(exc))
+        errors = exc.errors(include_url=False)
+        kind = "not JSON" if is_json_error(errors) else "not a valid pointer"
+        log.warning(
+            "Active pointer %s is %s; ignoring it: %s", path, kind, describe_errors(errors, 1)
+        )
         return None
-
-
-def _is_json_error(exc: ValidationError) -> bool:
-    return any(err["type"] == "json_invalid" for err in exc.errors())
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-    return f"{loc}: {err['msg']}"
 
 
 def locate_pointed_bundle(models_dir: str | os.PathLike[str], model_dir: str) -> Path | None:
@@ -290,7 +284,10 @@ def read_active_history(models_dir: str | os.PathLike[str]) -> list[ActiveHistor
     for number, parsed in parse_history_lines(raw):
         if isinstance(parsed, ValidationError):
             log.warning(
-                "Skipping unparseable line %d of %s: %s", number, path, _first_error(parsed)
+                "Skipping unparseable line %d of %s: %s",
+                number,
+                path,
+                describe_errors(parsed.errors(include_url=False), 1),
             )
         else:
             entries.append(parsed)

@@ -11,16 +11,19 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry._fs import absolute, read_capped
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
@@ -298,21 +301,25 @@ def _parse(model: type[_M], raw: bytes | _Missing | str, file_name: str) -> tupl
         return model.model_validate_json(raw), ""
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        if any(err["type"] == "json_invalid" for err in errors):
+        if is_json_error(errors):
             return None, f"{file_name} parse error: {errors[0]['msg']}"
-        return None, f"{file_name} validation error: {_describe(errors)}"
+        return None, f"{file_name} validation error: {describe_errors(errors)}"
     except (ValueError, RecursionError) as exc:
         return None, f"{file_name} parse error: {exc}"
 
 
-def _describe(errors: Sequence[Mapping[str, object]]) -> str:
+def is_json_error(errors: Sequence[ErrorDetails]) -> bool:
+    """True when pydantic's ``errors`` say the bytes were not JSON at all."""
+    return any(err["type"] == "json_invalid" for err in errors)
+
+
+def describe_errors(errors: Sequence[ErrorDetails], limit: int = 3) -> str:
+    """pydantic's ``errors`` as ``loc: msg`` parts, the first ``limit`` of them, on one line."""
     parts = []
-    for err in errors[:3]:
-        location = err.get("loc", ())
-        assert isinstance(location, tuple)
-        loc = ".".join(str(p) for p in location) or "(root)"
-        parts.append(f"{loc}: {err.get('msg')}")
-    more = len(errors) - 3
+    for err in errors[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = len(errors) - limit
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 

@@ -84,7 +84,7 @@ from taskclf.model_registry.pointer import (
     parse_history_lines,
 )
 from taskclf.model_registry.retention import leftover_kind
-from taskclf.model_registry.scan import list_bundles, read_bundle
+from taskclf.model_registry.scan import is_json_error, list_bundles, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility, passes_constraints
 
 _FIX_POINTER = "run `taskclf model set-active --model-id ID` or `taskclf model rollback`"
@@ -273,7 +273,7 @@ def _check_pointer(
     try:
         pointer = ActivePointer.model_validate_json(raw)
     except ValidationError as exc:
-        what = "not JSON" if _is_json_error(exc) else "not a valid pointer"
+        what = "not JSON" if is_json_error(exc.errors()) else "not a valid pointer"
         message = f"Active pointer {path} is {what}; {_FIX_POINTER}"
         return None, None, [_error("pointer-invalid", message, path)]
     located = locate_pointed_bundle(root, pointer.model_dir)
@@ -306,10 +306,6 @@ def _check_pointer(
         code = "pointer-target-incompatible"
         return pointer, model_id, [_error(code, message, path, model_id)]
     return pointer, model_id, []
-
-
-def _is_json_error(exc: ValidationError) -> bool:
-    return any(err["type"] == "json_invalid" for err in exc.errors())
 
 
 def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
