@@ -20,18 +20,14 @@ from taskclf.model_registry._fs import absolute
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
 from taskclf.model_registry.pointer import locate_active_bundle
 from taskclf.model_registry.scan import list_bundles, parse_timestamp
-from taskclf.model_registry.selection import (
-    REASON_CONSTRAINT,
-    declared_incompatibility,
-    incompatibility,
-    passes_constraints,
-)
+from taskclf.model_registry.selection import exclusion_reason
 
 SortKey = Literal["macro_f1", "weighted_f1", "created_at"]
 SORT_KEYS: tuple[str, ...] = get_args(SortKey)
 """The values ``train list --sort`` accepts, the default first."""
 
 BREAK_IDLE = "BreakIdle"
+_DEFAULT_POLICY = SelectionPolicy()
 
 
 class BundleRow(BaseModel):
@@ -70,28 +66,6 @@ def class_precisions(confusion_matrix: Sequence[Sequence[int]]) -> list[float]:
     ]
 
 
-def ineligibility(
-    bundle: ModelBundle,
-    schema_hash: str | None = None,
-    policy: SelectionPolicy | None = None,
-) -> str | None:
-    """Why ``bundle`` is not eligible, or ``None`` if it is.
-
-    Args:
-        bundle: The bundle.
-        schema_hash: Check compatibility against this hash; by default
-            against the known hash of the bundle's own declared schema version.
-        policy: Constraint policy (default ``SelectionPolicy()``).
-    """
-    if schema_hash is not None:
-        reason = incompatibility(bundle, schema_hash, LABEL_SET_V1)
-    else:
-        reason = declared_incompatibility(bundle, LABEL_SET_V1)
-    if reason is None and not passes_constraints(bundle, policy or SelectionPolicy()):
-        reason = REASON_CONSTRAINT
-    return reason
-
-
 def bundle_row(bundle: ModelBundle, *, active: bool, schema_hash: str | None = None) -> BundleRow:
     """Build the ``train list`` row of one bundle (pure)."""
     metadata, metrics = bundle.metadata, bundle.metrics
@@ -101,7 +75,7 @@ def bundle_row(bundle: ModelBundle, *, active: bool, schema_hash: str | None = N
         min_prec = min(precisions)
         if BREAK_IDLE in metrics.label_names:
             bi_prec = precisions[metrics.label_names.index(BREAK_IDLE)]
-    notes = ineligibility(bundle, schema_hash)
+    notes = exclusion_reason(bundle, _DEFAULT_POLICY, schema_hash, LABEL_SET_V1)
     # model_construct: the values are already typed, and 10k rows must stay cheap.
     return BundleRow.model_construct(
         model_id=bundle.model_id,

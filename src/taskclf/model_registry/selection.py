@@ -34,9 +34,19 @@ def is_compatible(
 
 
 def incompatibility(
-    bundle: ModelBundle, required_schema_hash: str, required_label_set: Collection[str]
+    bundle: ModelBundle, required_schema_hash: str | None, required_label_set: Collection[str]
 ) -> str | None:
-    """The exclusion reason that makes ``bundle`` incompatible, or ``None`` if it is compatible."""
+    """The exclusion reason that makes ``bundle`` incompatible, or ``None`` if it is compatible.
+
+    Args:
+        bundle: The bundle.
+        required_schema_hash: The hash it must carry; ``None`` checks it
+            against its own declared schema version instead
+            (:func:`declared_incompatibility`).
+        required_label_set: The labels it must predict, in any order.
+    """
+    if required_schema_hash is None:
+        return declared_incompatibility(bundle, required_label_set)
     metadata = bundle.metadata
     if not bundle.valid:
         return f"{REASON_INVALID}{bundle.invalid_reason}"
@@ -126,10 +136,13 @@ def rank_bundles(bundles: Iterable[ModelBundle]) -> list[ModelBundle]:
 def exclusion_reason(
     bundle: ModelBundle,
     policy: SelectionPolicy,
-    required_schema_hash: str,
+    required_schema_hash: str | None,
     required_label_set: Collection[str],
 ) -> str | None:
-    """The first exclusion reason that applies to ``bundle``, or ``None`` if it is eligible."""
+    """The first exclusion reason that applies to ``bundle``, or ``None`` if it is eligible.
+
+    ``required_schema_hash`` is as for :func:`incompatibility`.
+    """
     reason = incompatibility(bundle, required_schema_hash, required_label_set)
     if reason is None and not passes_constraints(bundle, policy):
         reason = REASON_CONSTRAINT
