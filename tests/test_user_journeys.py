@@ -195,3 +195,13 @@ def test_promoting_the_same_bundle_twice_says_how_to_rename(
     assert "pass another name with --name" in again.stderr
     assert renamed.exit_code == 0, renamed.output
     assert (models_dir / "run-0042b" / "metrics.json").is_file()
+
+
+def test_promote_help_does_not_promise_to_activate_the_newcomer() -> None:
+    # Found: "activate it if it is now the best", but promotion moves the pointer to the
+    # best bundle, which after a rollback can be another one.
+    result = run("model", "promote", "--help", columns=200)
+
+    assert result.exit_code == 0
+    assert "move the pointer to the best" in result.stdout
+    assert "activate it if" not in result.stdout

@@ -191,7 +191,7 @@ def promote(
     ] = None,
     json_mode: Json = False,
 ) -> None:
-    """Add a bundle to the registry and activate it if it is now the best."""
+    """Add a bundle to the registry, re-rank, and move the pointer to the best if it changed."""
     from taskclf.cli import output
     from taskclf.model_registry import SelectionPolicy, promote_bundle
 
