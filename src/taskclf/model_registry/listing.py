@@ -19,8 +19,8 @@ from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
 from taskclf.model_registry.pointer import locate_active_bundle
-from taskclf.model_registry.scan import list_bundles, parse_timestamp
-from taskclf.model_registry.selection import exclusion_reason
+from taskclf.model_registry.scan import list_bundles
+from taskclf.model_registry.selection import created_instant, exclusion_reason
 
 SortKey = Literal["macro_f1", "weighted_f1", "created_at"]
 SORT_KEYS: tuple[str, ...] = get_args(SortKey)
@@ -155,21 +155,9 @@ def build_rows(
     ]
     if eligible_only:
         rows = [row for row in rows if row.eligible]
-    created = {b.model_id: instant for b in bundles if (instant := _created_instant(b)) is not None}
+    # A created_at that is not ISO-8601 has no instant, so its row sorts with the nulls.
+    created = {b.model_id: instant for b in bundles if (instant := created_instant(b)) is not None}
     return sort_rows(rows, sort, created)
-
-
-def _created_instant(bundle: ModelBundle) -> datetime | None:
-    """``created_at`` as an instant, also for a bundle invalid for another reason (bad metrics)."""
-    if bundle.created_at is not None:
-        return bundle.created_at
-    if bundle.metadata is None:
-        return None
-    try:
-        return parse_timestamp(bundle.metadata.created_at)
-    except ValueError:
-        # Not ISO-8601: nothing to compare as an instant, so it sorts with the nulls.
-        return None
 
 
 def list_rows(

@@ -14,6 +14,7 @@ from taskclf.model_registry.models import (
     SelectionPolicy,
     SelectionReport,
 )
+from taskclf.model_registry.scan import parse_timestamp
 
 REASON_INVALID = "invalid: "
 REASON_SCHEMA = "incompatible: schema_hash mismatch"
@@ -101,18 +102,26 @@ def score(bundle: ModelBundle, policy: SelectionPolicy) -> tuple[float, float, s
     return (bundle.metrics.macro_f1, bundle.metrics.weighted_f1, bundle.metadata.created_at)
 
 
+def created_instant(bundle: ModelBundle) -> datetime | None:
+    """``created_at`` as an instant, also for a bundle invalid for another reason (bad metrics).
+
+    ``None`` when there is no metadata or its ``created_at`` is not ISO-8601.
+    """
+    if bundle.created_at is not None:
+        return bundle.created_at
+    if bundle.metadata is None:
+        return None
+    try:
+        return parse_timestamp(bundle.metadata.created_at)
+    except ValueError:
+        return None
+
+
 def _instant_us(bundle: ModelBundle) -> int:
     """``created_at`` as integer microseconds since the epoch (exact, offset-aware)."""
-    created = bundle.created_at
-    if created is None and bundle.metadata is not None:
-        try:
-            created = datetime.fromisoformat(bundle.metadata.created_at)
-        except ValueError:
-            created = None
+    created = created_instant(bundle)
     if created is None:
         return -(2**62)
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
     return (created - _EPOCH) // _MICROSECOND
 
 
