@@ -2,8 +2,9 @@
 
 Every registry write goes through here: the atomic replace used for
 ``active.json`` and ``index.json``, the line append used for the
-history, the capped read used for every registry and bundle file, and
-the inter-process lock. None of them ever writes through a symlink.
+history, the directory and tree fsyncs, the capped read used for every
+registry and bundle file, and the inter-process lock. None of them ever
+writes through a symlink.
 """
 
 from __future__ import annotations
@@ -185,6 +186,25 @@ def fsync_dir(directory: Path) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def fsync_tree(directory: Path) -> None:
+    """Make every regular file and directory below ``directory`` durable.
+
+    Symlinks and special files are skipped, never opened: a tree moved in
+    from elsewhere may hold links out of it, or FIFOs that would block.
+    """
+    for dirpath, _, filenames in os.walk(directory):
+        for filename in filenames:
+            path = os.path.join(dirpath, filename)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -17,12 +17,11 @@ import errno
 import logging
 import os
 import shutil
-import stat
 import tempfile
 from pathlib import Path
 
 from taskclf.core.types import LABEL_SET_V1
-from taskclf.model_registry._fs import absolute, fsync_dir, registry_lock
+from taskclf.model_registry._fs import absolute, fsync_dir, fsync_tree, registry_lock
 from taskclf.model_registry.errors import PromotionError
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
@@ -47,7 +46,6 @@ PROMOTION_NOTE = "promotion"
 # Names a bundle may not take: a directory there would shadow a registry file.
 _RESERVED_NAMES = frozenset({ACTIVE_FILE, HISTORY_FILE, INDEX_FILE})
 _MAX_NAME_BYTES = 255
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -109,7 +107,7 @@ def promote_bundle(
         moved_source = _stage(candidate, staged, move)
         # Moved files too: whoever wrote them may never have fsynced them, and after
         # the final rename a power loss must not leave a visible bundle of empty files.
-        _fsync_tree(staged)
+        fsync_tree(staged)
         bundle = _check_staged(staged, target_name, candidate)
         with registry_lock(root):
             target = root / target_name
@@ -217,22 +215,6 @@ def _check_staged(staged: Path, target_name: str, candidate: Path) -> ModelBundl
     if problem is not None:
         raise PromotionError(target_name, candidate, f"{problem} (changed while it was copied)")
     return bundle
-
-
-def _fsync_tree(directory: Path) -> None:
-    """Make every regular file and directory below ``directory`` durable."""
-    for dirpath, _, filenames in os.walk(directory):
-        for filename in filenames:
-            path = os.path.join(dirpath, filename)
-            # A moved tree may hold symlinks or FIFOs: opening those could block or escape.
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                continue
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(dirpath))
 
 
 def _restore_source(staged: Path, candidate: Path) -> bool:
