@@ -59,12 +59,19 @@ def _construct_fast(values: dict[str, Any]) -> ModelBundle:
     return bundle
 
 
-def _construct_checked(values: dict[str, Any]) -> ModelBundle:
+def _construct_pydantic(values: dict[str, Any]) -> ModelBundle:
+    """pydantic's own ``model_construct``: the fallback when the fast path does not match it."""
     return ModelBundle.model_construct(_ALL_FIELDS, **values)
 
 
 def _pick_constructor() -> Callable[[dict[str, Any]], ModelBundle]:
-    """The fast constructor if it builds exactly what pydantic's does, else pydantic's."""
+    """The fast constructor if it builds exactly what pydantic's does, else pydantic's.
+
+    Checked once at import, on the same complete ``values`` ``_read_bundle``
+    passes: a pydantic that stores more state, or a field added to
+    ``ModelBundle`` (pydantic fills its default, the fast path does not),
+    makes the two differ and selects pydantic's.
+    """
     values: dict[str, Any] = {
         "model_id": "x",
         "path": Path("/x"),
@@ -75,7 +82,7 @@ def _pick_constructor() -> Callable[[dict[str, Any]], ModelBundle]:
         "created_at": None,
     }
     try:
-        fast, slow = _construct_fast(dict(values)), _construct_checked(dict(values))
+        fast, slow = _construct_fast(dict(values)), _construct_pydantic(dict(values))
         same = fast == slow and all(
             getattr(fast, name) == getattr(slow, name)
             for name in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
@@ -83,7 +90,7 @@ def _pick_constructor() -> Callable[[dict[str, Any]], ModelBundle]:
         same = same and fast.model_dump() == slow.model_dump()
     except Exception:  # a future pydantic: never worse than model_construct
         same = False
-    return _construct_fast if same else _construct_checked
+    return _construct_fast if same else _construct_pydantic
 
 
 _construct = _pick_constructor()
