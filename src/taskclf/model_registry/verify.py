@@ -143,14 +143,8 @@ def verify_registry(models_dir: str | os.PathLike[str]) -> VerifyReport:
     """
     root = absolute(models_dir)
     if not root.is_dir():
-        finding = Finding(
-            severity="error",
-            code="registry-missing",
-            message=(
-                f"Registry directory not found: {root}; check --models-dir or $TASKCLF_MODELS_DIR"
-            ),
-            path=str(root),
-        )
+        message = f"Registry directory not found: {root}; check --models-dir or $TASKCLF_MODELS_DIR"
+        finding = _error("registry-missing", message, root)
         return VerifyReport(
             models_dir=str(root),
             healthy=False,
@@ -200,48 +194,30 @@ def _bundle_findings(
     findings: list[Finding] = []
     for bundle, state in zip(bundles, health, strict=True):
         if not bundle.valid:
-            findings.append(
-                Finding(
-                    severity="error",
-                    code="bundle-invalid",
-                    message=(
-                        f"Bundle {bundle.model_id} is invalid ({bundle.invalid_reason}); fix "
-                        f"or remove {bundle.path} (`taskclf model prune --include-invalid`)"
-                    ),
-                    path=str(bundle.path),
-                    model_id=bundle.model_id,
-                )
+            message = (
+                f"Bundle {bundle.model_id} is invalid ({bundle.invalid_reason}); fix "
+                f"or remove {bundle.path} (`taskclf model prune --include-invalid`)"
             )
+            findings.append(_error("bundle-invalid", message, bundle.path, bundle.model_id))
         elif not state.compatible:
-            findings.append(
-                Finding(
-                    severity="warning",
-                    code="bundle-incompatible",
-                    message=(
-                        f"Bundle {bundle.model_id} is valid but not eligible ({state.reason}); "
-                        "set-active and rollback refuse it; prune it if it is no longer needed"
-                    ),
-                    path=str(bundle.path),
-                    model_id=bundle.model_id,
-                )
+            message = (
+                f"Bundle {bundle.model_id} is valid but not eligible ({state.reason}); "
+                "set-active and rollback refuse it; prune it if it is no longer needed"
             )
+            findings.append(_warning("bundle-incompatible", message, bundle.path, bundle.model_id))
     if not any(state.eligible for state in health):
-        findings.append(
-            Finding(
-                severity="error",
-                code="no-eligible-bundle",
-                message=(
-                    f"No eligible bundle in {root} ({len(bundles)} bundle(s) scanned); nothing "
-                    "can be activated: add one with `taskclf model promote CANDIDATE_DIR`"
-                ),
-                path=str(root),
-            )
+        message = (
+            f"No eligible bundle in {root} ({len(bundles)} bundle(s) scanned); nothing "
+            "can be activated: add one with `taskclf model promote CANDIDATE_DIR`"
         )
+        findings.append(_error("no-eligible-bundle", message, root))
     return findings
 
 
-def _warning(code: str, message: str, path: Path) -> Finding:
-    return Finding(severity="warning", code=code, message=message, path=str(path))
+def _warning(code: str, message: str, path: Path, model_id: str | None = None) -> Finding:
+    return Finding(
+        severity="warning", code=code, message=message, path=str(path), model_id=model_id
+    )
 
 
 def _error(code: str, message: str, path: Path, model_id: str | None = None) -> Finding:
