@@ -212,10 +212,15 @@ def plan_rollback(
 def _named_target(root: Path, to: str, current_id: str | None) -> ModelBundle:
     if to == current_id:
         raise RollbackError(f"{to} is already the active model; nothing to roll back.", to)
+    return _check_rollback_target(root, to)
+
+
+def _check_rollback_target(root: Path, model_id: str) -> ModelBundle:
+    """:func:`check_activatable`, its refusal worded as a rollback's."""
     try:
-        return check_activatable(root, to)
+        return check_activatable(root, model_id)
     except ActivationError as exc:
-        raise RollbackError(f"Cannot roll back to {to}: {exc}", to) from exc
+        raise RollbackError(f"Cannot roll back to {model_id}: {exc}", model_id) from exc
 
 
 def _target_steps_back(
@@ -322,10 +327,5 @@ def execute_rollback(
                 f"{plan.current_model_id}, now {current_id}); plan the rollback again.",
                 plan.target_model_id,
             )
-        try:
-            bundle = check_activatable(root, plan.target_model_id)
-        except ActivationError as exc:
-            raise RollbackError(
-                f"Cannot roll back to {plan.target_model_id}: {exc}", plan.target_model_id
-            ) from exc
+        bundle = _check_rollback_target(root, plan.target_model_id)
         return write_active_atomic(root, bundle, policy, reason="rollback")
