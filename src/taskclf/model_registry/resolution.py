@@ -24,8 +24,8 @@ from taskclf.model_registry.pointer import (
 )
 from taskclf.model_registry.scan import list_bundles, read_bundle
 from taskclf.model_registry.selection import (
+    compatibility_problem,
     has_eligible,
-    incompatibility,
     select_best,
 )
 
@@ -154,7 +154,7 @@ def follow_pointer(
     bundle = read_bundle(path)
     if bundle is None:
         return PointerTarget(path, None, f"Active pointer targets missing bundle {path}")
-    problem = incompatibility(bundle, required_schema_hash, labels)
+    problem = compatibility_problem(bundle, required_schema_hash, labels)
     if problem is not None:
         why = f"Active pointer targets unusable bundle {bundle.model_id} ({problem})"
         return PointerTarget(path, None, why)

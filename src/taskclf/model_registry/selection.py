@@ -35,19 +35,9 @@ def is_compatible(
 
 
 def incompatibility(
-    bundle: ModelBundle, required_schema_hash: str | None, required_label_set: Collection[str]
+    bundle: ModelBundle, required_schema_hash: str, required_label_set: Collection[str]
 ) -> str | None:
-    """The exclusion reason that makes ``bundle`` incompatible, or ``None`` if it is compatible.
-
-    Args:
-        bundle: The bundle.
-        required_schema_hash: The hash it must carry; ``None`` checks it
-            against its own declared schema version instead
-            (:func:`declared_incompatibility`).
-        required_label_set: The labels it must predict, in any order.
-    """
-    if required_schema_hash is None:
-        return declared_incompatibility(bundle, required_label_set)
+    """The exclusion reason that makes ``bundle`` incompatible, or ``None`` if it is compatible."""
     metadata = bundle.metadata
     if not bundle.valid:
         return f"{REASON_INVALID}{bundle.invalid_reason}"
@@ -84,6 +74,27 @@ def declared_incompatibility(
         version = bundle.metadata.schema_version if bundle.metadata else None
         return f"incompatible: unknown schema_version {version!r}"
     return incompatibility(bundle, expected, required_label_set)
+
+
+def compatibility_problem(
+    bundle: ModelBundle, required_schema_hash: str | None, required_label_set: Collection[str]
+) -> str | None:
+    """Why ``bundle`` is not compatible, or ``None``: the one place that reads a ``None`` hash.
+
+    Args:
+        bundle: The bundle.
+        required_schema_hash: The hash it must carry (:func:`incompatibility`);
+            ``None`` checks it against its own declared schema version
+            instead (:func:`declared_incompatibility`), as commands do
+            without ``--schema-hash``.
+        required_label_set: The labels it must predict, in any order.
+
+    Returns:
+        An exclusion-style reason, or ``None`` when compatible.
+    """
+    if required_schema_hash is None:
+        return declared_incompatibility(bundle, required_label_set)
+    return incompatibility(bundle, required_schema_hash, required_label_set)
 
 
 def passes_constraints(bundle: ModelBundle, policy: SelectionPolicy) -> bool:
@@ -150,9 +161,9 @@ def exclusion_reason(
 ) -> str | None:
     """The first exclusion reason that applies to ``bundle``, or ``None`` if it is eligible.
 
-    ``required_schema_hash`` is as for :func:`incompatibility`.
+    ``required_schema_hash`` is as for :func:`compatibility_problem`.
     """
-    reason = incompatibility(bundle, required_schema_hash, required_label_set)
+    reason = compatibility_problem(bundle, required_schema_hash, required_label_set)
     if reason is None and not passes_constraints(bundle, policy):
         reason = REASON_CONSTRAINT
     return reason
