@@ -294,10 +294,8 @@ def _read(path: str) -> bytes | _Missing | str:
     except (FileNotFoundError, NotADirectoryError):
         return _MISSING
     except OSError as exc:
+        # read_capped reports a path no file can have (an embedded NUL) as an OSError too.
         return str(exc) if exc.strerror is None else f"unreadable ({exc.strerror})"
-    except ValueError as exc:
-        # A path no file can have (an embedded NUL, e.g. from a hand-edited pointer).
-        return f"unreadable ({exc})"
 
 
 def _parse(model: type[_M], raw: bytes | _Missing | str, file_name: str) -> tuple[_M | None, str]:
