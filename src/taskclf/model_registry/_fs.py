@@ -44,12 +44,19 @@ def _open_for_read(path: str | os.PathLike[str]) -> int:
     # O_NONBLOCK keeps a FIFO planted where a JSON file belongs from hanging the scan.
     try:
         return os.open(path, _READ_FLAGS)
-    except ValueError:
-        # An embedded NUL (a hand-edited pointer, a hostile path): a path no file can
-        # have, reported like any unreadable file so that readers never raise.
+    except ValueError as exc:
+        # An embedded NUL or text the filesystem cannot encode (a hand-edited pointer, a
+        # hostile path): a path no file can have, reported like any unreadable file so
+        # that readers never raise.
+        why = (
+            "characters the filesystem cannot encode"
+            if isinstance(exc, UnicodeError)
+            else ("an embedded NUL byte")
+        )
+        shown = os.fsdecode(path).replace("\x00", "\\0").encode("utf-8", "backslashreplace")
         raise RegistryFileError(
-            Path(os.fsdecode(path).replace("\x00", "\\0")),
-            "is not a valid path (embedded NUL byte)",
+            Path(shown.decode("ascii", "backslashreplace")),
+            f"is not a valid path ({why})",
             errno.EINVAL,
         ) from None
 
