@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -45,3 +49,30 @@ def make_bundle(models_dir: Path) -> BundleFactory:
         return write_bundle((parent or models_dir) / name, **kwargs)
 
     return factory
+
+
+_DELETE_UNDER_LOCK = textwrap.dedent(
+    """
+    import shutil, sys
+    from pathlib import Path
+    from taskclf.model_registry._fs import registry_lock
+    root = Path(sys.argv[1])
+    with registry_lock(root):
+        shutil.rmtree(root / sys.argv[2])
+    """
+)
+
+
+def prune_just_before_locking(
+    monkeypatch: pytest.MonkeyPatch, module: ModuleType, bundle_name: str
+) -> None:
+    """Force a race: the next time ``module`` takes the registry lock, another process
+    first deletes ``bundle_name`` under that same lock, for real, as a prune would."""
+    real_lock = module.registry_lock
+
+    def lock_after_a_concurrent_prune(root: Path, *args: Any, **kwargs: Any) -> Any:
+        command = [sys.executable, "-c", _DELETE_UNDER_LOCK, str(root), bundle_name]
+        subprocess.run(command, check=True, timeout=120)
+        return real_lock(root, *args, **kwargs)
+
+    monkeypatch.setattr(module, "registry_lock", lock_after_a_concurrent_prune)

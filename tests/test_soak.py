@@ -23,8 +23,9 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from conftest import prune_just_before_locking
 from taskclf.model_registry import (
     list_bundles,
     read_active,
@@ -32,7 +33,7 @@ from taskclf.model_registry import (
     resolve_active_model,
     write_active_atomic,
 )
-from taskclf.model_registry._fs import is_temp_name, registry_lock
+from taskclf.model_registry._fs import is_temp_name
 from taskclf.model_registry.models import ActiveHistoryEntry
 from taskclf.model_registry.pointer import HISTORY_FILE
 from taskclf.model_registry.promotion import STAGING_PREFIX
@@ -241,23 +242,7 @@ def test_resolve_survives_its_best_being_pruned_before_the_repair(
     """
     write_bundle(models_dir / "a", accuracy=0.7, seed=1)
     write_bundle(models_dir / "b", accuracy=0.9, seed=2)
-    prune_b = textwrap.dedent(
-        """
-        import shutil, sys
-        from pathlib import Path
-        from taskclf.model_registry._fs import registry_lock
-        root = Path(sys.argv[1])
-        with registry_lock(root):
-            shutil.rmtree(root / "b")
-        """
-    )
-    real_lock = registry_lock
-
-    def lock_after_a_concurrent_prune(root: Path, *args: Any, **kwargs: Any) -> Any:
-        subprocess.run([sys.executable, "-c", prune_b, str(root)], check=True, timeout=120)
-        return real_lock(root, *args, **kwargs)
-
-    monkeypatch.setattr(resolution, "registry_lock", lock_after_a_concurrent_prune)
+    prune_just_before_locking(monkeypatch, resolution, "b")
     bundle, report = resolve_active_model(models_dir)
     assert bundle is not None
     assert bundle.model_id == "a"

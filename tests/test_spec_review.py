@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from conftest import prune_just_before_locking
 from taskclf.cli.main import app
 from taskclf.model_registry import (
     BundleRejectedError,
@@ -21,7 +19,6 @@ from taskclf.model_registry import (
     read_active,
     write_active_atomic,
 )
-from taskclf.model_registry._fs import registry_lock
 from taskclf.model_registry.pointer import HISTORY_FILE
 
 if TYPE_CHECKING:
@@ -103,23 +100,7 @@ def test_write_active_atomic_refuses_a_bundle_pruned_between_its_check_and_the_l
     # forced: a real deletion under the lock, in a child, just before we lock.
     make_bundle("a", seed=1)
     bundle = next(b for b in list_bundles(models_dir) if b.model_id == "a")
-    prune_a = textwrap.dedent(
-        """
-        import shutil, sys
-        from pathlib import Path
-        from taskclf.model_registry._fs import registry_lock
-        root = Path(sys.argv[1])
-        with registry_lock(root):
-            shutil.rmtree(root / "a")
-        """
-    )
-    real_lock = registry_lock
-
-    def lock_after_a_concurrent_prune(root: Path, *args: Any, **kwargs: Any) -> Any:
-        subprocess.run([sys.executable, "-c", prune_a, str(root)], check=True, timeout=120)
-        return real_lock(root, *args, **kwargs)
-
-    monkeypatch.setattr(pointer, "registry_lock", lock_after_a_concurrent_prune)
+    prune_just_before_locking(monkeypatch, pointer, "a")
 
     with pytest.raises(BundleRejectedError, match="does not exist"):
         write_active_atomic(models_dir, bundle)
