@@ -33,6 +33,28 @@ def tree_state(root: Path) -> dict[str, tuple[int, int, int]]:
     return state
 
 
+Snapshot = dict[str, tuple[str, bytes | str | None]]
+
+
+def tree_contents(root: Path) -> Snapshot | None:
+    """Every entry below ``root``: kind and content (bytes, link target), or None if absent."""
+    if not os.path.lexists(root):
+        return None
+    result: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for entry in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, entry)
+            key = os.path.relpath(path, root)
+            if os.path.islink(path):
+                result[key] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                result[key] = ("dir", None)
+            else:
+                with open(path, "rb") as handle:
+                    result[key] = ("file", handle.read())
+    return result
+
+
 @pytest.fixture
 def models_dir(tmp_path: Path) -> Path:
     """An empty registry directory named ``models`` (so pointers read ``models/<id>``)."""

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import tree_contents
 from taskclf.model_registry import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -43,15 +44,6 @@ def _pointer(model_dir: str = "models/a", **extra: object) -> ActivePointer:
         {"model_dir": model_dir, "selected_at": "2026-01-01T00:00:00+00:00", "policy_version": 1}
         | extra
     )
-
-
-def _snapshot(root: Path) -> dict[str, bytes | None]:
-    out: dict[str, bytes | None] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            out[str(path.relative_to(root))] = path.read_bytes() if path.is_file() else None
-    return out
 
 
 def _registry_files(models_dir: Path) -> set[str]:
@@ -335,10 +327,10 @@ def test_write_active_old_is_null_when_previous_pointer_is_corrupt(
 
 
 def _rejects(models_dir: Path, bundle: ModelBundle) -> None:
-    before = _snapshot(models_dir.parent)
+    before = tree_contents(models_dir.parent)
     with pytest.raises(ValueError):
         write_active_atomic(models_dir, bundle)
-    assert _snapshot(models_dir.parent) == before
+    assert tree_contents(models_dir.parent) == before
 
 
 def test_write_active_rejects_invalid_bundle(models_dir: Path, make_bundle: BundleFactory) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BundleFactory
+from conftest import BundleFactory, tree_contents
 from taskclf.model_registry import (
     ActivePointer,
     PromotionError,
@@ -27,27 +27,6 @@ from taskclf.model_registry import (
 )
 from taskclf.model_registry.promotion import STAGING_PREFIX
 from taskclf.samples import write_bundle
-
-Snapshot = dict[str, tuple[str, bytes | str | None]]
-
-
-def snapshot(root: Path) -> Snapshot | None:
-    """Every entry below ``root``: kind and content (bytes, link target), or None if absent."""
-    if not os.path.lexists(root):
-        return None
-    result: Snapshot = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for entry in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, entry)
-            key = os.path.relpath(path, root)
-            if os.path.islink(path):
-                result[key] = ("link", os.readlink(path))
-            elif os.path.isdir(path):
-                result[key] = ("dir", None)
-            else:
-                with open(path, "rb") as handle:
-                    result[key] = ("file", handle.read())
-    return result
 
 
 def staging_dirs(root: Path) -> list[str]:
@@ -102,7 +81,7 @@ def test_first_promotion_creates_the_registry_and_activates(tmp_path: Path, outs
     assert [s.model_id for s in index.ranked] == ["run-001"]
     assert staging_dirs(root) == []
     # Copy, not move: the candidate is untouched and identical to the promoted copy.
-    assert snapshot(candidate) == snapshot(root / "run-001")
+    assert tree_contents(candidate) == tree_contents(root / "run-001")
 
 
 def test_better_candidate_takes_the_pointer(registry: Path, outside: Path) -> None:
@@ -287,8 +266,8 @@ def test_refused_candidate_changes_nothing(
     registry: Path, outside: Path, build: Callable[[Path], Path], reason: str, move: bool
 ) -> None:
     candidate = build(outside / "run-c")
-    before = snapshot(registry)
-    candidate_before = snapshot(outside)
+    before = tree_contents(registry)
+    candidate_before = tree_contents(outside)
 
     with pytest.raises(PromotionError) as caught:
         promote_bundle(candidate, registry, move=move)
@@ -297,8 +276,8 @@ def test_refused_candidate_changes_nothing(
     assert caught.value.model_id == "run-c"
     assert caught.value.path == candidate
     assert reason in str(caught.value)
-    assert snapshot(registry) == before
-    assert snapshot(outside) == candidate_before
+    assert tree_contents(registry) == before
+    assert tree_contents(outside) == candidate_before
 
 
 def test_promotion_error_is_a_value_error_and_a_registry_error() -> None:
@@ -317,25 +296,25 @@ def test_refused_candidate_does_not_create_the_registry(tmp_path: Path, outside:
 @pytest.mark.parametrize("move", [False, True])
 def test_existing_name_is_refused(registry: Path, outside: Path, move: bool) -> None:
     candidate = write_bundle(outside / "run-a", seed=3, macro_f1=0.99, weighted_f1=0.99)
-    before = snapshot(registry)
+    before = tree_contents(registry)
 
     with pytest.raises(PromotionError, match="already exists"):
         promote_bundle(candidate, registry, move=move)
 
-    assert snapshot(registry) == before
+    assert tree_contents(registry) == before
     assert (candidate / "metadata.json").is_file()
 
 
 def test_name_option_avoids_a_collision(registry: Path, outside: Path) -> None:
     candidate = write_bundle(outside / "run-a", seed=3, macro_f1=0.99, weighted_f1=0.99)
-    original = snapshot(registry / "run-a")
+    original = tree_contents(registry / "run-a")
 
     result = promote_bundle(candidate, registry, name="run-a-retrained")
 
     assert result.bundle.model_id == "run-a-retrained"
     assert result.bundle.path == registry / "run-a-retrained"
     assert active_id(registry) == "run-a-retrained"
-    assert snapshot(registry / "run-a") == original
+    assert tree_contents(registry / "run-a") == original
 
 
 @pytest.mark.parametrize(
@@ -345,20 +324,20 @@ def test_name_option_avoids_a_collision(registry: Path, outside: Path) -> None:
 )  # fmt: skip
 def test_unusable_names_are_refused(registry: Path, outside: Path, name: str) -> None:
     candidate = write_bundle(outside / "run-c", seed=3)
-    before = snapshot(registry)
+    before = tree_contents(registry)
     with pytest.raises(PromotionError):
         promote_bundle(candidate, registry, name=name)
-    assert snapshot(registry) == before
+    assert tree_contents(registry) == before
 
 
 def test_move_removes_the_source(registry: Path, outside: Path) -> None:
     candidate = write_bundle(outside / "run-c", seed=3, macro_f1=0.90, weighted_f1=0.90)
-    content = snapshot(candidate)
+    content = tree_contents(candidate)
 
     result = promote_bundle(candidate, registry, move=True, name="run-c-final")
 
     assert not os.path.lexists(candidate)
-    assert snapshot(registry / "run-c-final") == content
+    assert tree_contents(registry / "run-c-final") == content
     assert result.active_updated
     assert active_id(registry) == "run-c-final"
     assert staging_dirs(registry) == []
@@ -368,12 +347,12 @@ def test_move_of_a_symlink_is_refused(registry: Path, outside: Path, tmp_path: P
     target = write_bundle(outside / "run-c", seed=3)
     link = tmp_path / "link-to-run-c"
     link.symlink_to(target, target_is_directory=True)
-    before = snapshot(registry)
+    before = tree_contents(registry)
 
     with pytest.raises(PromotionError, match="symlink"):
         promote_bundle(link, registry, move=True)
 
-    assert snapshot(registry) == before
+    assert tree_contents(registry) == before
     assert link.is_symlink()
     # Copying follows the link and promotes real files.
     result = promote_bundle(link, registry)
@@ -382,10 +361,10 @@ def test_move_of_a_symlink_is_refused(registry: Path, outside: Path, tmp_path: P
 
 
 def test_move_from_inside_the_registry_is_refused(registry: Path) -> None:
-    before = snapshot(registry)
+    before = tree_contents(registry)
     with pytest.raises(PromotionError, match="already inside"):
         promote_bundle(registry / "run-b", registry, move=True, name="run-b2")
-    assert snapshot(registry) == before
+    assert tree_contents(registry) == before
 
 
 def test_registry_inside_the_candidate_is_refused(tmp_path: Path) -> None:
@@ -400,12 +379,12 @@ def test_copy_failure_leaves_no_staging(registry: Path, outside: Path) -> None:
     candidate = write_bundle(outside / "run-c", seed=3)
     # A dangling symlink cannot be copied: the copy fails after staging began.
     (candidate / "weights.bin").symlink_to(outside / "gone")
-    before = snapshot(registry)
+    before = tree_contents(registry)
 
     with pytest.raises(shutil.Error):
         promote_bundle(candidate, registry)
 
-    assert snapshot(registry) == before
+    assert tree_contents(registry) == before
     assert (candidate / "metadata.json").is_file()
 
 
@@ -484,9 +463,9 @@ def test_move_keeps_special_files_without_blocking(registry: Path, outside: Path
 def test_copy_refuses_special_files_cleanly(registry: Path, outside: Path) -> None:
     candidate = write_bundle(outside / "run-c", seed=3)
     os.mkfifo(candidate / "pipe")
-    before = snapshot(registry)
+    before = tree_contents(registry)
 
     with pytest.raises(shutil.Error, match="named pipe"):
         promote_bundle(candidate, registry)
 
-    assert snapshot(registry) == before
+    assert tree_contents(registry) == before

@@ -13,6 +13,7 @@ import pytest
 
 import taskclf.model_registry.resolution as resolution
 import taskclf.model_registry.scan as scan
+from conftest import tree_contents
 from taskclf.core.schema import FeatureSchemaV1, FeatureSchemaV3
 from taskclf.model_registry import (
     ActivePointer,
@@ -42,15 +43,6 @@ def _activate(models_dir: Path, name: str) -> ActivePointer:
 def _hand_pointer(models_dir: Path, model_dir: str) -> None:
     pointer = {"model_dir": model_dir, "selected_at": "2026-01-01T00:00:00+00:00"}
     (models_dir / ACTIVE_FILE).write_text(json.dumps(pointer | {"policy_version": 1}))
-
-
-def _snapshot(root: Path) -> dict[str, bytes | None]:
-    out: dict[str, bytes | None] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            out[str(path.relative_to(root))] = path.read_bytes() if path.is_file() else None
-    return out
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -112,7 +104,7 @@ def test_valid_pointer_followed_without_scanning(
         make_bundle(f"better-{i}", macro_f1=0.9, weighted_f1=0.9, seed=i)
     make_bundle("pointed", macro_f1=0.1, weighted_f1=0.1)
     _activate(models_dir, "pointed")
-    before = _snapshot(models_dir)
+    before = tree_contents(models_dir)
     scans.clear()
     bundle, report = resolve_active_model(models_dir)
     assert report is None
@@ -121,7 +113,7 @@ def test_valid_pointer_followed_without_scanning(
     assert not [c for c in scans if c.startswith("list_bundles")]
     assert f"scandir:{models_dir}" not in scans
     assert f"bundle_names:{models_dir}" not in scans
-    assert _snapshot(models_dir) == before
+    assert tree_contents(models_dir) == before
 
 
 @pytest.mark.parametrize("style", ["models/pointed", "pointed", "ABS"])
@@ -208,12 +200,12 @@ def test_pointer_refused_by_declared_version_but_ranked_by_hash_is_not_rewritten
     _activate(models_dir, "pointed")
     metadata = json.loads((path / "metadata.json").read_text("utf-8"))
     (path / "metadata.json").write_text(json.dumps(metadata | {"schema_version": declared}))
-    before = _snapshot(models_dir)
+    before = tree_contents(models_dir)
     for _ in range(3):
         bundle, report = resolve_active_model(models_dir)
         assert bundle is not None and bundle.model_id == "pointed"
         assert report is not None and report.required_schema_hash == V1
-    assert _snapshot(models_dir) == before
+    assert tree_contents(models_dir) == before
     assert len(read_active_history(models_dir)) == 1
 
 
@@ -307,11 +299,11 @@ def test_nothing_eligible_returns_none_and_writes_nothing(
     (make_bundle("broken") / "metadata.json").write_text("{")
     make_bundle("wrong-labels", label_set=["x", "y"])
     _hand_pointer(models_dir, "models/broken")
-    before = _snapshot(models_dir)
+    before = tree_contents(models_dir)
     bundle, report = resolve_active_model(models_dir)
     assert bundle is None
     assert report is not None and report.best is None and len(report.excluded) == 2
-    assert _snapshot(models_dir) == before
+    assert tree_contents(models_dir) == before
     assert _warnings(caplog)
 
 
