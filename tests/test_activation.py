@@ -76,9 +76,11 @@ def test_activate_not_found_for_a_plain_file(models_dir: Path) -> None:
 
 
 def test_activate_in_a_missing_registry_creates_nothing(tmp_path: Path) -> None:
+    # Issue 10 item 11: the registry is named as missing, not "<dir>/run_a".
     missing = tmp_path / "nope"
-    with pytest.raises(ActivationError, match=r"^Bundle directory not found: "):
+    with pytest.raises(ActivationError, match=r"^Registry not found: .*nope does not exist; ") as e:
         activate_bundle(missing, "run_a")
+    assert e.value.check == "registry_missing" and "--" not in str(e.value)
     assert not missing.exists()
 
 
@@ -220,7 +222,7 @@ def test_rollback_without_history(models_dir: Path, make_bundle: BundleFactory) 
 
 
 def test_rollback_missing_registry(tmp_path: Path) -> None:
-    with pytest.raises(RollbackError, match=r"^Registry directory not found: "):
+    with pytest.raises(RollbackError, match=r"^Registry not found: .*nope does not exist\.$"):
         plan_rollback(tmp_path / "nope")
     assert not (tmp_path / "nope").exists()
 

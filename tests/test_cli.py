@@ -220,8 +220,9 @@ def test_resolve_nothing_eligible_lists_every_exclusion(
     assert "  - alien: incompatible: schema_hash mismatch" in result.stderr
     assert "  - empty: invalid: missing metadata.json" in result.stderr
     assert result.stdout == ""
+    # Issue 10: a failure in JSON mode has the error shape, with the exclusions that explain it.
     data = run_json("model", "resolve", "--models-dir", models_dir)
-    assert data["active"] is None and len(data["excluded"]) == 2
+    assert data["error"].startswith("No eligible model bundle in ") and len(data["excluded"]) == 2
 
 
 # --- history and rollback -----------------------------------------------------------------

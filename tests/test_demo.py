@@ -74,7 +74,7 @@ def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--dir", str(tmp_path)])
 
     assert result.exit_code == 1
-    assert "not an empty directory" in result.stderr
+    assert "is not empty; the demo only builds in a new or empty directory" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 

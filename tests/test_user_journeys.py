@@ -112,7 +112,7 @@ def test_missing_registry_from_env_var_blames_the_env_var(tmp_path: Path) -> Non
     result = run("model", "resolve", env={"TASKCLF_MODELS_DIR": str(wrong)})
 
     assert result.exit_code == 1
-    assert f"Registry directory {wrong} does not exist" in result.stderr
+    assert f"Registry not found: {wrong} does not exist" in result.stderr
     assert "comes from $TASKCLF_MODELS_DIR" in result.stderr
     assert "or set $TASKCLF_MODELS_DIR" not in result.stderr
     assert "Traceback" not in result.stderr
@@ -130,7 +130,7 @@ def test_missing_registry_from_option_keeps_the_general_advice(tmp_path: Path) -
     )
 
     assert result.exit_code == 1
-    assert f"Registry directory {elsewhere} does not exist" in result.stderr
+    assert f"Registry not found: {elsewhere} does not exist" in result.stderr
     assert "pass --models-dir DIR or set $TASKCLF_MODELS_DIR" in result.stderr
 
 

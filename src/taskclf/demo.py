@@ -66,10 +66,14 @@ def prepare_directory(directory: Path | None) -> tuple[Path, Path]:
         base = Path(tempfile.mkdtemp(prefix="taskclf-demo-"))
     else:
         base = Path(os.path.abspath(directory))
-        if base.exists() and (not base.is_dir() or any(base.iterdir())):
+        if base.exists() and not base.is_dir():
             raise DemoDirectoryError(
-                f"{base} is not an empty directory; the demo only builds in a fresh one. "
-                "Pass a new path with --dir, or omit --dir to use a temporary directory."
+                f"{base} is a file, not a directory; the demo builds its registry in a "
+                "new or empty directory"
+            )
+        if base.exists() and any(base.iterdir()):
+            raise DemoDirectoryError(
+                f"{base} is not empty; the demo only builds in a new or empty directory"
             )
     models_dir = base / "models"
     candidates = base / "candidates"

@@ -3,17 +3,22 @@
 Error policy (CLI.md): a failure the user can cause (a registry error, or
 an ``OSError`` on a registry file) prints one sentence on stderr and exits
 1; ``--debug`` or ``TASKCLF_DEBUG=1`` also prints the traceback. It lives in
-the root group's ``invoke``, so it applies to every command however the
-app is run (console script or a test runner). Usage errors keep click's
-exit code 2; anything else is a bug and keeps its traceback.
+the root group, so it applies to every command however the app is run
+(console script or a test runner). Usage errors keep click's exit code 2;
+with ``--json`` on the command line they also print ``{"error": ...}`` on
+stdout, so every failure gives a script one JSON document. Anything else
+is a bug and keeps its traceback.
+
+``--debug`` is accepted before the sub-command and after it: the root
+group gives every command a copy of its option.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
-import sys
-import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,38 +29,105 @@ from taskclf.cli.model import model_app
 from taskclf.cli.options import (
     DEBUG_ENV,
     Json,
+    debug_requested,
     fail,
     json_requested,
     print_error,
+    remember_debug,
     reset_invocation,
 )
 from taskclf.cli.train import train_app
+
+_FLAGS = {
+    "name": "--name",
+    "to": "--to",
+    "steps": "--steps",
+    "models_dir": "--models-dir",
+    "model_id": "--model-id",
+}
+"""The command-line flag for each library argument its messages may name
+(``the name= argument`` reads ``--name`` here)."""
+
+
+def _json_on_command_line(args: Sequence[str]) -> bool:
+    return "--json" in args[: args.index("--")] if "--" in args else "--json" in args
 
 
 class _PolicyGroup(TyperGroup):
     """The root command group; turns expected errors into one sentence and exit 1."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        debug = next((p for p in self.params if p.name == "debug"), None)
+        if debug is not None:
+            _give_debug_option(self, debug)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["taskclf.json"] = _json_on_command_line(args)
+        try:
+            return super().parse_args(ctx, args)
+        except _usage_error() as exc:
+            _usage_error_as_json(ctx, exc)
+            raise
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except _usage_error() as exc:
+            _usage_error_as_json(ctx, exc)
+            raise
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
             message = expected_error_message(exc)
             if message is None:
                 raise
-            if _debug_requested(ctx):
-                traceback.print_exception(exc, file=sys.stderr)
+            if debug_requested():
+                from taskclf.cli import output
+
+                output.print_traceback(exc)
             print_error(message, json_mode=json_requested())
             raise typer.Exit(1) from None
 
 
+def _usage_error() -> type[Exception]:
+    # typer vendors click; its UsageError is the base of every exit-2 error.
+    from typer._click.exceptions import UsageError
+
+    return UsageError
+
+
+def _usage_error_as_json(ctx: Any, exc: Exception) -> None:
+    """With ``--json`` on the command line, a usage error is also a JSON document."""
+    if ctx.meta.get("taskclf.json"):
+        from taskclf.cli import output
+
+        output.emit_json({"error": exc.format_message()})  # type: ignore[attr-defined]
+
+
+def _give_debug_option(group: Any, debug: Any) -> None:
+    """Add ``--debug`` (a copy of the root's, without the environment variable) to
+    every command below ``group``."""
+    for command in getattr(group, "commands", {}).values():
+        if any(p.name == "debug" for p in command.params):
+            continue
+        option = copy.copy(debug)
+        option.envvar = None
+        option.expose_value = False
+        option.callback = remember_debug
+        command.params.append(option)
+        _give_debug_option(command, debug)
+
+
 def expected_error_message(exc: BaseException) -> str | None:
     """The one-sentence message for an expected failure, or ``None`` for a bug."""
-    from taskclf.model_registry.errors import RegistryError
+    from taskclf.model_registry.errors import RegistryError, argument_phrase
 
     if isinstance(exc, RegistryError):
         message = str(exc)
+        # Library messages name arguments (``the name= argument``); here they are flags.
+        for argument, flag in _FLAGS.items():
+            message = message.replace(argument_phrase(argument), flag)
     elif isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
         # copytree collects one (source, destination, why) per file that failed.
         failures = exc.args[0] or [("the candidate", None, "copy failed")]
@@ -76,17 +148,15 @@ def expected_error_message(exc: BaseException) -> str | None:
     return message if message.endswith((".", "?", "!")) else message + "."
 
 
-def _debug_requested(ctx: Any) -> bool:
-    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
-    return bool(obj.get("debug"))
-
-
 class _StderrLogHandler(logging.Handler):
-    """Library warnings go to the current stderr, never to stdout (JSON stays pure)."""
+    """Library warnings go to the current stderr, never to stdout (JSON stays pure),
+    escaped like everything else the CLI prints."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(f"warning: {self.format(record)}\n")
+            from taskclf.cli import output
+
+            output.print_warning(self.format(record))
         except Exception:  # pragma: no cover - logging must never break a command
             self.handleError(record)
 
@@ -95,6 +165,14 @@ def _route_library_logs() -> None:
     logger = logging.getLogger("taskclf")
     if not any(isinstance(h, _StderrLogHandler) for h in logger.handlers):
         logger.addHandler(_StderrLogHandler(logging.WARNING))
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"taskclf {version('taskclf')}")
+        raise typer.Exit()
 
 
 app = typer.Typer(
@@ -112,7 +190,15 @@ app.add_typer(model_app, name="model")
 
 @app.callback()
 def root(
-    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed taskclf version and exit.",
+        ),
+    ] = False,
     debug: Annotated[
         bool,
         typer.Option(
@@ -123,8 +209,8 @@ def root(
     ] = False,
 ) -> None:
     """Operate taskclf's model registry from the terminal, cron or CI."""
-    reset_invocation()
-    ctx.ensure_object(dict)["debug"] = debug
+    del version  # handled by its eager callback
+    reset_invocation(debug=debug)
     _route_library_logs()
 
 
@@ -147,7 +233,10 @@ def demo(
     try:
         run_demo(directory, json_mode=json_mode)
     except DemoDirectoryError as exc:
-        fail(str(exc))
+        fail(
+            f"{exc}; pass a new or empty directory with --dir, "
+            "or omit --dir to use a temporary one."
+        )
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from taskclf.cli.options import (
     Json,
     ModelsDir,
     fail,
+    require_name,
     require_registry,
 )
 
@@ -38,7 +39,20 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and chan
 
 @model_app.command("set-active")
 def set_active(
-    model_id: Annotated[str, typer.Option("--model-id", help="Bundle directory name to activate.")],
+    model_id_argument: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="ID",
+            help="Bundle directory name to activate (or give it as --model-id).",
+            show_default=False,
+        ),
+    ] = None,
+    model_id_option: Annotated[
+        str | None,
+        typer.Option(
+            "--model-id", help="Bundle directory name to activate (same as the ID argument)."
+        ),
+    ] = None,
     models_dir: ModelsDir = DEFAULT_MODELS_DIR,
     json_mode: Json = False,
 ) -> None:
@@ -46,11 +60,29 @@ def set_active(
     from taskclf.cli import output
     from taskclf.model_registry.activation import activate_bundle
 
-    pointer = activate_bundle(models_dir, model_id, reason="manual set-active")
+    model_id = _one_model_id(model_id_argument, model_id_option)
+    require_name("--model-id" if model_id_option is not None else "ID", model_id)
+    root = require_registry(models_dir)
+    pointer = activate_bundle(root, model_id, reason="manual set-active")
     if json_mode:
         output.emit_json(output.pointer_json(pointer))
     else:
         output.render_set_active(pointer)
+
+
+def _one_model_id(argument: str | None, option: str | None) -> str:
+    """The bundle id given as ``ID`` or ``--model-id``; a usage error if neither, or two."""
+    from typer._click.exceptions import UsageError
+
+    if argument is not None and option is not None and argument != option:
+        raise UsageError(
+            f"Got two different bundle ids: {argument!r} (ID) and {option!r} (--model-id); "
+            "give one."
+        )
+    model_id = argument if argument is not None else option
+    if model_id is None:
+        raise UsageError("Missing the bundle id: give it as ID or with --model-id.")
+    return model_id
 
 
 @model_app.command()
@@ -65,9 +97,11 @@ def resolve(models_dir: ModelsDir = DEFAULT_MODELS_DIR, json_mode: Json = False)
     if bundle is None:
         assert report is not None
         if json_mode:
-            output.emit_json(
-                {"active": None, "source": None, "excluded": output.exclusions_json(report)}
-            )
+            # The error shape of every failure, plus the exclusions that explain it.
+            sentence = output.no_eligible_message(report, root)
+            message = sentence[:-1] + "." if sentence.endswith(":") else sentence
+            output.print_error(message)
+            output.emit_json({"error": message, "excluded": output.exclusions_json(report)})
         else:
             output.render_no_eligible(report, root)
         raise typer.Exit(1)
@@ -149,14 +183,16 @@ def rollback(
     from taskclf.cli import output
     from taskclf.model_registry.activation import execute_rollback, plan_rollback
 
-    plan = plan_rollback(models_dir, to=to, steps=steps)
+    require_name("--to", to)
+    root = require_registry(models_dir)
+    plan = plan_rollback(root, to=to, steps=steps)
     if dry_run:
         if json_mode:
             output.emit_json(output.rollback_json(plan, None))
         else:
             output.render_rollback_plan(plan)
         return
-    pointer = execute_rollback(models_dir, plan)
+    pointer = execute_rollback(root, plan)
     if json_mode:
         output.emit_json(output.rollback_json(plan, pointer))
     else:
@@ -195,6 +231,7 @@ def promote(
     from taskclf.cli import output
     from taskclf.model_registry import SelectionPolicy, promote_bundle
 
+    require_name("--name", name)
     if not math.isfinite(min_improvement) or min_improvement < 0:
         fail(f"--min-improvement must be a finite number >= 0 (got {min_improvement}).")
     policy = SelectionPolicy(min_improvement=min_improvement)
@@ -298,6 +335,8 @@ def verify(models_dir: ModelsDir = DEFAULT_MODELS_DIR, json_mode: Json = False) 
         output.emit_json(report.model_dump(mode="json"))
     else:
         output.render_verify(report)
+        if any(f.code == "registry-missing" for f in report.findings):
+            output.say(f"To check another registry: {options.registry_advice(models_dir)}")
     if not report.healthy:
         raise typer.Exit(1)
 
@@ -357,7 +396,7 @@ def prune(
         if not json_mode:
             output.render_prune_plan(plan, executed=False)
             shown = True
-        if not typer.confirm(f"Delete {count} bundle(s) from {root}?", default=False, err=True):
+        if not output.confirm(f"Delete {count} bundle(s) from {root}?"):
             fail("Prune cancelled; nothing was deleted.")
     plan = execute_prune(plan)
     if json_mode:

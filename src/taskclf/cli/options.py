@@ -5,7 +5,6 @@ Only typer is imported here: this module loads on every ``taskclf`` start.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -27,15 +26,28 @@ ModelsDir = Annotated[
 ]
 
 
-_invocation = {"json": False}
-"""Whether the running command was given ``--json``: the root callback resets it on every
-invocation, the option's callback sets it, so a failure raised anywhere below can still
-answer in JSON (see :func:`print_error`)."""
+_invocation = {"json": False, "debug": False}
+"""Whether the running command was given ``--json`` (or ``--debug``): the root callback
+resets it on every invocation, the options' callbacks set it, so a failure raised anywhere
+below can still answer in JSON (see :func:`print_error`) and show its traceback."""
 
 
-def reset_invocation() -> None:
+def reset_invocation(*, debug: bool = False) -> None:
     """Forget the previous command's options (one process may run several, e.g. in tests)."""
     _invocation["json"] = False
+    _invocation["debug"] = debug
+
+
+def remember_debug(ctx: object, param: object, value: bool) -> bool:
+    """Option callback: ``--debug`` given after the sub-command (click's signature)."""
+    if value:
+        _invocation["debug"] = True
+    return value
+
+
+def debug_requested() -> bool:
+    """True when the running command was given ``--debug`` (or ``TASKCLF_DEBUG=1``)."""
+    return _invocation["debug"]
 
 
 def _remember_json(value: bool) -> bool:
@@ -65,10 +77,9 @@ def json_requested() -> bool:
 def print_error(message: str, *, json_mode: bool = False) -> None:
     """Report an expected failure: ``Error: ...`` on stderr, and in JSON mode also
     ``{"error": ...}`` as the one JSON document on stdout, so scripts always get JSON."""
-    sys.stderr.write(f"Error: {message}\n")
-    if json_mode:
-        sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
+    from taskclf.cli import output
+
+    output.print_error(message, json_mode=json_mode)
 
 
 def fail(message: str) -> NoReturn:
@@ -78,23 +89,37 @@ def fail(message: str) -> NoReturn:
 
 
 def require_registry(models_dir: Path) -> Path:
-    """The registry as an absolute path; exit 1 with advice if it is not a directory."""
+    """The registry as an absolute path; exit 1 with advice if it is not a directory.
+
+    Every command that needs an existing registry calls this first, so a missing
+    one reads the same everywhere: the library's sentence, then the CLI's advice.
+    """
+    from taskclf.model_registry.errors import registry_not_found
+
     root = Path(os.path.abspath(models_dir))
-    if not root.is_dir():
-        what = "is not a directory" if root.exists() else "does not exist"
-        from_env = os.environ.get(MODELS_DIR_ENV)
-        if from_env and Path(from_env) == models_dir:
-            # Telling someone to "set $TASKCLF_MODELS_DIR" when it is already set (to the
-            # wrong place) sends them looking in the wrong direction.
-            fail(
-                f"Registry directory {root} {what}; it comes from ${MODELS_DIR_ENV}: "
-                f"fix or unset it, or pass --models-dir DIR."
-            )
-        fail(
-            f"Registry directory {root} {what}; pass --models-dir DIR or set "
-            f"${MODELS_DIR_ENV} (try `taskclf demo` for a sample registry)."
-        )
-    return root
+    problem = registry_not_found(root)
+    if problem is None:
+        return root
+    fail(f"{problem}; {registry_advice(models_dir)}")
+
+
+def registry_advice(models_dir: Path) -> str:
+    """What to do about a missing registry, in the CLI's terms (flag and variable)."""
+    from_env = os.environ.get(MODELS_DIR_ENV)
+    if from_env and Path(from_env) == models_dir:
+        # Telling someone to "set $TASKCLF_MODELS_DIR" when it is already set (to the
+        # wrong place) sends them looking in the wrong direction.
+        return f"it comes from ${MODELS_DIR_ENV}: fix or unset it, or pass --models-dir DIR."
+    return (
+        f"pass --models-dir DIR or set ${MODELS_DIR_ENV} "
+        "(try `taskclf demo` for a sample registry)."
+    )
+
+
+def require_name(flag: str, value: str | None) -> None:
+    """Exit 1 when a bundle name given as ``flag`` is empty or only spaces."""
+    if value is not None and not value.strip():
+        fail(f"{flag} must name a bundle (got {value!r}); run `taskclf train list` to see them.")
 
 
 def stdin_is_terminal() -> bool:

@@ -1,8 +1,35 @@
-"""Everything the CLI prints: rich tables and sentences for people, one JSON document for tools.
+r"""Everything the CLI prints: rich tables and sentences for people, one JSON document for tools.
 
 Human output goes through a rich console (no colour when stdout is not
 a terminal); ``--json`` output is written straight to stdout as a single
 document. Numbers show 4 decimals and a missing value shows ``--``.
+
+Terminal safety: how every renderer must print
+-----------------------------------------------
+Bundle ids, paths, timestamps, hashes, notes and library messages come
+from disk: a directory may be called ``[bold]b0``, ``x[/]`` or
+``ESC ]0;title BEL``. They are data, never rich markup and never control
+sequences. :func:`clean` is the one escaping helper: it replaces every
+control character (C0, DEL, C1, lone surrogates, bidi overrides, line
+separators) with a visible escape (``\x1b``, ``\n``, ``\u202e``), and
+everything below calls it, so a renderer is safe as long as it prints
+only through these functions:
+
+- :func:`say` for a sentence on stdout (wrapped at word boundaries on a
+  terminal, one line per sentence in a pipe);
+- :func:`print_table` for a table (rich, or aligned plain text when long)
+  and :func:`print_fields` for a key/value block;
+- :func:`emit_json` for the ``--json`` document (JSON escapes, plus the
+  C1/bidi characters ``json.dumps`` leaves raw);
+- :func:`print_error`, :func:`print_warning` (stderr) and :func:`confirm`
+  (a prompt on stderr).
+
+Pass values as plain ``str``; never call ``console().print`` or write to
+``sys.stdout`` with a string that contains a disk value. A renderer that
+needs its own rich renderable builds every piece of text with
+:func:`literal` (a ``rich.text.Text``, which is never parsed as markup).
+rich is imported only inside the functions that draw, so importing this
+module stays cheap.
 """
 
 from __future__ import annotations
@@ -10,16 +37,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     from taskclf.model_registry import (
         ActiveHistoryEntry,
         ActivePointer,
@@ -42,6 +73,43 @@ _PIPE_WIDTH = 200
 """Width of tables written to a pipe or file, wide enough that ids never wrap."""
 
 
+# --- escaping: the one helper ----------------------------------------------------------
+
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+"""Characters a terminal acts on or that reorder/hide text: C0, DEL, C1, lone surrogates
+(undecodable file names), bidi marks, embeddings, overrides and isolates, line separators."""
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(value: object) -> str:
+    """``value`` as text that is safe to print: every control character as a visible escape.
+
+    ``"a\\x1b]0;t\\x07"`` becomes ``a\\x1b]0;t\\x07`` spelled out with backslashes; rich
+    markup is left as typed (it only matters to rich, and :func:`literal` keeps rich from
+    reading it). This is the one escaping helper of the CLI: every function below that
+    prints calls it.
+    """
+    return _UNSAFE.sub(_escape_char, str(value))
+
+
+def literal(value: object, **kwargs: Any) -> Text:
+    """A rich ``Text`` of ``clean(value)``: printed as typed, never parsed as markup."""
+    from rich.text import Text
+
+    return Text(clean(value), **kwargs)
+
+
 def is_terminal() -> bool:
     """True when stdout is an interactive terminal."""
     return sys.stdout.isatty()
@@ -49,22 +117,103 @@ def is_terminal() -> bool:
 
 def console() -> Console:
     """A console on the current stdout (looked up per call, so test runners can swap it)."""
+    from rich.console import Console
+
     if is_terminal():
-        return Console(file=sys.stdout)
+        return Console(file=sys.stdout, highlight=False)
     # COLUMNS, when set, wins (rich reads it); otherwise a pipe gets a wide page.
     width = None if os.environ.get("COLUMNS") else _PIPE_WIDTH
     return Console(file=sys.stdout, width=width, no_color=True, highlight=False)
 
 
+def _wrap_prose(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` cells, broken only at spaces: a word or id longer than
+    the width keeps a line of its own instead of being cut in two."""
+    if len(text) <= width:
+        return [text]
+    indent = text[: len(text) - len(text.lstrip(" "))]
+    return textwrap.wrap(
+        text,
+        width=max(width, 20),
+        subsequent_indent=indent + "  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [text]
+
+
+def _terminal_lines(text: str, stream: TextIO) -> str:
+    """``text`` wrapped at word boundaries when ``stream`` is a terminal, else unchanged
+    (a pipe gets one line per message, for grep and scripts)."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        return text
+    width = shutil.get_terminal_size().columns
+    return "\n".join(_wrap_prose(text, width))
+
+
 def say(text: str) -> None:
-    """Print one sentence for a person (rich markup is not interpreted)."""
-    console().print(text, markup=False, highlight=False, soft_wrap=True)
+    """Print one sentence for a person: escaped, never markup, never broken inside a word."""
+    safe = clean(text)
+    out = console()
+    if is_terminal():
+        for line in _wrap_prose(safe, out.width):
+            out.print(literal(line), soft_wrap=True)
+        return
+    out.print(literal(safe), soft_wrap=True)
 
 
 def emit_json(data: Any) -> None:
     """Write ``data`` as the command's single JSON document on stdout."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
     sys.stdout.flush()
+
+
+_JSON_RAW_UNSAFE = re.compile(
+    "[\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+"""What :func:`clean` escapes but ``json.dumps(ensure_ascii=False)`` leaves raw (it
+escapes only U+0000-U+001F)."""
+
+
+def json_text(data: Any) -> str:
+    """``data`` as one line of JSON that is safe on a terminal and parses to the same value."""
+    dumped = json.dumps(data, ensure_ascii=False, default=str)
+    return _JSON_RAW_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
+
+
+def print_error(message: str, *, json_mode: bool = False) -> None:
+    """Report an expected failure: ``Error: ...`` on stderr, and in JSON mode also
+    ``{"error": ...}`` as the one JSON document on stdout, so scripts always get JSON."""
+    line = f"Error: {clean(message)}"
+    sys.stderr.write(_terminal_lines(line, sys.stderr) + "\n")
+    sys.stderr.flush()
+    if json_mode:
+        emit_json({"error": message})
+
+
+def print_warning(message: str) -> None:
+    """One ``warning: ...`` line on stderr (the library's log records end up here)."""
+    line = f"warning: {clean(message)}"
+    sys.stderr.write(_terminal_lines(line, sys.stderr) + "\n")
+
+
+def print_traceback(exc: BaseException) -> None:
+    """The traceback of ``exc`` on stderr (``--debug``), each line escaped."""
+    import traceback
+
+    for chunk in traceback.format_exception(exc):
+        for line in chunk.rstrip("\n").split("\n"):
+            sys.stderr.write(clean(line) + "\n")
+
+
+def confirm(question: str) -> bool:
+    """Ask a yes/no question on stderr (default no); the question is escaped."""
+    import typer
+
+    return typer.confirm(clean(question), default=False, err=True)
 
 
 def num(value: object) -> str:
@@ -77,6 +226,18 @@ def num(value: object) -> str:
 def text(value: object) -> str:
     """A value as text, ``--`` for null."""
     return NULL if value is None else str(value)
+
+
+def short_time(value: str) -> str:
+    """An ISO-8601 timestamp as ``2026-11-27 14:09:59Z`` (UTC, whole seconds); anything
+    that does not parse is returned unchanged."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def pointer_model_id(pointer: ActivePointer | None) -> str | None:
@@ -102,7 +263,7 @@ def scanning(models_dir: Path, *, json_mode: bool, what: str = "Scanning") -> It
     if count < PROGRESS_MIN_BUNDLES:
         yield
         return
-    with console().status(f"{what} {count:,} bundles in {models_dir} ...", spinner="dots"):
+    with console().status(literal(f"{what} {count:,} bundles in {models_dir} ..."), spinner="dots"):
         yield
 
 
@@ -135,45 +296,70 @@ otherwise crop every id silently (``2026-02-19_013000_ru``) and squeeze the acti
 marker and the notes to nothing; the ids, the verdict and the reasons matter most."""
 
 
-def print_table(title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> None:
+def print_table(
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    *,
+    compact_rows: Sequence[Sequence[str]] | None = None,
+) -> None:
     """Print a titled table: a rich table, or the same columns as plain text when it is long.
 
-    A rich table that cannot fit the console's width loses its least useful
+    Every cell and the title are escaped (:func:`clean`) and printed as typed. A rich
+    table that cannot fit the console's width first tries ``compact_rows`` (the same
+    cells, shortened: e.g. timestamps without fractions), then loses its least useful
     columns (``_DROP_TO_FIT``) and says which, instead of cropping ids.
     """
-    if len(rows) <= RICH_TABLE_MAX_ROWS:
-        out = console()
-        keep = list(range(len(columns)))
-        table = _rich_table(title, columns, rows, keep)
-        hidden: list[str] = []
-        # Measured unconstrained: rich clamps a measurement to the width it is given.
-        unbounded = out.options.update_width(10_000)
-        while Measurement.get(out, unbounded, table).minimum > out.width:
-            drop = next((i for name in _DROP_TO_FIT for i in keep if columns[i][0] == name), None)
-            if drop is None:
-                break
-            keep.remove(drop)
-            hidden.append(columns[drop][0])
-            table = _rich_table(title, columns, rows, keep)
-        out.print(table)
-        if hidden:
-            say(
-                f"(not shown at width {out.width}: {', '.join(hidden)}; "
-                "use --json or a wider terminal to see every field)"
-            )
+    if len(rows) > RICH_TABLE_MAX_ROWS:
+        _print_plain_table(title, columns, rows)
         return
-    headers = [header for header, _ in columns]
-    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    from rich.measure import Measurement
 
-    def line(cells: Sequence[str]) -> str:
+    out = console()
+    # Measured unconstrained: rich clamps a measurement to the width it is given.
+    unbounded = out.options.update_width(10_000)
+
+    def fits(table: Table) -> bool:
+        return Measurement.get(out, unbounded, table).minimum <= out.width
+
+    keep = list(range(len(columns)))
+    table = _rich_table(title, columns, rows, keep)
+    if not fits(table) and compact_rows is not None:
+        rows = compact_rows
+        table = _rich_table(title, columns, rows, keep)
+    hidden: list[str] = []
+    while not fits(table):
+        drop = next((i for name in _DROP_TO_FIT for i in keep if columns[i][0] == name), None)
+        if drop is None:
+            break
+        keep.remove(drop)
+        hidden.append(columns[drop][0])
+        table = _rich_table(title, columns, rows, keep)
+    out.print(table)
+    if hidden:
+        say(
+            f"(not shown at width {out.width}: {', '.join(hidden)}; "
+            "use --json or a wider terminal to see every field)"
+        )
+
+
+def _print_plain_table(
+    title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]]
+) -> None:
+    """The columns as aligned plain text (no rich layout: fast for thousands of rows)."""
+    headers = [clean(header) for header, _ in columns]
+    cells = [[clean(cell) for cell in row] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+
+    def line(row: Sequence[str]) -> str:
         parts = [
             cell.rjust(width) if justify == "right" else cell.ljust(width)
-            for cell, width, (_, justify) in zip(cells, widths, columns, strict=True)
+            for cell, width, (_, justify) in zip(row, widths, columns, strict=True)
         ]
         return "  ".join(parts).rstrip()
 
-    out_lines = [title, line(headers), "  ".join("-" * w for w in widths)]
-    out_lines += [line(row) for row in rows]
+    out_lines = [clean(title), line(headers), "  ".join("-" * w for w in widths)]
+    out_lines += [line(row) for row in cells]
     sys.stdout.write("\n".join(out_lines) + "\n")
     sys.stdout.flush()
 
@@ -182,12 +368,15 @@ def _rich_table(
     title: str, columns: Sequence[Column], rows: Sequence[Sequence[str]], keep: Sequence[int]
 ) -> Table:
     """A rich table of the ``keep`` columns (indexes into ``columns`` and each row)."""
-    table = Table(title=title, title_justify="left")
+    from rich.table import Table
+
+    table = Table(title=literal(title), title_justify="left")
     for header, justify in (columns[i] for i in keep):
-        # Ids, timestamps and numbers never wrap or crop; prose columns wrap instead.
+        # Ids, timestamps and numbers never wrap or crop; prose columns wrap at spaces
+        # and fold only a word longer than the whole column.
         fixed = header not in _FREE_TEXT_COLUMNS
         table.add_column(
-            header,
+            literal(header),
             justify=justify,  # type: ignore[arg-type]
             no_wrap=fixed,
             min_width=max(len(header), 1) if fixed else None,
@@ -196,8 +385,27 @@ def _rich_table(
             max_width=None if fixed else _FREE_TEXT_WIDTH,
         )
     for row in rows:
-        table.add_row(*(row[i] for i in keep))
+        table.add_row(*(literal(row[i]) for i in keep))
     return table
+
+
+def print_fields(title: str, fields: Sequence[tuple[str, str]]) -> None:
+    """A titled key/value block; as ``key: value`` lines when the box would cut a value."""
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    out = console()
+    table = Table(title=literal(title), title_justify="left", show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", no_wrap=True)
+    for key, value in fields:
+        table.add_row(literal(key), literal(value))
+    if Measurement.get(out, out.options.update_width(10_000), table).minimum <= out.width:
+        out.print(table)
+        return
+    say(f"{title}:")
+    for key, value in fields:
+        say(f"  {key}: {value}")
 
 
 # --- train list -------------------------------------------------------------------------
@@ -329,26 +537,29 @@ def print_ranking(report: SelectionReport, *, title: str, limit: int = TOP_N) ->
 def render_resolution(bundle: ModelBundle, source: str, detail: str) -> None:
     """The active bundle, its metrics, and where the answer came from."""
     summary = bundle_summary(bundle)
-    out = console()
-    table = Table(title="Active model", title_justify="left", show_header=False)
-    table.add_column("field")
-    table.add_column("value")
-    for key in ("model_id", "path", "schema_version", "created_at"):
-        table.add_row(key, text(summary[key]))
-    table.add_row("macro_f1", num(summary["macro_f1"]))
-    table.add_row("weighted_f1", num(summary["weighted_f1"]))
-    table.add_row("source", source)
-    out.print(table)
+    fields = [(key, text(summary[key])) for key in ("model_id", "path", "schema_version")]
+    fields += [("created_at", text(summary["created_at"]))]
+    fields += [("macro_f1", num(summary["macro_f1"])), ("weighted_f1", num(summary["weighted_f1"]))]
+    fields += [("source", source)]
+    print_fields("Active model", fields)
     say(detail)
 
 
-def render_no_eligible(report: SelectionReport, models_dir: Path) -> None:
-    """Nothing eligible: one line per excluded bundle and its reason (on stderr)."""
-    lines = [f"No eligible model bundle in {models_dir}; every bundle is excluded:"]
-    lines += [f"  - {e.model_id}: {e.reason}" for e in report.excluded]
+def no_eligible_message(report: SelectionReport, models_dir: Path) -> str:
+    """The one sentence for "nothing to resolve": no bundles, or every bundle excluded."""
     if not report.excluded:
-        lines = [f"No model bundles in {models_dir}; promote one with `taskclf model promote`."]
-    sys.stderr.write("\n".join(lines) + "\n")
+        return f"No model bundles in {models_dir}; promote one with `taskclf model promote`."
+    return (
+        f"No eligible model bundle in {models_dir}; every bundle is excluded "
+        f"({len(report.excluded)}):"
+    )
+
+
+def render_no_eligible(report: SelectionReport, models_dir: Path) -> None:
+    """Nothing eligible: the error sentence, then one line per excluded bundle (on stderr)."""
+    print_error(no_eligible_message(report, models_dir))
+    for e in report.excluded:
+        sys.stderr.write(f"  - {clean(e.model_id)}: {clean(e.reason)}\n")
 
 
 # --- history, rollback ------------------------------------------------------------------
@@ -370,7 +581,7 @@ def history_json(entries: Sequence[ActiveHistoryEntry]) -> list[dict[str, Any]]:
 
 
 def render_history(entries: Sequence[ActiveHistoryEntry]) -> None:
-    """The pointer's transitions, newest first."""
+    """The pointer's transitions, newest first (timestamps shortened before columns go)."""
     if not entries:
         say("No pointer history yet (active_history.jsonl is empty or missing).")
         return
@@ -386,7 +597,8 @@ def render_history(entries: Sequence[ActiveHistoryEntry]) -> None:
         ]
         for e in entries
     ]
-    print_table("Active pointer history (newest first)", columns, rows)
+    compact = [[short_time(row[0]), *row[1:]] for row in rows]
+    print_table("Active pointer history (newest first)", columns, rows, compact_rows=compact)
 
 
 def rollback_json(plan: RollbackPlan, pointer: ActivePointer | None) -> dict[str, Any]:

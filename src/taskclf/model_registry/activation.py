@@ -45,7 +45,12 @@ from pydantic import BaseModel, ConfigDict
 
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, registry_lock
-from taskclf.model_registry.errors import ActivationError, RollbackError
+from taskclf.model_registry.errors import (
+    ActivationError,
+    RollbackError,
+    argument_phrase,
+    registry_not_found,
+)
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -81,7 +86,13 @@ def check_activatable(models_dir: str | os.PathLike[str], model_id: str) -> Mode
     """
     root = absolute(models_dir)
     path = root / model_id
-    if not is_bundle_name(model_id) or not os.path.isdir(path):
+    missing = registry_not_found(root)
+    if missing is not None:
+        raise ActivationError(model_id, root, missing, "registry_missing")
+    if not is_bundle_name(model_id):
+        reason = f"{path} ({model_id!r} is not a bundle name: empty, dot-prefixed or a path)"
+        raise ActivationError(model_id, path, reason, "not_found")
+    if not os.path.isdir(path):
         raise ActivationError(model_id, path, str(path), "not_found")
     bundle = read_bundle(path)
     if bundle is None:
@@ -180,13 +191,14 @@ def plan_rollback(
     """
     if to is not None and steps is not None:
         raise RollbackError(
-            "Give either a target model (--to) or a number of steps (--steps), not both."
+            f"Give either a target model ({argument_phrase('to')}) or a number of steps "
+            f"({argument_phrase('steps')}), not both."
         )
     if steps is not None and steps < 1:
         raise RollbackError(f"The number of steps must be at least 1 (got {steps}).")
     root = absolute(models_dir)
     if not root.is_dir():
-        raise RollbackError(f"Registry directory not found: {root}; check --models-dir.")
+        raise RollbackError(f"{registry_not_found(root)}.")
     current = read_active(root)
     current_id = pointed_model_id(root, current)
     considered = _previously_active(root, current_id, read_active_history(root))
@@ -318,7 +330,7 @@ def execute_rollback(
             plan.target_model_id,
         )
     if not root.is_dir():
-        raise RollbackError(f"Registry directory not found: {root}; check --models-dir.")
+        raise RollbackError(f"{registry_not_found(root)}.")
     with registry_lock(root):
         current_id = pointed_model_id(root, read_active(root))
         if current_id != plan.current_model_id:

@@ -83,6 +83,7 @@ class RegistryLockTimeout(RegistryError, TimeoutError):
 
 
 _ACTIVATION_SENTENCES: dict[str, tuple[str, str]] = {
+    "registry_missing": ("{reason}", "check the registry path"),
     "not_found": (
         "Bundle directory not found: {reason}",
         "run `taskclf train list` to see the bundle ids",
@@ -109,7 +110,8 @@ class ActivationError(BundleError):
 
     Attributes:
         reason: The detail after the colon (the path, the invalid or incompatibility reason).
-        check: Which check failed: ``"not_found"``, ``"invalid"`` or ``"incompatible"``.
+        check: Which check failed: ``"registry_missing"`` (the registry directory
+            itself), ``"not_found"``, ``"invalid"`` or ``"incompatible"``.
     """
 
     def __init__(
@@ -117,7 +119,7 @@ class ActivationError(BundleError):
         model_id: str,
         path: Path,
         reason: str,
-        check: Literal["not_found", "invalid", "incompatible"],
+        check: Literal["registry_missing", "not_found", "invalid", "incompatible"],
     ) -> None:
         self.check = check
         super().__init__(model_id, path, reason)
@@ -151,3 +153,34 @@ class PruneError(RegistryError, ValueError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+def registry_not_found(models_dir: Path) -> str | None:
+    """The sentence for a registry directory that is not there, or ``None`` if it is.
+
+    Every error about a missing registry (library exceptions, ``verify``'s
+    ``registry-missing`` finding, the CLI) starts with this sentence, so it
+    reads the same everywhere; callers add what to do in their own terms.
+
+    Args:
+        models_dir: The registry directory.
+
+    Returns:
+        ``Registry not found: <dir> does not exist`` (or ``... is not a directory``),
+        or ``None`` when ``models_dir`` is a directory.
+    """
+    if models_dir.is_dir():
+        return None
+    if models_dir.exists() or models_dir.is_symlink():
+        kind = "a file" if models_dir.is_file() else "not a directory"
+        return f"Registry not found: {models_dir} is {kind}, not a registry directory"
+    return f"Registry not found: {models_dir} does not exist"
+
+
+def argument_phrase(argument: str) -> str:
+    """How a library message names a caller's argument: ``the name= argument``.
+
+    The CLI replaces this phrase with its own flag (``--name``), so library
+    messages never mention command-line options.
+    """
+    return f"the {argument}= argument"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, fsync_dir, fsync_tree, registry_lock
-from taskclf.model_registry.errors import PromotionError
+from taskclf.model_registry.errors import PromotionError, argument_phrase
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
 from taskclf.model_registry.models import (
@@ -169,12 +169,15 @@ def _name_problem(target_name: str) -> str | None:
     if not is_bundle_name(target_name):
         return f"'{target_name}' is not a usable bundle name (empty, dot-prefixed or a path)"
     if target_name in _RESERVED_NAMES:
-        return f"'{target_name}' is reserved for a registry file; pass another name with --name"
+        return (
+            f"'{target_name}' is reserved for a registry file; pass another name with "
+            f"{argument_phrase('name')}"
+        )
     try:
         target_name.encode("utf-8")
     except UnicodeEncodeError:
         # Scans ignore such a directory (no registry JSON file could name it).
-        return "bundle name is not valid UTF-8; pass a UTF-8 name with --name"
+        return f"bundle name is not valid UTF-8; pass a UTF-8 name with {argument_phrase('name')}"
     if len(target_name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
         return f"bundle name is longer than {_MAX_NAME_BYTES} bytes"
     return None
@@ -184,7 +187,8 @@ def _name_taken(target_name: str, candidate: Path, root: Path) -> PromotionError
     return PromotionError(
         target_name,
         candidate,
-        f"a bundle named '{target_name}' already exists in {root}; pass another name with --name",
+        f"a bundle named '{target_name}' already exists in {root}; pass another name with "
+        f"{argument_phrase('name')}",
     )
 
 

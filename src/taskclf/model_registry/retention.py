@@ -51,7 +51,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from taskclf.model_registry._fs import absolute, fsync_dir, is_temp_name, registry_lock
-from taskclf.model_registry.errors import PruneError
+from taskclf.model_registry.errors import PruneError, registry_not_found
 from taskclf.model_registry.models import SelectionPolicy, SelectionReport
 from taskclf.model_registry.pointer import pointed_model_id, read_active, read_active_history
 from taskclf.model_registry.promotion import STAGING_PREFIX
@@ -143,7 +143,7 @@ def plan_prune(
         )
     root = absolute(models_dir)
     if not root.is_dir():
-        raise PruneError(f"Registry directory not found: {root}; check --models-dir.")
+        raise PruneError(f"{registry_not_found(root)}.")
     policy = policy if policy is not None else SelectionPolicy()
 
     report = find_best_model(root, policy)

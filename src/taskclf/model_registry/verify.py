@@ -69,6 +69,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped, read_tail
+from taskclf.model_registry.errors import registry_not_found
 from taskclf.model_registry.index import INDEX_FILE, index_staleness
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
@@ -142,8 +143,9 @@ def verify_registry(models_dir: str | os.PathLike[str]) -> VerifyReport:
         The report; ``healthy`` is False when any finding is an error.
     """
     root = absolute(models_dir)
-    if not root.is_dir():
-        message = f"Registry directory not found: {root}; check --models-dir or $TASKCLF_MODELS_DIR"
+    missing = registry_not_found(root)
+    if missing is not None:
+        message = f"{missing}; check the registry path"
         finding = _error("registry-missing", message, root)
         return VerifyReport(
             models_dir=str(root),
