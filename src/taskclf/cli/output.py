@@ -700,9 +700,10 @@ def render_index_read(cache: IndexCache, path: Path, changes: Sequence[str]) -> 
         ranking_cells(rank, e.model_id, e.macro_f1, e.weighted_f1, e.created_at)
         for rank, e in enumerate(cache.ranked[:TOP_N], start=1)
     ]
-    print_table(f"Index cache {path}", RANKING_COLUMNS, rows)
+    # The path goes in the sentence, not the title: rich would wrap a long title inside it.
+    print_table(f"Index cache (top {TOP_N})", RANKING_COLUMNS, rows)
     say(
-        f"generated_at {cache.generated_at}; {len(cache.ranked)} ranked, "
+        f"{path}: generated_at {cache.generated_at}; {len(cache.ranked)} ranked, "
         f"{len(cache.excluded)} excluded; best {text(cache.best_model_id)}."
     )
     if not changes:
