@@ -218,3 +218,27 @@ def test_clean_escapes_every_control_character_and_nothing_else() -> None:
         assert all(0x20 <= ord(c) < 0x7F for c in escaped)
     assert clean("[bold]b0 é 模型 ✓") == "[bold]b0 é 模型 ✓"
     assert clean("x\udcff") == "x\\udcff"  # an undecodable file name cannot crash a print
+
+
+def test_only_the_output_module_prints() -> None:
+    """The escaping is a property of ``cli/output.py`` only if nothing else prints: a new
+    command that writes to the terminal itself (or builds its own rich renderable) would
+    bypass it. Commands render through ``output``'s functions instead."""
+    import re
+
+    import taskclf.cli
+
+    forbidden = re.compile(
+        r"sys\.std(out|err)|\bprint\(|\.print\(|typer\.(echo|secho|confirm|prompt)"
+        r"|\bclick\.(echo|secho)|^\s*(from|import) rich\b",
+        flags=re.MULTILINE,
+    )
+    cli_dir = Path(taskclf.cli.__file__).parent
+    sources = [p for p in sorted(cli_dir.glob("*.py")) if p.name != "output.py"]
+    sources.append(cli_dir.parent / "demo.py")
+    offenders = [
+        f"{path.name}: {match.group()}"
+        for path in sources
+        for match in forbidden.finditer(path.read_text())
+    ]
+    assert offenders == []

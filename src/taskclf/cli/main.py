@@ -171,7 +171,9 @@ def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
-        typer.echo(f"taskclf {version('taskclf')}")
+        from taskclf.cli import output
+
+        output.say(f"taskclf {version('taskclf')}")
         raise typer.Exit()
 
 
