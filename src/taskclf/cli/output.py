@@ -75,11 +75,16 @@ _PIPE_WIDTH = 200
 
 # --- escaping: the one helper ----------------------------------------------------------
 
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
-"""Characters a terminal acts on or that reorder/hide text: C0, DEL, C1, lone surrogates
-(undecodable file names), bidi marks, embeddings, overrides and isolates, line separators."""
+_BEYOND_C0 = "\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+"""DEL, C1, lone surrogates (undecodable file names), bidi marks, embeddings, overrides and
+isolates, line and paragraph separators."""
+
+_UNSAFE = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")
+"""Characters a terminal acts on, or that reorder or hide text: C0 and the above."""
+
+_JSON_RAW_UNSAFE = re.compile(f"[{_BEYOND_C0}]")
+"""What :func:`clean` escapes but ``json.dumps(ensure_ascii=False)`` leaves raw (it
+escapes only U+0000-U+001F)."""
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -135,7 +140,7 @@ def _wrap_prose(text: str, width: int) -> list[str]:
     return textwrap.wrap(
         text,
         width=max(width, 20),
-        subsequent_indent=indent + "  ",
+        subsequent_indent=indent,
         break_long_words=False,
         break_on_hyphens=False,
     ) or [text]
@@ -169,13 +174,6 @@ def emit_json(data: Any) -> None:
     """Write ``data`` as the command's single JSON document on stdout."""
     sys.stdout.write(json_text(data) + "\n")
     sys.stdout.flush()
-
-
-_JSON_RAW_UNSAFE = re.compile(
-    "[\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
-"""What :func:`clean` escapes but ``json.dumps(ensure_ascii=False)`` leaves raw (it
-escapes only U+0000-U+001F)."""
 
 
 def json_text(data: Any) -> str:
