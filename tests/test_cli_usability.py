@@ -97,6 +97,20 @@ def test_unreadable_models_dir_in_json_mode_prints_one_error_document(registry: 
     assert "Traceback" not in result.stderr
 
 
+def test_an_aborted_prompt_in_json_mode_prints_one_error_document(
+    registry: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskclf.cli import options
+
+    monkeypatch.setattr(options, "stdin_is_terminal", lambda: True)
+    args = ["model", "prune", "--keep", "0", "--keep-history", "0", "--json"]
+    result = runner.invoke(app, [*args, "--models-dir", str(registry)], input="")  # EOF
+
+    assert result.exit_code == 1
+    assert list(json.loads(result.stdout)) == ["error"]
+    assert (registry / "run-a").is_dir() and (registry / "run-b").is_dir()
+
+
 def test_resolve_json_on_an_empty_registry_uses_the_error_shape(models_dir: Path) -> None:
     result = run("model", "resolve", "--models-dir", models_dir, "--json")
 
@@ -172,6 +186,20 @@ def test_an_empty_bundle_name_is_refused_as_such(
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {flag} must name a bundle (got ")
     assert not (registry / "active.json").exists()
+
+
+def test_promote_into_a_models_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    a_file = tmp_path / "models"
+    a_file.write_text("not a registry")
+    candidate = write_bundle(tmp_path / "in" / "new", seed=5)
+
+    result = run("model", "promote", candidate, "--models-dir", a_file)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: Registry not found: {a_file} is a file, not a registry directory; "
+    )
+    assert a_file.read_text() == "not a registry" and candidate.is_dir()
 
 
 def test_promote_with_an_empty_name_is_refused(registry: Path, tmp_path: Path) -> None:

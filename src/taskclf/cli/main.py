@@ -76,7 +76,14 @@ class _PolicyGroup(TyperGroup):
         except _usage_error() as exc:
             _usage_error_as_json(ctx, exc)
             raise
-        except (typer.Exit, typer.Abort):
+        except typer.Abort:
+            # An interrupted prompt (Ctrl-C, end of input): typer prints "Aborted!", exit 1.
+            if json_requested():
+                from taskclf.cli import output
+
+                output.emit_json({"error": "Aborted; nothing was changed."})
+            raise
+        except typer.Exit:
             raise
         except Exception as exc:
             message = expected_error_message(exc)

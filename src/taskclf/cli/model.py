@@ -232,6 +232,9 @@ def promote(
     from taskclf.model_registry import SelectionPolicy, promote_bundle
 
     require_name("--name", name)
+    if os.path.lexists(models_dir) and not os.path.isdir(models_dir):
+        # promote creates a missing registry, but never replaces a file with one.
+        require_registry(models_dir)
     if not math.isfinite(min_improvement) or min_improvement < 0:
         fail(f"--min-improvement must be a finite number >= 0 (got {min_improvement}).")
     policy = SelectionPolicy(min_improvement=min_improvement)
@@ -336,7 +339,8 @@ def verify(models_dir: ModelsDir = DEFAULT_MODELS_DIR, json_mode: Json = False) 
     else:
         output.render_verify(report)
         if any(f.code == "registry-missing" for f in report.findings):
-            output.say(f"To check another registry: {options.registry_advice(models_dir)}")
+            advice = options.registry_advice(models_dir)
+            output.say(advice[0].upper() + advice[1:])
     if not report.healthy:
         raise typer.Exit(1)
 
