@@ -370,6 +370,34 @@ def test_prose_at_80_columns_breaks_only_between_words(tmp_path: Path) -> None:
     assert "one whose metrics.json a crash cut short (invalid);" in prose
 
 
+def test_errors_on_a_terminal_at_80_columns_break_only_between_words(tmp_path: Path) -> None:
+    import pty
+
+    missing = tmp_path / ("a-registry-path-long-enough-to-need-two-lines" * 2)
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "80"}
+    command = [_installed_script(), "model", "history", "--models-dir", str(missing)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave, env=env) as proc:
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait()
+    os.close(master)
+    lines = b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
+
+    assert proc.returncode == 1
+    assert len(lines) > 1
+    assert [line for line in lines if len(line) > 80 and len(line.split()) > 1] == []
+    assert str(missing) in [line.strip() for line in lines]  # the path is whole
+
+
 def test_history_shortens_timestamps_before_dropping_columns(
     registry: Path, make_bundle: BundleFactory
 ) -> None:
