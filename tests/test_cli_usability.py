@@ -376,7 +376,7 @@ def test_errors_on_a_terminal_at_80_columns_break_only_between_words(tmp_path: P
     missing = tmp_path / ("a-registry-path-long-enough-to-need-two-lines" * 2)
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "80"}
-    command = [_installed_script(), "model", "history", "--models-dir", str(missing)]
+    command = [str(_installed_script()), "model", "history", "--models-dir", str(missing)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave, env=env) as proc:
         os.close(slave)
         chunks = []
