@@ -5,6 +5,8 @@ confusion matrices, one trained on another feature layout, one cut short
 by a crash), then runs what an operator would: list, resolve, promote a
 better candidate, history, rollback and verify. Each step is narrated in
 one sentence and followed by the same output the real command prints.
+It ends by writing the HTML report of the registry (``report.html`` in
+the workspace) when the ``report`` extra is installed.
 """
 
 from __future__ import annotations
@@ -221,9 +223,36 @@ def run_demo(directory: Path | None = None, *, json_mode: bool = False) -> Path:
         if not json_mode:
             output.render_verify(verify_report)
 
+    report_path, report_hint = _write_report(models_dir)
     if json_mode:
-        output.emit_json({"models_dir": str(models_dir), "steps": steps})
+        output.emit_json(
+            {
+                "models_dir": str(models_dir),
+                "steps": steps,
+                "report": None if report_path is None else str(report_path),
+            }
+        )
     else:
         output.say("")
         output.say(f"Explore further: taskclf train list --models-dir {models_dir}")
+        if report_path is not None:
+            output.say(f"See the registry: open {report_path}")
+        else:
+            output.say(report_hint)
     return models_dir
+
+
+def _write_report(models_dir: Path) -> tuple[Path | None, str]:
+    """The HTML report of the demo registry beside it, or ``None`` and how to get one."""
+    from taskclf.model_registry import ReportExtraMissingError
+    from taskclf.report import write_report
+
+    try:
+        with _quiet_registry_logs():
+            return write_report(models_dir, models_dir.parent / "report.html"), ""
+    except ReportExtraMissingError:
+        return None, (
+            "For an HTML report of this registry install the report extra: "
+            "pip install 'taskclf[report]' (then: taskclf report --models-dir "
+            f"{models_dir})"
+        )

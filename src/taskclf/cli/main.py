@@ -36,6 +36,7 @@ from taskclf.cli.options import (
     remember_debug,
     reset_invocation,
 )
+from taskclf.cli.report import report_command
 from taskclf.cli.train import train_app
 
 _FLAGS = {
@@ -195,6 +196,7 @@ app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 app.add_typer(model_app, name="model")
+app.command("report")(report_command)
 
 
 @app.callback()

@@ -23,6 +23,7 @@ from taskclf.model_registry.errors import (
     RegistryError,
     RegistryFileError,
     RegistryLockTimeout,
+    ReportExtraMissingError,
     RollbackError,
 )
 from taskclf.model_registry.hysteresis import should_switch_active
@@ -89,6 +90,7 @@ __all__ = [
     "RegistryError",
     "RegistryFileError",
     "RegistryLockTimeout",
+    "ReportExtraMissingError",
     "RollbackError",
     "RollbackPlan",
     "SelectionPolicy",

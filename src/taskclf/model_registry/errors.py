@@ -155,6 +155,15 @@ class PruneError(RegistryError, ValueError):
         super().__init__(reason)
 
 
+class ReportExtraMissingError(RegistryError, ImportError):
+    """``taskclf report`` needs plotly, which the ``report`` extra installs."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The HTML report needs plotly; install it with: pip install 'taskclf[report]'"
+        )
+
+
 def registry_not_found(models_dir: Path) -> str | None:
     """The sentence for a registry directory that is not there, or ``None`` if it is.
 

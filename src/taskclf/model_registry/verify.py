@@ -61,7 +61,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -133,11 +133,15 @@ class VerifyReport(BaseModel):
     findings: list[Finding]
 
 
-def verify_registry(models_dir: str | os.PathLike[str]) -> VerifyReport:
+def verify_registry(
+    models_dir: str | os.PathLike[str], *, bundles: Sequence[ModelBundle] | None = None
+) -> VerifyReport:
     """Check every bundle, the pointer, the history, the index and leftovers; write nothing.
 
     Args:
         models_dir: The registry directory.
+        bundles: ``list_bundles(models_dir)`` already scanned by the caller (the
+            report checks and draws the same scan); default: scan here.
 
     Returns:
         The report; ``healthy`` is False when any finding is an error.
@@ -156,7 +160,7 @@ def verify_registry(models_dir: str | os.PathLike[str]) -> VerifyReport:
             findings=[finding],
         )
     findings: list[Finding] = []
-    bundles = list_bundles(root)
+    bundles = list_bundles(root) if bundles is None else list(bundles)
     health = [_bundle_health(bundle) for bundle in bundles]
     findings += _bundle_findings(root, bundles, health)
     pointer, active_id, pointer_findings = _check_pointer(
