@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -47,7 +49,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "$ taskclf model verify",
     ):
         assert marker in out
-    assert out.rstrip().endswith(f"taskclf train list --models-dir {models_dir}")
+    assert f"Explore further: taskclf train list --models-dir {models_dir}" in out
+    # The demo ends with the HTML report of its registry, beside it.
+    report = workspace / "report.html"
+    assert out.rstrip().endswith(f"See the registry: open {report}")
+    assert "2026-02-12_110000_run-0040" in report.read_text("utf-8")
     # list -> resolve (auto-repair) -> promotion -> rollback: three pointer moves
     notes = [(e.new.reason or {}).get("note") for e in read_active_history(models_dir)]
     assert notes == ["auto-repair", "promotion", "rollback"]
@@ -65,6 +71,7 @@ def test_demo_json_is_one_document(tmp_path: Path) -> None:
         "taskclf model resolve",
     ]
     assert len(data["steps"]) == 6
+    assert data["report"] == str(tmp_path / "ws" / "report.html")
     assert data["steps"][2]["result"]["active_updated"] is True
 
 
@@ -87,3 +94,21 @@ def test_demo_default_uses_a_fresh_temporary_directory() -> None:
     import shutil
 
     shutil.rmtree(models_dir.parent)
+
+
+def test_demo_without_the_report_extra_says_how_to_get_it(tmp_path: Path) -> None:
+    # A None entry in sys.modules makes `import plotly` fail as if it were not installed.
+    code = "import sys; sys.modules['plotly'] = None; from taskclf.cli.main import main; main()"
+    workspace = tmp_path / "ws"
+
+    result = subprocess.run(
+        [sys.executable, "-c", code, "demo", "--dir", str(workspace)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.rstrip().splitlines()[-1]
+    assert "pip install 'taskclf[report]'" in last
+    assert not (workspace / "report.html").exists()
