@@ -376,3 +376,25 @@ def test_cli_without_plotly_says_how_to_install(registry: Path, tmp_path: Path) 
     assert "pip install 'taskclf[report]'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_cli_open_hands_the_file_to_the_browser(registry: Path, tmp_path: Path) -> None:
+    # webbrowser runs $BROWSER (with %s replaced by the URL) and waits for it.
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.py"
+    browser.write_text(
+        f"import sys, pathlib; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])", "utf-8"
+    )
+    out = tmp_path / "r.html"
+    taskclf = Path(sys.executable).with_name("taskclf")
+
+    result = subprocess.run(
+        [str(taskclf), "report", "--models-dir", str(registry), "--out", str(out), "--open"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "BROWSER": f"{sys.executable} {browser} %s"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert opened.read_text("utf-8") == out.as_uri()

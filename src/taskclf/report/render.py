@@ -214,14 +214,14 @@ def _matrix_figure(view: MatrixView, element_id: str) -> dict[str, Any]:
                 "z": view.normalised,
                 "x": labels,
                 "y": labels,
-                "customdata": view.counts,
+                "text": view.counts,
                 "zmin": 0,
                 "zmax": 1,
                 "colorscale": "Blues",
                 "reversescale": True,
                 "texttemplate": "%{z:.2f}",
                 "hovertemplate": "true %{y}<br>predicted %{x}<br>%{z:.1%} of the row"
-                "<br>%{customdata} samples<extra></extra>",
+                "<br>%{text} samples<extra></extra>",
                 "colorbar": {"title": {"text": "share of row"}},
             }
         ],
@@ -254,16 +254,17 @@ def _difference_figure(left: MatrixView, right: MatrixView) -> dict[str, Any]:
             {
                 "type": "heatmap",
                 "z": better,
-                "customdata": change,
+                # Per-cell text: heatmap texttemplates cannot format customdata.
+                "text": [[f"{v:+.2f}" for v in row] for row in change],
                 "x": labels,
                 "y": labels,
                 "zmin": -bound,
                 "zmax": bound,
                 "colorscale": "RdBu",
                 "reversescale": True,
-                "texttemplate": "%{customdata:+.2f}",
+                "texttemplate": "%{text}",
                 "hovertemplate": "true %{y}<br>predicted %{x}<br>share of row: right - left "
-                "%{customdata:+.1%}<extra></extra>",
+                "%{text}<extra></extra>",
                 "colorbar": {"title": {"text": "right better"}},
             }
         ],
@@ -396,6 +397,9 @@ _RANKING_COLUMNS = (
 )
 
 
+_RANKING_CELL_CLASSES = ("", "id", "nowrap", "nowrap", "", "", "", "", "")
+
+
 def _ranking_html(data: ReportData) -> str:
     head = "".join(
         f'<th data-type="{kind}" tabindex="0" title="sort">{_esc(name)}</th>'
@@ -404,7 +408,7 @@ def _ranking_html(data: ReportData) -> str:
     body = []
     for entry in data.ranking:
         row = entry.row
-        schema = f"{entry.schema_version or '--'} ({row.schema_hash or '--'})"
+        schema = f"{entry.schema_version or '--'} · {row.schema_hash or '--'}"
         marker = ' <span class="badge">active</span>' if row.active else ""
         cells = [
             (str(entry.rank), str(entry.rank)),
@@ -417,7 +421,10 @@ def _ranking_html(data: ReportData) -> str:
             ("yes" if row.eligible else '<span class="bad">no</span>', str(row.eligible)),
             (_esc(row.notes or ""), row.notes or ""),
         ]
-        tds = "".join(f'<td data-value="{_esc(value)}">{shown}</td>' for shown, value in cells)
+        tds = "".join(
+            f'<td class="{css}" data-value="{_esc(value)}">{shown}</td>'
+            for (shown, value), css in zip(cells, _RANKING_CELL_CLASSES, strict=True)
+        )
         css = ' class="active-row"' if row.active else ""
         body.append(f"<tr{css}>{tds}</tr>")
     if not body:
@@ -500,6 +507,7 @@ overflow-wrap:anywhere;max-width:420px}
 th{position:sticky;top:0;background:#f6f8fa;cursor:pointer;user-select:none;white-space:nowrap}
 th.asc::after{content:" ▲"}th.desc::after{content:" ▼"}
 tr.active-row{background:#fff1f0}
+td.nowrap{white-space:nowrap}td.id{min-width:26ch}
 .badge{background:#d62728;color:#fff;border-radius:8px;padding:0 6px;font-size:11px}
 """
 
@@ -512,6 +520,8 @@ _SCRIPT = """
     return Plotly.newPlot(figure.id, figure.data, figure.layout, config);
   });
   Promise.all(drawn).then(function () {
+    // Milliseconds since navigation start: what bench/report.py reports as render time.
+    document.body.setAttribute("data-plots-ms", String(Math.round(performance.now())));
     document.body.setAttribute("data-plots-drawn", String(drawn.length));
   });
 
