@@ -12,10 +12,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.chrome.webdriver import WebDriver
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -81,3 +81,9 @@ def wait_for_plots(driver: WebDriver, timeout_s: float = 60.0) -> int:
 
     value = WebDriverWait(driver, timeout_s).until(drawn)
     return int(value or 0)
+
+
+def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
+    """The console entries logged at level SEVERE since the last call (the log is drained)."""
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [entry for entry in entries if entry["level"] == "SEVERE"]

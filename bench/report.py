@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.browser import chromium, missing_browser, wait_for_plots
+from bench.browser import chromium, console_errors, missing_browser, wait_for_plots
 from bench.generate import RegistrySpec, ensure_registry
 
 RESULTS = Path(__file__).parent / "results"
@@ -65,7 +65,7 @@ def measure(n: int, rounds: int) -> None:
         for _ in range(rounds):
             driver.get(out.as_uri())
             wait_for_plots(driver)
-            errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+            errors = console_errors(driver)
             if errors:
                 sys.exit(f"console errors: {errors}")
             renders.append(

@@ -398,3 +398,10 @@ def test_cli_open_hands_the_file_to_the_browser(registry: Path, tmp_path: Path) 
 
     assert result.returncode == 0, result.stderr
     assert opened.read_text("utf-8") == out.as_uri()
+
+
+def test_verify_on_the_callers_scan_equals_its_own(registry: Path) -> None:
+    # The report hands its one scan to verify_registry instead of scanning twice.
+    from taskclf.model_registry import list_bundles, verify_registry
+
+    assert verify_registry(registry, bundles=list_bundles(registry)) == verify_registry(registry)

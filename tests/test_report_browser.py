@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from bench.browser import chromium, console_errors, missing_browser, wait_for_plots
 
-from bench.browser import chromium, missing_browser, wait_for_plots
 from taskclf.model_registry import read_bundle, write_active_atomic
 from taskclf.report import write_report
 from taskclf.samples import LABELS, write_bundle
 
 if TYPE_CHECKING:
-    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.chrome.webdriver import WebDriver
 
 pytestmark = pytest.mark.skipif(
     missing_browser() is not None, reason=f"no browser for the report: {missing_browser()}"
@@ -69,17 +69,15 @@ def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         bundle = read_bundle(models_dir / name)
         assert bundle is not None
         write_active_atomic(models_dir, bundle, reason=note)
-    return write_report(models_dir, models_dir.parent / "report.html", compare=(ALERT_NAME, "labels"))
+    return write_report(
+        models_dir, models_dir.parent / "report.html", compare=(ALERT_NAME, "labels")
+    )
 
 
 def _load(driver: WebDriver, page: Path) -> int:
-    driver.get_log("browser")  # drop what earlier pages logged
+    console_errors(driver)  # drop what earlier pages logged
     driver.get(page.as_uri())
     return wait_for_plots(driver)
-
-
-def _console_errors(driver: WebDriver) -> list[dict[str, Any]]:
-    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 _CHART_STATE = """
@@ -118,7 +116,7 @@ def test_demo_report_draws_every_chart_without_errors(driver: WebDriver, demo_re
     assert drawn == len(charts)
     for chart in charts:
         assert chart["svgs"] >= 1 and chart["traces"] >= 1 and chart["points"] > 0, chart
-    assert _console_errors(driver) == []
+    assert console_errors(driver) == []
     active = driver.find_element("id", "active-bundle").text
     assert active == "2026-02-12_110000_run-0040"
     assert "healthy" in driver.find_element("id", "pointer-health").text
@@ -175,4 +173,4 @@ def test_markup_from_disk_renders_as_text_and_runs_nothing(
         ".map(function (t) { return t.textContent; })"
     )
     assert "<svg onload=alert(5)>" in ticks
-    assert _console_errors(driver) == []
+    assert console_errors(driver) == []

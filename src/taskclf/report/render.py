@@ -232,8 +232,8 @@ def _matrix_figure(view: MatrixView, element_id: str) -> dict[str, Any]:
             },
             "height": 480,
             "margin": {"l": 110, "r": 10, "t": 80, "b": 100},
-            "xaxis": {"title": {"text": "predicted"}, "tickangle": -40},
-            "yaxis": {"title": {"text": "true"}, "autorange": "reversed"},
+            "xaxis": {"title": {"text": "predicted"}, "tickangle": -40, "automargin": True},
+            "yaxis": {"title": {"text": "true"}, "autorange": "reversed", "automargin": True},
         },
     }
 
@@ -275,8 +275,8 @@ def _difference_figure(left: MatrixView, right: MatrixView) -> dict[str, Any]:
             },
             "height": 480,
             "margin": {"l": 110, "r": 10, "t": 80, "b": 100},
-            "xaxis": {"title": {"text": "predicted"}, "tickangle": -40},
-            "yaxis": {"title": {"text": "true"}, "autorange": "reversed"},
+            "xaxis": {"title": {"text": "predicted"}, "tickangle": -40, "automargin": True},
+            "yaxis": {"title": {"text": "true"}, "autorange": "reversed", "automargin": True},
         },
     }
 
@@ -397,7 +397,7 @@ _RANKING_COLUMNS = (
 )
 
 
-_RANKING_CELL_CLASSES = ("", "id", "nowrap", "nowrap", "", "", "", "", "")
+_RANKING_CELL_CLASSES = ("", "id", "date", "schema", "", "", "", "", "")
 
 
 def _ranking_html(data: ReportData) -> str:
@@ -507,7 +507,7 @@ overflow-wrap:anywhere;max-width:420px}
 th{position:sticky;top:0;background:#f6f8fa;cursor:pointer;user-select:none;white-space:nowrap}
 th.asc::after{content:" ▲"}th.desc::after{content:" ▼"}
 tr.active-row{background:#fff1f0}
-td.nowrap{white-space:nowrap}td.id{min-width:26ch}
+td.id{min-width:26ch}td.date{min-width:24ch}td.schema{min-width:17ch}
 .badge{background:#d62728;color:#fff;border-radius:8px;padding:0 6px;font-size:11px}
 """
 
