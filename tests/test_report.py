@@ -405,3 +405,23 @@ def test_verify_on_the_callers_scan_equals_its_own(registry: Path) -> None:
     from taskclf.model_registry import list_bundles, verify_registry
 
     assert verify_registry(registry, bundles=list_bundles(registry)) == verify_registry(registry)
+
+
+def test_time_chart_switches_to_webgl_above_the_threshold(
+    registry: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import taskclf.report.render as render
+
+    data = build_report_data(registry, now=NOW)
+    small = render.render_report(data)
+    monkeypatch.setattr(render, "WEBGL_POINT_THRESHOLD", len(data.points) - 1)
+    large = render.render_report(data)
+
+    def kinds(page: str) -> set[str]:
+        start = page.index('id="report-data">') + len('id="report-data">')
+        payload = json.loads(page[start : page.index("</script>", start)])
+        (time_chart,) = [f for f in payload["figures"] if f["id"] == "chart-time"]
+        return {trace["type"] for trace in time_chart["data"] if trace["mode"] == "markers"}
+
+    assert kinds(small) == {"scatter"}
+    assert kinds(large) == {"scattergl"}

@@ -74,6 +74,19 @@ def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def webgl_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry whose time chart is drawn with WebGL, as at 10,000 bundles."""
+    import taskclf.report.render as render
+
+    models_dir = tmp_path_factory.mktemp("webgl") / "models"
+    for i in range(12):
+        write_bundle(models_dir / f"run-{i:02d}", accuracy=0.6 + i / 50, seed=i)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "WEBGL_POINT_THRESHOLD", 10)
+        return write_report(models_dir, models_dir.parent / "report.html")
+
+
 def _load(driver: WebDriver, page: Path) -> int:
     console_errors(driver)  # drop what earlier pages logged
     driver.get(page.as_uri())
@@ -173,4 +186,17 @@ def test_markup_from_disk_renders_as_text_and_runs_nothing(
         ".map(function (t) { return t.textContent; })"
     )
     assert "<svg onload=alert(5)>" in ticks
+    assert console_errors(driver) == []
+
+
+def test_webgl_time_chart_draws_without_errors(driver: WebDriver, webgl_report: Path) -> None:
+    drawn = _load(driver, webgl_report)
+
+    state = driver.execute_script(
+        "var chart = document.getElementById('chart-time');"
+        "return {types: chart._fullData.map(function (t) { return t.type; }),"
+        " canvases: chart.querySelectorAll('canvas').length};"
+    )
+    assert drawn == 2  # no pointer: the time chart and the challenger's matrix
+    assert "scattergl" in state["types"] and state["canvases"] > 0
     assert console_errors(driver) == []
