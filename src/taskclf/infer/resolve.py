@@ -249,7 +249,9 @@ class ActiveModelReloader(Generic[T]):
             pointer = ActivePointer.model_validate_json(after[-1])
         except ValidationError:
             return before
-        located = locate_pointed_bundle(self.models_dir, pointer.model_dir)
+        located = locate_pointed_bundle(
+            self.models_dir, pointer.model_dir, model_id=pointer.model_id
+        )
         return after if located == bundle.path else before
 
 

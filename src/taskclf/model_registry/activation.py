@@ -259,12 +259,12 @@ def _previously_active(
     ids: list[str | None] = []
     if entries:
         last = entries[-1]
-        if pointed_model_id(root, last.old) != current_id:
+        if pointed_model_id(root, last.old, warn=False) != current_id:
             # The pointer left the last entry's ``new`` without taskclf (deleted or
             # edited by hand), so that ``new`` was active. When ``old`` is still
             # current instead, the entry is a crash trace and ``new`` never was.
-            ids.append(pointed_model_id(root, last.new))
-    ids += [pointed_model_id(root, entry.old) for entry in reversed(entries)]
+            ids.append(pointed_model_id(root, last.new, warn=False))
+    ids += [pointed_model_id(root, entry.old, warn=False) for entry in reversed(entries)]
     seen: list[str] = []
     for model_id in ids:
         if model_id is not None and model_id != current_id and model_id not in seen:

@@ -76,26 +76,43 @@ def read_active(models_dir: str | os.PathLike[str]) -> ActivePointer | None:
         return None
 
 
-def locate_pointed_bundle(models_dir: str | os.PathLike[str], model_dir: str) -> Path | None:
+def locate_pointed_bundle(
+    models_dir: str | os.PathLike[str], model_dir: str, *, model_id: str | None = None
+) -> Path | None:
     """Find the bundle directory a pointer's ``model_dir`` names, confined to the registry.
 
-    Candidates, in order: ``models_dir.parent / model_dir`` (what
+    Candidates, in order (§6): ``models_dir.parent / model_dir`` (what
     :func:`write_active_atomic` writes), then ``models_dir / model_dir``
     (a bare bundle name written by hand); an absolute ``model_dir`` is its
     own single candidate. After lexical normalisation the first candidate
-    that is a direct, non-reserved child of ``models_dir`` wins. No
-    filesystem access: whether the bundle exists is the caller's question.
+    that is a direct, non-reserved child of ``models_dir`` wins, whether or
+    not it exists (the caller reports a missing bundle).
+
+    When no candidate is a direct child and ``model_dir`` is ``<name>/<id>``
+    (two plain names), the registry is being reached under another name
+    than the one it was written under (renamed, a symlink, a bind mount,
+    a copy): the bundle is ``models_dir/<id>`` if that directory exists
+    and, when ``model_id`` is given, ``<id>`` equals it (§13).
+
+    Args:
+        models_dir: The registry directory.
+        model_dir: The pointer's ``model_dir``, as written.
+        model_id: The pointer's ``model_id``; checked only by the §13 fallback.
 
     Returns:
-        The bundle path, or ``None`` (logged) when the pointer escapes the registry.
+        The bundle path, always a direct child of ``models_dir``, or ``None``
+        (logged) when the pointer names nothing in this registry.
     """
-    root = absolute(models_dir)
+    located, problem = _locate(absolute(models_dir), model_dir, model_id)
+    if located is None:
+        log.warning("Active pointer model_dir %r %s; treating the pointer as absent", model_dir, problem)
+    return located
+
+
+def _locate(root: Path, model_dir: str, model_id: str | None) -> tuple[Path | None, str]:
+    """:func:`locate_pointed_bundle` without logging: the path, or ``None`` and why."""
     if not _is_representable_path(model_dir):
-        log.warning(
-            "Active pointer model_dir %r is not a usable path; treating the pointer as absent",
-            model_dir,
-        )
-        return None
+        return None, "is not a usable path"
     if os.path.isabs(model_dir):
         candidates = [Path(model_dir)]
     else:
@@ -103,23 +120,60 @@ def locate_pointed_bundle(models_dir: str | os.PathLike[str], model_dir: str) ->
     for candidate in candidates:
         normal = Path(os.path.normpath(candidate))
         if normal.parent == root and normal.name and not normal.name.startswith("."):
-            return normal
-    log.warning(
-        "Active pointer model_dir %r escapes the registry %s; treating the pointer as absent",
-        model_dir,
-        root,
+            return normal, ""
+    parts = model_dir.split("/")
+    renamed = (
+        not os.path.isabs(model_dir)
+        and len(parts) == 2
+        and all(part not in ("", ".", "..") for part in parts)
     )
-    return None
+    if renamed:
+        bundle_id = parts[1]
+        candidate = root / bundle_id
+        if model_id is not None and model_id != bundle_id:
+            return None, (
+                f"names bundle {bundle_id!r} in a registry called {parts[0]!r}, but the "
+                f"pointer's model_id is {model_id!r}; it locates no bundle of {root}"
+            )
+        if not bundle_id.startswith(".") and os.path.isdir(candidate):
+            return candidate, ""
+        return None, (
+            f"was written in a registry called {parts[0]!r}; {root} has no bundle {bundle_id!r}"
+        )
+    return None, f"escapes the registry {root}"
 
 
 def pointed_model_id(
-    models_dir: str | os.PathLike[str], pointer: ActivePointer | None
+    models_dir: str | os.PathLike[str], pointer: ActivePointer | None, *, warn: bool = True
 ) -> str | None:
-    """The id of the bundle a pointer locates, or ``None`` (no pointer, or it escapes)."""
+    """The id of the bundle a pointer locates, or ``None`` (no pointer, or it escapes).
+
+    Args:
+        models_dir: The registry directory.
+        pointer: The pointer (``active.json`` or one side of a history entry).
+        warn: Log a pointer that locates nothing. Off for history entries: old
+            entries naming since-deleted bundles are normal, not news.
+    """
     if pointer is None:
         return None
-    path = locate_pointed_bundle(models_dir, pointer.model_dir)
+    if warn:
+        path = locate_pointed_bundle(models_dir, pointer.model_dir, model_id=pointer.model_id)
+    else:
+        path, _ = _locate(absolute(models_dir), pointer.model_dir, pointer.model_id)
     return path.name if path is not None else None
+
+
+def pointer_bundle_name(pointer: ActivePointer) -> str | None:
+    """The bundle a pointer names, as resolution reads it: the last component of ``model_dir``.
+
+    Resolution follows ``model_dir``, never ``model_id``, so this is what every
+    message naming "the active model" shows; ``model_id`` is only the fallback
+    for a ``model_dir`` that ends in no plain name.
+    """
+    name = posixpath.basename(posixpath.normpath(pointer.model_dir.replace(os.sep, "/")))
+    if name in ("", ".", "..") or name.startswith("."):
+        return pointer.model_id
+    return name
 
 
 def locate_active_bundle(models_dir: str | os.PathLike[str]) -> Path | None:
@@ -128,7 +182,9 @@ def locate_active_bundle(models_dir: str | os.PathLike[str]) -> Path | None:
     Like :func:`locate_pointed_bundle`, it does not check that the bundle exists.
     """
     pointer = read_active(models_dir)
-    return locate_pointed_bundle(models_dir, pointer.model_dir) if pointer is not None else None
+    if pointer is None:
+        return None
+    return locate_pointed_bundle(models_dir, pointer.model_dir, model_id=pointer.model_id)
 
 
 def _is_representable_path(model_dir: str) -> bool:

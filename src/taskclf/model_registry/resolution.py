@@ -148,7 +148,7 @@ def follow_pointer(
     """
     if pointer is None:
         return PointerTarget(None, None, f"No valid active pointer in {root}")
-    path = locate_pointed_bundle(root, pointer.model_dir)
+    path = locate_pointed_bundle(root, pointer.model_dir, model_id=pointer.model_id)
     if path is None:
         return PointerTarget(None, None, f"Active pointer {pointer.model_dir!r} escapes {root}")
     bundle = read_bundle(path)

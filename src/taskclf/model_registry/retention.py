@@ -149,12 +149,9 @@ def plan_prune(
     report = find_best_model(root, policy)
     active_id = pointed_model_id(root, read_active(root))
     recent = read_active_history(root)[-keep_history:] if keep_history else []
-    named = {
-        model_id
-        for entry in recent
-        for model_id in (pointed_model_id(root, entry.old), pointed_model_id(root, entry.new))
-        if model_id is not None
-    }
+    # Quietly: an old entry naming a since-deleted bundle is normal, not news.
+    located = (pointed_model_id(root, side, warn=False) for e in recent for side in (e.old, e.new))
+    named = {model_id for model_id in located if model_id is not None}
     decisions = [
         PruneDecision(
             model_id=model_id,

@@ -258,7 +258,7 @@ def _check_pointer(
         what = "not JSON" if is_json_error(exc.errors()) else "not a valid pointer"
         message = f"Active pointer {path} is {what}; {_FIX_POINTER}"
         return None, None, [_error("pointer-invalid", message, path)]
-    located = locate_pointed_bundle(root, pointer.model_dir)
+    located = locate_pointed_bundle(root, pointer.model_dir, model_id=pointer.model_id)
     if located is None:
         message = (
             f"Active pointer {path} names {pointer.model_dir!r}, which is outside the "
