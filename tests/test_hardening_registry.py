@@ -55,7 +55,9 @@ def taskclf(*args: str | Path, user: list[str] | None = None) -> subprocess.Comp
     """Run the installed CLI (optionally through ``setpriv``) and capture its output."""
     env = {k: v for k, v in os.environ.items() if k not in ("TASKCLF_DEBUG", "COLUMNS")}
     command = [*(user or []), str(_script()), *(str(a) for a in args)]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
 
 
 def history_lines(root: Path) -> int:
@@ -248,25 +250,27 @@ def test_verify_on_the_parent_never_recommends_prune(home: Path) -> None:
     result = taskclf("model", "verify", "--models-dir", home)
 
     assert result.returncode == 1
-    assert "prune" not in result.stdout
+    assert "taskclf model prune" not in result.stdout
     assert f"--models-dir {home / 'models'}" in result.stdout
     report = verify_registry(home)
     codes = {(f.code, f.model_id) for f in report.findings}
     assert ("registry-not-bundle", "models") in codes
     assert ("not-a-bundle", "Documents") in codes
-    assert not any("prune" in f.message for f in report.findings)
+    assert not any("taskclf model prune" in f.message for f in report.findings)
 
 
 def test_prune_refuses_the_parent_of_a_registry(home: Path) -> None:
     before = tree_contents(home)
 
-    with pytest.raises(PruneError, match="does not look like a registry"):
+    with pytest.raises(PruneError, match="does not look like a model registry"):
         plan_prune(home, keep=0, include_invalid=True)
-    result = taskclf("model", "prune", "--keep", "0", "--include-invalid", "--yes", "--models-dir", home)
+    result = taskclf(
+        "model", "prune", "--keep", "0", "--include-invalid", "--yes", "--models-dir", home
+    )
 
     assert result.returncode == 1
-    assert "does not look like a registry" in result.stderr
-    assert f"--models-dir probably should be {home / 'models'}" in result.stderr
+    assert "does not look like a model registry" in result.stderr
+    assert f"the models directory probably should be {home / 'models'}" in result.stderr
     assert "Traceback" not in result.stderr
     assert tree_contents(home) == before
 
@@ -276,7 +280,7 @@ def test_prune_refuses_a_directory_without_bundles_or_registry_files(tmp_path: P
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "main.c").write_text("int main(void) { return 0; }\n")
 
-    with pytest.raises(PruneError, match="does not look like a registry"):
+    with pytest.raises(PruneError, match="does not look like a model registry"):
         plan_prune(tmp_path, keep=0, include_invalid=True)
     assert (tmp_path / "src" / "main.c").exists()
 
@@ -305,7 +309,7 @@ def test_prune_deletes_only_directories_that_look_like_bundles(pinned: Path) -> 
     report = verify_registry(pinned)
     by_id = {f.model_id: f for f in report.findings if f.model_id}
     assert by_id["notes"].code == "not-a-bundle"
-    assert "prune" not in by_id["notes"].message
+    assert "taskclf model prune" not in by_id["notes"].message
 
 
 # --- item 3: a history line larger than the read window ------------------------------------
@@ -341,7 +345,9 @@ def test_oversized_torn_tail_does_not_hide_the_history(
 
 def test_oversized_line_in_the_middle_is_skipped_and_reported(pinned: Path) -> None:
     _append_huge_line(pinned / HISTORY_FILE, terminated=True)
-    assert taskclf("model", "set-active", "--model-id", "b2", "--models-dir", pinned).returncode == 0
+    assert (
+        taskclf("model", "set-active", "--model-id", "b2", "--models-dir", pinned).returncode == 0
+    )
 
     entries = read_active_history(pinned)
 
@@ -409,7 +415,9 @@ def test_set_active_on_the_active_bundle_says_so_and_writes_nothing(pinned: Path
 def test_prune_refreshes_the_index(pinned: Path) -> None:
     assert taskclf("model", "index", "--models-dir", pinned).returncode == 0
 
-    result = taskclf("model", "prune", "--keep", "0", "--keep-history", "0", "--yes", "--models-dir", pinned)
+    result = taskclf(
+        "model", "prune", "--keep", "0", "--keep-history", "0", "--yes", "--models-dir", pinned
+    )
 
     assert result.returncode == 0, result.stderr
     index = json.loads((pinned / "index.json").read_text())
@@ -419,7 +427,9 @@ def test_prune_refreshes_the_index(pinned: Path) -> None:
     assert "The index is fresh" in read.stdout
 
 
-def test_index_read_says_it_shows_only_the_top_rows(pinned: Path, make_bundle: BundleFactory) -> None:
+def test_index_read_says_it_shows_only_the_top_rows(
+    pinned: Path, make_bundle: BundleFactory
+) -> None:
     for number in range(4):
         make_bundle(f"extra{number}", macro_f1=0.5 + number / 100, seed=10 + number)
     assert taskclf("model", "index", "--models-dir", pinned).returncode == 0
@@ -468,4 +478,3 @@ def test_empty_registry_message_starts_the_same_way(models_dir: Path) -> None:
     with pytest.raises(ModelResolutionError) as caught:
         resolve_model_dir(None, models_dir)
     assert caught.value.message.startswith("No eligible model found")
-

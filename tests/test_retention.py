@@ -49,7 +49,9 @@ def registry(models_dir: Path, make_bundle: BundleFactory) -> Path:
     for rank in range(1, 6):
         make_bundle(f"r{rank}", seed=rank, macro_f1=1.0 - rank / 10, weighted_f1=0.5)
     make_bundle("incompatible", seed=7, schema_hash="0123456789ab")
+    # A bundle that lost its metadata (prune deletes only what looks like a bundle).
     (models_dir / "broken").mkdir()
+    (models_dir / "broken" / "metrics.json").write_text("{")
     activate_bundle(models_dir, "r4")
     activate_bundle(models_dir, "r2")
     return models_dir
@@ -266,6 +268,7 @@ def test_protected_bundles_are_never_deleted(
         for name, kind, f1 in zip(_NAMES, kinds, f1s, strict=False):
             if kind == "invalid":
                 (root / name).mkdir()
+                (root / name / "metrics.json").write_text("{")
                 continue
             write_bundle(
                 root / name,

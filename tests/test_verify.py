@@ -119,6 +119,7 @@ def test_registry_missing(tmp_path: Path) -> None:
 
 def test_invalid_bundle_is_an_error(healthy: Path) -> None:
     (healthy / "broken").mkdir()
+    (healthy / "broken" / "metrics.json").write_text("{")
     report = verify_registry(healthy)
     assert codes(report) == {"bundle-invalid": "error", "index-stale": "warning"}
     assert not report.healthy

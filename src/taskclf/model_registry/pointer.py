@@ -105,7 +105,9 @@ def locate_pointed_bundle(
     """
     located, problem = _locate(absolute(models_dir), model_dir, model_id)
     if located is None:
-        log.warning("Active pointer model_dir %r %s; treating the pointer as absent", model_dir, problem)
+        log.warning(
+            "Active pointer model_dir %r %s; treating the pointer as absent", model_dir, problem
+        )
     return located
 
 

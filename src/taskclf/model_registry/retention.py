@@ -44,7 +44,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -56,6 +56,12 @@ from taskclf.model_registry.models import SelectionPolicy, SelectionReport
 from taskclf.model_registry.pointer import pointed_model_id, read_active, read_active_history
 from taskclf.model_registry.promotion import STAGING_PREFIX
 from taskclf.model_registry.resolution import find_best_model
+from taskclf.model_registry.scan import (
+    BUNDLE_FILES,
+    bundle_names,
+    looks_like_bundle,
+    registry_entry,
+)
 from taskclf.model_registry.selection import REASON_INVALID
 
 TRASH_PREFIX = ".trash-"
@@ -144,6 +150,7 @@ def plan_prune(
     root = absolute(models_dir)
     if not root.is_dir():
         raise PruneError(f"{registry_not_found(root)}.")
+    _refuse_non_registry(root)
     policy = policy if policy is not None else SelectionPolicy()
 
     report = find_best_model(root, policy)
@@ -167,6 +174,7 @@ def plan_prune(
             keep=keep,
             keep_history=keep_history,
             include_invalid=include_invalid,
+            not_bundles=_not_bundles(report),
         )
     ]
     return PrunePlan(
@@ -178,6 +186,52 @@ def plan_prune(
         policy=policy,
         leftovers=find_stale_leftovers(root),
     )
+
+
+def _refuse_non_registry(root: Path) -> None:
+    """Refuse a directory that is not a registry: deleting its subdirectories destroys data.
+
+    A registry holds a registry file, or at least one subdirectory that looks
+    like a bundle. The usual mistake is ``--models-dir`` one level too high
+    (a home directory holding ``models/``), where every other subdirectory
+    would read as an "invalid bundle".
+    """
+    if registry_entry(root) is not None:
+        return
+    children = bundle_names(root)
+    for name in children:
+        entry = registry_entry(root / name)
+        if entry is not None:
+            raise PruneError(
+                f"{root} does not look like a model registry (it holds no registry file), but "
+                f"its subdirectory {root / name} is one (it holds {entry}); the models directory "
+                f"probably should be {root / name}. Nothing was deleted."
+            )
+    if children and not any(looks_like_bundle(root / name) for name in children):
+        raise PruneError(
+            f"{root} does not look like a model registry: it holds no registry file and none "
+            f"of its {len(children)} subdirectories holds {', '.join(BUNDLE_FILES)}; the models "
+            "directory probably should be the one holding active.json and the bundles. "
+            "Nothing was deleted."
+        )
+
+
+def _not_bundles(report: SelectionReport) -> dict[str, str]:
+    """Invalid entries that are not bundles at all, with why prune keeps them."""
+    found: dict[str, str] = {}
+    for record in report.excluded:
+        if not record.reason.startswith(REASON_INVALID):
+            continue
+        entry = registry_entry(record.path)
+        if entry is not None:
+            found[record.model_id] = (
+                f"a registry, not a bundle (it holds {entry}); prune never deletes it"
+            )
+        elif not looks_like_bundle(record.path):
+            found[record.model_id] = (
+                f"not a bundle (none of {', '.join(BUNDLE_FILES)}); prune never deletes it"
+            )
+    return found
 
 
 def leftover_kind(name: str) -> Literal["temp", "staging", "trash"] | None:
@@ -225,6 +279,7 @@ def decide_retention(
     keep: int,
     keep_history: int,
     include_invalid: bool,
+    not_bundles: Mapping[str, str] | None = None,
 ) -> list[tuple[str, Path, Action, list[str]]]:
     """The retention rules, pure: keep or delete each bundle of ``report``, with every reason.
 
@@ -235,6 +290,8 @@ def decide_retention(
         keep: How many top-ranked bundles are protected.
         keep_history: How many history entries ``named`` came from (quoted in reasons).
         include_invalid: Whether unprotected invalid bundles are deleted.
+        not_bundles: Directories that are not bundles (a nested registry, a
+            folder without bundle files), with why: always kept.
 
     Returns:
         ``(model_id, path, action, reasons)`` per bundle, sorted by ``model_id``.
@@ -253,13 +310,15 @@ def decide_retention(
         invalid = exclusion is not None and exclusion.startswith(REASON_INVALID)
         position = rank.get(model_id)
         reasons: list[str] = []
+        if not_bundles and model_id in not_bundles:
+            reasons.append(not_bundles[model_id])
         if model_id == active_id:
             reasons.append("active: the active pointer locates it")
         if position is not None and position <= keep:
             reasons.append(f"top {keep}: ranked #{position} of {total} eligible")
         if model_id in named:
             reasons.append(f"history: {history_note} (a rollback target)")
-        if invalid and not include_invalid:
+        if invalid and not include_invalid and not (not_bundles and model_id in not_bundles):
             reasons.append(
                 f"{exclusion} (kept: invalid bundles are deleted only with --include-invalid)"
             )

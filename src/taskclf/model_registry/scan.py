@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from taskclf.core.model_io import ModelMetadata
-from taskclf.model_registry._fs import absolute, read_capped
+from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
 
 if TYPE_CHECKING:
@@ -179,6 +179,36 @@ def bundle_names(root: Path) -> list[str]:
     names = [name for name in names if _is_utf8_name(root, name)]
     names.sort()
     return names
+
+
+REGISTRY_ENTRIES = (
+    "active.json",
+    "active_history.jsonl",
+    "index.json",
+    LOCK_FILE,
+    "registry.toml",
+    ".aliases",
+)
+"""Names only a registry holds (pointer, history, index, lock, config, alias pointers).
+
+A directory holding one is a registry, never a bundle: prune keeps it and
+verify suggests it as the models directory instead of calling it invalid."""
+
+BUNDLE_FILES = (METADATA_FILE, METRICS_FILE, "manifest.json")
+"""At least one of these makes a directory look like a bundle, valid or not."""
+
+
+def registry_entry(directory: str | os.PathLike[str]) -> str | None:
+    """The first registry-level name ``directory`` holds, or ``None`` (it is no registry)."""
+    for name in REGISTRY_ENTRIES:
+        if os.path.lexists(os.path.join(directory, name)):
+            return name
+    return None
+
+
+def looks_like_bundle(directory: str | os.PathLike[str]) -> bool:
+    """True if ``directory`` holds at least one bundle file (it may still be invalid)."""
+    return any(os.path.lexists(os.path.join(directory, name)) for name in BUNDLE_FILES)
 
 
 def is_bundle_name(name: str) -> bool:

@@ -13,6 +13,13 @@ Errors:
 
 - ``registry-missing``: ``models_dir`` is not a directory.
 - ``bundle-invalid``: a bundle fails validation.
+- ``registry-not-bundle``: a subdirectory is itself a registry (it holds
+  ``active.json``, the history, the index, the lock, ``registry.toml`` or
+  ``.aliases/``): usually ``--models-dir`` one level too high. The finding
+  names the directory to check instead and never suggests deleting it.
+- ``not-a-bundle``: a subdirectory holds none of ``metadata.json``,
+  ``metrics.json`` or ``manifest.json``; prune never deletes it, so the
+  advice is to move it out.
 - ``no-eligible-bundle``: no bundle could be activated.
 - ``pointer-missing``: no ``active.json`` while eligible bundles exist.
 - ``pointer-unreadable`` / ``pointer-invalid``: ``active.json`` cannot be
@@ -85,7 +92,14 @@ from taskclf.model_registry.pointer import (
     parse_history_lines,
 )
 from taskclf.model_registry.retention import leftover_kind
-from taskclf.model_registry.scan import is_json_error, list_bundles, read_bundle
+from taskclf.model_registry.scan import (
+    BUNDLE_FILES,
+    is_json_error,
+    list_bundles,
+    looks_like_bundle,
+    read_bundle,
+    registry_entry,
+)
 from taskclf.model_registry.selection import declared_incompatibility, passes_constraints
 
 _FIX_POINTER = "run `taskclf model set-active --model-id ID` or `taskclf model rollback`"
@@ -199,7 +213,9 @@ def _bundle_findings(
 ) -> list[Finding]:
     findings: list[Finding] = []
     for bundle, state in zip(bundles, health, strict=True):
-        if not bundle.valid:
+        if not bundle.valid and (finding := _not_a_bundle(root, bundle)) is not None:
+            findings.append(finding)
+        elif not bundle.valid:
             message = (
                 f"Bundle {bundle.model_id} is invalid ({bundle.invalid_reason}); fix "
                 f"or remove {bundle.path} (`taskclf model prune --include-invalid`)"
@@ -218,6 +234,27 @@ def _bundle_findings(
         )
         findings.append(_error("no-eligible-bundle", message, root))
     return findings
+
+
+def _not_a_bundle(root: Path, bundle: ModelBundle) -> Finding | None:
+    """A finding for an "invalid bundle" that is no bundle at all, never advising a deletion."""
+    path, model_id = bundle.path, bundle.model_id
+    entry = registry_entry(path)
+    if entry is not None:
+        message = (
+            f"{path} is a registry, not a bundle (it holds {entry}); the models directory "
+            f"probably should be {path} (`taskclf model verify --models-dir {path}`), "
+            f"otherwise move it out of {root}"
+        )
+        return _error("registry-not-bundle", message, path, model_id)
+    if not looks_like_bundle(path):
+        message = (
+            f"{path} is not a bundle (it holds none of {', '.join(BUNDLE_FILES)}) but sits "
+            f"in the registry {root}, where scans list it as invalid; move it out of the "
+            "registry (taskclf never deletes it)"
+        )
+        return _error("not-a-bundle", message, path, model_id)
+    return None
 
 
 def _warning(code: str, message: str, path: Path, model_id: str | None = None) -> Finding:
