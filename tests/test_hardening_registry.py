@@ -478,3 +478,58 @@ def test_empty_registry_message_starts_the_same_way(models_dir: Path) -> None:
     with pytest.raises(ModelResolutionError) as caught:
         resolve_model_dir(None, models_dir)
     assert caught.value.message.startswith("No eligible model found")
+
+
+def _reference_tail(content: bytes, cap: int) -> tuple[bytes, int, list[tuple[int, int]]]:
+    """What read_tail must return, computed the obvious (whole-file) way."""
+    if len(content) <= cap:
+        return content, 0, []
+    lines = content.split(b"\n")
+    kept: list[bytes] = []
+    oversized: list[int] = []
+    total = 0
+    offsets = [0]
+    for line in lines[:-1]:
+        offsets.append(offsets[-1] + len(line) + 1)
+    skipped = 0
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if len(line) > cap - 1:
+            oversized.append(len(kept))
+            kept.append(b"")
+            continue
+        # A line costs its bytes plus the newline before it.
+        cost = len(line) + (1 if index > 0 else 0)
+        if total + cost > cap:
+            skipped = offsets[index + 1] if index + 1 < len(offsets) else len(content)
+            break
+        kept.append(line)
+        total += cost
+    count = len(kept)
+    sizes = {count - at: len(lines[len(lines) - 1 - at]) for at in oversized}
+    return b"\n".join(reversed(kept)), skipped, sorted(sizes.items())
+
+
+def test_read_tail_matches_a_whole_file_reading() -> None:
+    from taskclf.model_registry._fs import read_tail
+
+    with tempfile.TemporaryDirectory() as base:
+        path = Path(base) / "log"
+
+        @settings(max_examples=300, deadline=None)
+        @given(
+            lines=st.lists(st.integers(0, 40), max_size=12),
+            trailing=st.booleans(),
+            cap=st.integers(2, 30),
+        )
+        def check(lines: list[int], trailing: bool, cap: int) -> None:
+            content = b"\n".join(bytes([65 + n % 26]) * n for n in lines)
+            if trailing and content:
+                content += b"\n"
+            path.write_bytes(content)
+            got = read_tail(path, cap)
+            assert (got.data, got.skipped, got.oversized) == _reference_tail(content, cap)
+            # Memory stays bounded: the cap, plus one newline per oversized line left out.
+            assert len(got.data) <= cap + len(got.oversized)
+
+        check()

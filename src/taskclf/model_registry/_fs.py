@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from filelock import FileLock, Timeout
 
@@ -105,20 +106,39 @@ def read_capped(path: str | os.PathLike[str], cap: int = MAX_FILE_BYTES) -> byte
         os.close(fd)
 
 
-def read_tail(path: Path, cap: int = MAX_FILE_BYTES) -> tuple[bytes, int]:
-    """Read a regular file whole, or only its last ``cap`` bytes when it is larger.
+class TailRead(NamedTuple):
+    """What :func:`read_tail` returns."""
 
-    Meant for append-only line logs, which may legitimately outgrow the cap:
-    the newest lines matter most. A tail read starts after the first newline
-    inside the window, so no partial line is returned.
+    data: bytes
+    """The lines read, oldest first; an oversized line is left as an empty line."""
+    skipped: int
+    """How many leading bytes were not read (0: the file was read from its start)."""
+    oversized: list[tuple[int, int]]
+    """``(line number in data, length in bytes)`` of each line left out for its size."""
+
+
+_TAIL_BLOCK = 1 << 20
+TAIL_SCAN_LIMIT = 1 << 30
+"""Most bytes :func:`read_tail` reads backwards past oversized lines before giving up."""
+
+
+def read_tail(path: Path, cap: int = MAX_FILE_BYTES) -> TailRead:
+    """Read the newest whole lines of an append-only log, at most ``cap`` bytes of them.
+
+    Meant for line logs, which may legitimately outgrow the cap: the newest
+    lines matter most. A file within the cap is read whole. A larger one is
+    read backwards, line by line, until the lines kept would exceed ``cap``.
+    A line longer than ``cap`` (a torn or hostile write) is never held in
+    memory: it is replaced by an empty line and reported in ``oversized``,
+    and the lines before it are still read, so one huge line cannot hide the
+    rest of the log. Reading backwards stops after ``TAIL_SCAN_LIMIT`` bytes.
 
     Args:
         path: File to read; a symlink to a regular file is followed.
-        cap: Largest number of bytes returned.
+        cap: Largest number of bytes of lines returned, and largest line kept.
 
     Returns:
-        ``(data, skipped)``: the bytes and how many leading bytes were not read
-        (0 when the whole file was read).
+        The lines, how many leading bytes were not read, and the oversized lines.
 
     Raises:
         FileNotFoundError: The file (or its directory) does not exist.
@@ -130,24 +150,82 @@ def read_tail(path: Path, cap: int = MAX_FILE_BYTES) -> tuple[bytes, int]:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise RegistryFileError(path, "is not a regular file", errno.EINVAL)
-        start = max(0, info.st_size - cap)
-        parts: list[bytes] = []
-        total = 0
-        # Bounded by ``cap`` even if the file grows while we read it.
-        while total < cap:
-            chunk = os.pread(fd, min(1 << 20, cap - total), start + total)
-            if not chunk:
-                break
-            parts.append(chunk)
-            total += len(chunk)
-        data = b"".join(parts)
-        if start == 0:
-            return data, 0
-        # No newline in the window means it holds only part of one huge line.
-        cut = data.find(b"\n") + 1 or len(data)
-        return data[cut:], start + cut
+        if info.st_size <= cap:
+            return TailRead(_pread_all(fd, 0, info.st_size), 0, [])
+        return _read_lines_backwards(fd, info.st_size, cap)
     finally:
         os.close(fd)
+
+
+def _pread_all(fd: int, offset: int, size: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    # Bounded by ``size`` even if the file grows while we read it.
+    while total < size:
+        chunk = os.pread(fd, min(_TAIL_BLOCK, size - total), offset + total)
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)
+
+
+def _read_lines_backwards(fd: int, size: int, cap: int) -> TailRead:
+    # A kept line and its newline must fit the window, so a longer one is oversized.
+    max_line = cap - 1
+    kept: list[bytes] = []  # newest first
+    oversized_at: list[tuple[int, int]] = []  # (index in kept, length)
+    total = 0
+    line: list[bytes] = []  # the line being assembled, its pieces newest first
+    line_len = 0
+    line_end = size  # offset just past the line being assembled
+    position = size
+    while position > 0 and size - position < TAIL_SCAN_LIMIT:
+        block_start = max(0, position - _TAIL_BLOCK)
+        block = _pread_all(fd, block_start, position - block_start)
+        position = block_start
+        end = len(block)
+        while True:
+            newline = block.rfind(b"\n", 0, end)
+            piece = block[newline + 1 : end]
+            line_len += len(piece)
+            if line_len <= max_line:
+                line.append(piece)
+            else:
+                line.clear()  # never hold an oversized line
+            if newline < 0:
+                break
+            # The line is complete: it starts right after this newline.
+            if line_len > max_line:
+                oversized_at.append((len(kept), line_len))
+                kept.append(b"")
+            elif total + line_len + 1 > cap:
+                return _tail_result(kept, oversized_at, line_end + 1 if line_end < size else size)
+            else:
+                kept.append(b"".join(reversed(line)))
+                total += line_len + 1
+            line, line_len = [], 0
+            line_end = block_start + newline
+            end = newline
+    if position > 0:
+        # Gave up scanning: everything before the last complete line is skipped.
+        return _tail_result(kept, oversized_at, line_end + 1 if line_end < size else size)
+    # The file's first line, which no newline precedes.
+    if line_len > max_line:
+        oversized_at.append((len(kept), line_len))
+        kept.append(b"")
+    elif total + line_len > cap:
+        return _tail_result(kept, oversized_at, line_end + 1 if line_end < size else size)
+    else:
+        kept.append(b"".join(reversed(line)))
+    return _tail_result(kept, oversized_at, 0)
+
+
+def _tail_result(kept: list[bytes], oversized_at: list[tuple[int, int]], skipped: int) -> TailRead:
+    count = len(kept)
+    # kept is newest first; line numbers count from the oldest line kept.
+    oversized = sorted((count - index, length) for index, length in oversized_at)
+    return TailRead(b"\n".join(reversed(kept)), skipped, oversized)
 
 
 def require_utf8(path: Path) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from taskclf.model_registry._fs import (
+    MAX_FILE_BYTES,
     absolute,
     append_line,
     atomic_write,
@@ -318,14 +319,15 @@ def read_active_history(models_dir: str | os.PathLike[str]) -> list[ActiveHistor
     """The pointer's transitions, oldest first.
 
     A line that does not parse (a torn write, a hand edit) is skipped with
-    a warning. A history larger than the 16 MiB read cap is read from its
-    last 16 MiB (whole lines only; the skip is logged): the newest entries
-    are the ones rollback and verify need. Never raises: an unreadable file
-    reads as no history.
+    a warning, and so is a line larger than the 16 MiB read cap (never read
+    into memory): the entries before it are still returned. A history larger
+    than the cap is read from its newest 16 MiB of lines (the skip is
+    logged): the newest entries are the ones rollback and verify need.
+    Never raises: an unreadable file reads as no history.
     """
     path = absolute(models_dir) / HISTORY_FILE
     try:
-        raw, skipped = read_tail(path)
+        raw, skipped, oversized = read_tail(path)
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
@@ -337,6 +339,15 @@ def read_active_history(models_dir: str | os.PathLike[str]) -> list[ActiveHistor
             "(the first %d bytes are skipped)",
             path,
             skipped,
+        )
+    for number, size in oversized:
+        log.warning(
+            "Skipping line %d of %s: it is %d bytes, larger than the %d byte read limit "
+            "(a torn or corrupted write); the entries before and after it are still read",
+            number,
+            path,
+            size,
+            MAX_FILE_BYTES,
         )
     entries: list[ActiveHistoryEntry] = []
     for number, parsed in parse_history_lines(raw):

@@ -29,6 +29,8 @@ Errors:
   no bundle directory, an invalid bundle, or an incompatible one.
 - ``history-unreadable``: ``active_history.jsonl`` cannot be read.
 - ``history-line-invalid``: a line does not parse (torn write, hand edit).
+- ``history-line-oversized``: a line is larger than the read cap; it is
+  skipped (never read into memory) and the entries around it are checked.
 - ``history-pointer-mismatch``: the last entry's ``new`` is not the pointer.
 - ``leftover-temp-file`` / ``leftover-staging-dir`` / ``leftover-trash-dir``:
   what an interrupted atomic write, promotion or prune leaves.
@@ -75,7 +77,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskclf.core.types import LABEL_SET_V1
-from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped, read_tail
+from taskclf.model_registry._fs import LOCK_FILE, MAX_FILE_BYTES, absolute, read_capped, read_tail
 from taskclf.model_registry.errors import registry_not_found
 from taskclf.model_registry.index import INDEX_FILE, index_staleness
 from taskclf.model_registry.models import (
@@ -332,7 +334,7 @@ def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
     try:
         # A long-lived history may outgrow the read cap; its newest entries are what
         # the chain and pointer checks need (line numbers then count from the tail).
-        raw, skipped = read_tail(path)
+        raw, skipped, oversized = read_tail(path)
     except FileNotFoundError:
         if pointer is None:
             return []
@@ -352,6 +354,13 @@ def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
             f"checked (the first {skipped} bytes were skipped); archive old entries to shrink it"
         )
         findings.append(_warning("history-large", message, path))
+    for number, size in oversized:
+        message = (
+            f"Line {number} of {path} is {size} bytes, larger than the {MAX_FILE_BYTES} byte "
+            "read limit (a torn or corrupted write); it was skipped, the other entries were "
+            "read: remove that line"
+        )
+        findings.append(_error("history-line-oversized", message, path))
     entries: list[tuple[int, ActiveHistoryEntry]] = []
     for number, parsed in parse_history_lines(raw):
         if isinstance(parsed, ActiveHistoryEntry):
