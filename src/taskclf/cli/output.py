@@ -43,7 +43,7 @@ import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -239,10 +239,10 @@ def short_time(value: str) -> str:
 
 
 def pointer_model_id(pointer: ActivePointer | None) -> str | None:
-    """The bundle id a pointer names (hand-written pointers may only carry ``model_dir``)."""
-    if pointer is None:
-        return None
-    return pointer.model_id or PurePosixPath(pointer.model_dir).name
+    """The bundle a pointer names, as resolution follows it (``model_dir``, not ``model_id``)."""
+    from taskclf.model_registry.pointer import pointer_bundle_name
+
+    return None if pointer is None else pointer_bundle_name(pointer)
 
 
 @contextlib.contextmanager

@@ -39,6 +39,9 @@ Errors:
 
 Warnings:
 
+- ``pointer-id-mismatch``: the pointer's ``model_id`` differs from the
+  bundle its ``model_dir`` names; resolution (and every message) follows
+  ``model_dir``.
 - ``bundle-incompatible``: valid, but not compatible with its declared
   schema and ``LABEL_SET_V1``.
 - ``history-missing``: a pointer exists but no history (a hand-made pointer).
@@ -92,6 +95,7 @@ from taskclf.model_registry.pointer import (
     HISTORY_FILE,
     locate_pointed_bundle,
     parse_history_lines,
+    pointer_bundle_name,
 )
 from taskclf.model_registry.retention import leftover_kind
 from taskclf.model_registry.scan import (
@@ -183,6 +187,7 @@ def verify_registry(
         root, {bundle.path: bundle for bundle in bundles}, any(h.eligible for h in health)
     )
     findings += pointer_findings
+    findings += _check_pointer_id(root, pointer)
     health = [h.model_copy(update={"active": h.model_id == active_id}) for h in health]
     findings += _check_history(root, pointer)
     index_state, index_findings = _check_index(root)
@@ -327,6 +332,23 @@ def _check_pointer(
         code = "pointer-target-incompatible"
         return pointer, model_id, [_error(code, message, path, model_id)]
     return pointer, model_id, []
+
+
+def _check_pointer_id(root: Path, pointer: ActivePointer | None) -> list[Finding]:
+    """A pointer whose ``model_id`` names another bundle than its ``model_dir`` (a hand edit)."""
+    if pointer is None or pointer.model_id is None:
+        return []
+    followed = pointer_bundle_name(pointer)
+    if followed is None or followed == pointer.model_id:
+        return []
+    path = root / ACTIVE_FILE
+    message = (
+        f"Active pointer {path} says model_id {pointer.model_id!r} but its model_dir "
+        f"{pointer.model_dir!r} names {followed!r}; resolution follows model_dir, so "
+        f"{followed} is what runs and what taskclf reports: run `taskclf model set-active "
+        f"--model-id {followed}` (or the id you meant) to make them agree"
+    )
+    return [_warning("pointer-id-mismatch", message, path, followed)]
 
 
 def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
