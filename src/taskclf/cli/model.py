@@ -58,16 +58,16 @@ def set_active(
 ) -> None:
     """Point active.json at a bundle (it must exist, be valid and be compatible)."""
     from taskclf.cli import output
-    from taskclf.model_registry.activation import activate_bundle
+    from taskclf.model_registry.activation import activate
 
     model_id = _one_model_id(model_id_argument, model_id_option)
     require_name("--model-id" if model_id_option is not None else "ID", model_id)
     root = require_registry(models_dir)
-    pointer = activate_bundle(root, model_id, reason="manual set-active")
+    done = activate(root, model_id, reason="manual set-active")
     if json_mode:
-        output.emit_json(output.pointer_json(pointer))
+        output.emit_json(output.pointer_json(done.pointer))
     else:
-        output.render_set_active(pointer)
+        output.render_set_active(done.pointer, changed=done.changed)
 
 
 def _one_model_id(argument: str | None, option: str | None) -> str:

@@ -472,9 +472,15 @@ def pointer_sentence(pointer: ActivePointer) -> str:
     )
 
 
-def render_set_active(pointer: ActivePointer) -> None:
-    """``Active model set to <ID> (macro_f1=<x>, at=<selected_at>)``."""
-    say(f"Active model set to {pointer_sentence(pointer)}")
+def render_set_active(pointer: ActivePointer, *, changed: bool = True) -> None:
+    """``Active model set to <ID> (macro_f1=<x>, at=<selected_at>)``, or that it already was."""
+    if changed:
+        say(f"Active model set to {pointer_sentence(pointer)}")
+    else:
+        say(
+            f"{pointer_model_id(pointer)} is already active (the active model since "
+            f"{pointer.selected_at}); nothing was changed."
+        )
 
 
 def bundle_summary(bundle: ModelBundle) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry.activation import (
+    Activation,
     RollbackPlan,
+    activate,
     activate_bundle,
     check_activatable,
     execute_rollback,
@@ -68,6 +70,7 @@ from taskclf.model_registry.verify import BundleHealth, Finding, VerifyReport, v
 
 __all__ = [
     "SORT_KEYS",
+    "Activation",
     "ActivationError",
     "ActiveHistoryEntry",
     "ActivePointer",
@@ -96,6 +99,7 @@ __all__ = [
     "SelectionPolicy",
     "SelectionReport",
     "VerifyReport",
+    "activate",
     "activate_bundle",
     "append_active_history",
     "build_rows",

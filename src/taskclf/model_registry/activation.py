@@ -119,6 +119,65 @@ def _describe_incompatibility(bundle: ModelBundle, problem: str) -> str:
     return detail
 
 
+class Activation(BaseModel):
+    """What :func:`activate` did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pointer: ActivePointer
+    """The pointer now in force."""
+    changed: bool
+    """False when the bundle was already active: nothing was written."""
+
+
+def activate(
+    models_dir: str | os.PathLike[str],
+    model_id: str,
+    *,
+    policy: SelectionPolicy | None = None,
+    reason: str = "manual set-active",
+) -> Activation:
+    """Point ``active.json`` at ``models_dir/model_id``, unless it already does.
+
+    Re-activating the active bundle writes nothing, not even a history
+    entry: the history records changes of the active model, and a pointer
+    written under another registry name that already locates the bundle
+    (§13) stays as it is.
+
+    Args:
+        models_dir: The registry directory.
+        model_id: The bundle directory name.
+        policy: Supplies ``policy_version`` (default ``SelectionPolicy()``).
+        reason: Stored as the pointer's ``reason["note"]``.
+
+    Returns:
+        The pointer in force and whether it was written.
+
+    Raises:
+        ActivationError: (a ``ValueError``) the bundle is missing, invalid or
+            incompatible; nothing is written.
+        RegistryFileError: A registry file is a symlink.
+        RegistryLockTimeout: Another writer held the lock too long.
+        OSError: The write failed; the pointer and history are unchanged.
+    """
+    root = absolute(models_dir)
+    # Checked before locking too, so a missing registry gets the "not found"
+    # sentence rather than a failure to create the lock file.
+    check_activatable(root, model_id)
+    with registry_lock(root):
+        bundle = check_activatable(root, model_id)
+        current = read_active(root)
+        if (
+            current is not None
+            and current.model_id in (None, model_id)
+            and pointed_model_id(root, current) == model_id
+        ):
+            return Activation(pointer=current, changed=False)
+        return Activation(
+            pointer=write_active_atomic(root, bundle, policy, reason=reason), changed=True
+        )
+
+
 def activate_bundle(
     models_dir: str | os.PathLike[str],
     model_id: str,
@@ -127,6 +186,9 @@ def activate_bundle(
     reason: str = "manual set-active",
 ) -> ActivePointer:
     """Point ``active.json`` at ``models_dir/model_id`` (``taskclf model set-active``).
+
+    :func:`activate`, returning only the pointer in force (when the bundle
+    was already active, the existing pointer: nothing is written).
 
     Args:
         models_dir: The registry directory.
@@ -144,13 +206,7 @@ def activate_bundle(
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
-    root = absolute(models_dir)
-    # Checked before locking too, so a missing registry gets the "not found"
-    # sentence rather than a failure to create the lock file.
-    check_activatable(root, model_id)
-    with registry_lock(root):
-        bundle = check_activatable(root, model_id)
-        return write_active_atomic(root, bundle, policy, reason=reason)
+    return activate(models_dir, model_id, policy=policy, reason=reason).pointer
 
 
 class RollbackPlan(BaseModel):
