@@ -706,6 +706,8 @@ def render_index_read(cache: IndexCache, path: Path, changes: Sequence[str]) -> 
     ]
     # The path goes in the sentence, not the title: rich would wrap a long title inside it.
     print_table(f"Index cache (top {TOP_N})", RANKING_COLUMNS, rows)
+    if len(cache.ranked) > TOP_N:
+        say(f"(showing the top {TOP_N} of {len(cache.ranked):,} ranked; --json lists them all)")
     say(
         f"{path}: generated_at {cache.generated_at}; {len(cache.ranked)} ranked, "
         f"{len(cache.excluded)} excluded; best {text(cache.best_model_id)}."

@@ -33,6 +33,17 @@ Decisions where CLI.md is silent:
   ``.staging-*`` directories are never removed automatically: after a
   crash during ``promote --move`` one may hold the only copy of a
   candidate, so ``verify`` reports them for a person to look at.
+- An existing ``index.json`` is rewritten after bundles are deleted (one
+  more scan, under the lock), so the cache never lists a deleted bundle;
+  a missing one is not created.
+- Prune deletes only directories that look like bundles (at least one of
+  ``metadata.json``, ``metrics.json``, ``manifest.json``) and never one
+  that holds registry files (a nested registry); both are kept with the
+  reason. It refuses a directory that is not a registry at all (no
+  registry file, and either a subdirectory that is a registry or no
+  subdirectory that looks like a bundle): ``--models-dir`` one level too
+  high would otherwise offer the whole registry, or a home directory's
+  folders, for deletion.
 """
 
 from __future__ import annotations
@@ -52,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, computed_field
 
 from taskclf.model_registry._fs import absolute, fsync_dir, is_temp_name, registry_lock
 from taskclf.model_registry.errors import PruneError, registry_not_found
+from taskclf.model_registry.index import INDEX_FILE, write_index_cache
 from taskclf.model_registry.models import SelectionPolicy, SelectionReport
 from taskclf.model_registry.pointer import pointed_model_id, read_active, read_active_history
 from taskclf.model_registry.promotion import STAGING_PREFIX
@@ -399,6 +411,7 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
                     with contextlib.suppress(FileNotFoundError):
                         os.rename(root / model_id, trash / model_id)
                 fsync_dir(root)
+                _refresh_index(root, plan.policy)
         return executed
     finally:
         if trash is not None:
@@ -409,6 +422,21 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
                     "it are no longer in the registry, delete it by hand",
                     trash,
                 )
+
+
+def _refresh_index(root: Path, policy: SelectionPolicy) -> None:
+    """Rewrite an existing ``index.json`` so it never lists a deleted bundle (lock held)."""
+    if not os.path.lexists(root / INDEX_FILE):
+        return
+    try:
+        write_index_cache(root, find_best_model(root, policy))
+    except OSError as exc:
+        log.warning(
+            "Could not refresh %s after the prune (it is only a cache; it may list deleted "
+            "bundles until `taskclf model index` rewrites it): %s",
+            root / INDEX_FILE,
+            exc,
+        )
 
 
 def _restrict_to(fresh: PrunePlan, approved: set[str], leftovers: set[Path]) -> PrunePlan:
