@@ -449,6 +449,9 @@ def test_resolve_with_a_corrupt_pointer_warns_once(pinned: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("is not JSON") == 1, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert "selecting the best bundle" in warnings[0]
     pointer = read_active(pinned)
     assert pointer is not None and pointer.model_id == "b2"
 

@@ -137,16 +137,17 @@ def test_nothing_eligible_lists_every_exclusion(
     assert isinstance(error, RegistryError)
     assert isinstance(error.report, SelectionReport)
     lines = error.message.splitlines()
-    assert lines[0] == f"No eligible model bundle in {models_dir}; 3 excluded:"
-    assert lines[1:] == [f"  - {r.model_id}: {r.reason}" for r in error.report.excluded]
+    assert lines[0] == f"No eligible model found in {models_dir}: every bundle is excluded."
+    assert lines[1] == "Excluded bundles (3):"
+    assert lines[2:] == [f"  - {r.model_id}: {r.reason}" for r in error.report.excluded]
     assert [r.model_id for r in error.report.excluded] == ["run-broken", "run-hash", "run-labels"]
-    assert lines[1].startswith("  - run-broken: invalid: metrics.json parse error")
-    assert lines[2] == "  - run-hash: incompatible: schema_hash mismatch"
+    assert lines[2].startswith("  - run-broken: invalid: metrics.json parse error")
+    assert lines[3] == "  - run-hash: incompatible: schema_hash mismatch"
     assert read_active(models_dir) is None
 
 
 def test_empty_registry_says_so(models_dir: Path) -> None:
-    with pytest.raises(ModelResolutionError, match="No model bundles found") as caught:
+    with pytest.raises(ModelResolutionError, match="no model bundles in") as caught:
         resolve_model_dir(None, models_dir)
     assert caught.value.report is not None
     assert caught.value.report.excluded == []

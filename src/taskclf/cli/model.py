@@ -123,7 +123,8 @@ def resolution_view(
     if report is None:
         data.update(source="pointer", pointer_repaired=False)
         return data, f"Followed the active pointer ({root / 'active.json'}) to {bundle.model_id}."
-    repaired = locate_active_bundle(root) == bundle.path
+    # Quietly: resolution has already warned about the pointer it could not use.
+    repaired = locate_active_bundle(root, warn=False) == bundle.path
     data.update(
         source="scan",
         pointer_repaired=repaired,

@@ -79,7 +79,8 @@ def resolve_model_dir(
     Raises:
         ModelResolutionError: The explicit directory does not exist, the
             registry directory is missing, or no bundle is eligible (the
-            message then lists every excluded bundle as
+            message then starts with ``No eligible model found`` and, after
+            a line ``Excluded bundles (N):``, lists every excluded bundle as
             ``  - <model_id>: <reason>``, one per line).
     """
     if model_dir:
@@ -100,13 +101,18 @@ def resolve_model_dir(
 
 
 def _nothing_eligible_message(root: Path, report: SelectionReport | None) -> str:
+    # "No eligible model found" and "Excluded bundles" open the messages of the
+    # original registry, which callers' log filters and tests match on.
     excluded = report.excluded if report is not None else []
     if not excluded:
         return (
-            f"No model bundles found in {root}. Promote one "
+            f"No eligible model found: no model bundles in {root}. Promote one "
             f"(taskclf model promote CANDIDATE_DIR --models-dir {root}) or pass --model-dir."
         )
-    lines = [f"No eligible model bundle in {root}; {len(excluded)} excluded:"]
+    lines = [
+        f"No eligible model found in {root}: every bundle is excluded.",
+        f"Excluded bundles ({len(excluded)}):",
+    ]
     lines += [f"  - {record.model_id}: {record.reason}" for record in excluded]
     return "\n".join(lines)
 

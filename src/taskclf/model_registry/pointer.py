@@ -51,30 +51,47 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def read_active(models_dir: str | os.PathLike[str]) -> ActivePointer | None:
+def read_active(models_dir: str | os.PathLike[str], *, warn: bool = True) -> ActivePointer | None:
     """Read ``active.json``.
+
+    Args:
+        models_dir: The registry directory.
+        warn: Log why an existing pointer is unusable. Callers that already
+            reported it in this operation pass ``False``, so one corrupt
+            pointer is one warning, not one per read.
 
     Returns:
         The pointer, or ``None`` when the file is missing, unreadable, not
         JSON or not a valid pointer (the last three are logged). Never raises.
     """
+    pointer, problem = read_active_checked(models_dir)
+    if problem is not None and warn:
+        log.warning("%s", problem)
+    return pointer
+
+
+def read_active_checked(
+    models_dir: str | os.PathLike[str],
+) -> tuple[ActivePointer | None, str | None]:
+    """:func:`read_active` without logging: the pointer, or ``None`` and why.
+
+    Returns:
+        ``(pointer, None)``; ``(None, None)`` when there is no pointer file;
+        ``(None, sentence)`` when it is unreadable, not JSON or not a pointer.
+    """
     path = absolute(models_dir) / ACTIVE_FILE
     try:
         raw = read_capped(path)
     except (FileNotFoundError, NotADirectoryError):
-        return None
+        return None, None
     except OSError as exc:
-        log.warning("Active pointer %s is unreadable: %s", path, exc)
-        return None
+        return None, f"Active pointer {path} is unreadable: {exc}"
     try:
-        return ActivePointer.model_validate_json(raw)
+        return ActivePointer.model_validate_json(raw), None
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         kind = "not JSON" if is_json_error(errors) else "not a valid pointer"
-        log.warning(
-            "Active pointer %s is %s; ignoring it: %s", path, kind, describe_errors(errors, 1)
-        )
-        return None
+        return None, f"Active pointer {path} is {kind}; ignoring it: {describe_errors(errors, 1)}"
 
 
 def locate_pointed_bundle(
@@ -104,7 +121,7 @@ def locate_pointed_bundle(
         The bundle path, always a direct child of ``models_dir``, or ``None``
         (logged) when the pointer names nothing in this registry.
     """
-    located, problem = _locate(absolute(models_dir), model_dir, model_id)
+    located, problem = find_pointed_bundle(absolute(models_dir), model_dir, model_id)
     if located is None:
         log.warning(
             "Active pointer model_dir %r %s; treating the pointer as absent", model_dir, problem
@@ -112,8 +129,14 @@ def locate_pointed_bundle(
     return located
 
 
-def _locate(root: Path, model_dir: str, model_id: str | None) -> tuple[Path | None, str]:
-    """:func:`locate_pointed_bundle` without logging: the path, or ``None`` and why."""
+def find_pointed_bundle(
+    root: Path, model_dir: str, model_id: str | None = None
+) -> tuple[Path | None, str]:
+    """:func:`locate_pointed_bundle` without logging: the path, or ``None`` and why.
+
+    The one implementation of the §6 and §13 rules; ``root`` must be absolute.
+    The reason completes the sentence "Active pointer model_dir <model_dir> ...".
+    """
     if not _is_representable_path(model_dir):
         return None, "is not a usable path"
     if os.path.isabs(model_dir):
@@ -129,6 +152,8 @@ def _locate(root: Path, model_dir: str, model_id: str | None) -> tuple[Path | No
         not os.path.isabs(model_dir)
         and len(parts) == 2
         and all(part not in ("", ".", "..") for part in parts)
+        # A dot-prefixed name is reserved (staging, trash), never a bundle.
+        and not parts[1].startswith(".")
     )
     if renamed:
         bundle_id = parts[1]
@@ -138,7 +163,7 @@ def _locate(root: Path, model_dir: str, model_id: str | None) -> tuple[Path | No
                 f"names bundle {bundle_id!r} in a registry called {parts[0]!r}, but the "
                 f"pointer's model_id is {model_id!r}; it locates no bundle of {root}"
             )
-        if not bundle_id.startswith(".") and os.path.isdir(candidate):
+        if os.path.isdir(candidate):
             return candidate, ""
         return None, (
             f"was written in a registry called {parts[0]!r}; {root} has no bundle {bundle_id!r}"
@@ -162,7 +187,7 @@ def pointed_model_id(
     if warn:
         path = locate_pointed_bundle(models_dir, pointer.model_dir, model_id=pointer.model_id)
     else:
-        path, _ = _locate(absolute(models_dir), pointer.model_dir, pointer.model_id)
+        path, _ = find_pointed_bundle(absolute(models_dir), pointer.model_dir, pointer.model_id)
     return path.name if path is not None else None
 
 
@@ -179,15 +204,19 @@ def pointer_bundle_name(pointer: ActivePointer) -> str | None:
     return name
 
 
-def locate_active_bundle(models_dir: str | os.PathLike[str]) -> Path | None:
+def locate_active_bundle(models_dir: str | os.PathLike[str], *, warn: bool = True) -> Path | None:
     """The bundle directory ``active.json`` locates; ``None`` when absent, unusable or escaping.
 
     Like :func:`locate_pointed_bundle`, it does not check that the bundle exists.
+    With ``warn=False`` nothing is logged (the caller already reported the pointer).
     """
-    pointer = read_active(models_dir)
+    pointer = read_active(models_dir, warn=warn)
     if pointer is None:
         return None
-    return locate_pointed_bundle(models_dir, pointer.model_dir, model_id=pointer.model_id)
+    if warn:
+        return locate_pointed_bundle(models_dir, pointer.model_dir, model_id=pointer.model_id)
+    located, _ = find_pointed_bundle(absolute(models_dir), pointer.model_dir, pointer.model_id)
+    return located
 
 
 def _is_representable_path(model_dir: str) -> bool:
@@ -249,7 +278,9 @@ def write_active_atomic(
             model_id=bundle.model_id,
             reason=details,
         )
-        old = read_active(root)
+        # Quietly: an unusable old pointer is recorded as null, and whoever is replacing
+        # it (set-active, a repair) has already said what was wrong with it.
+        old = read_active(root, warn=False)
         _commit_pointer(root, old, new)
     return new
 

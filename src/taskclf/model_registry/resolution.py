@@ -18,8 +18,8 @@ from taskclf.model_registry.models import (
     SelectionReport,
 )
 from taskclf.model_registry.pointer import (
-    locate_pointed_bundle,
-    read_active,
+    find_pointed_bundle,
+    read_active_checked,
     write_active_atomic,
 )
 from taskclf.model_registry.scan import list_bundles, read_bundle
@@ -86,6 +86,8 @@ def resolve_active_model(
     target = _follow_active_pointer(root, required_schema_hash, labels)
     if target.bundle is not None:
         return target.bundle, None
+    # The one warning of this call: the reads below are quiet, so a corrupt or
+    # escaping pointer is reported once, not once per look at it.
     log.warning("%s; selecting the best bundle by scanning", target.problem)
     report = find_best_model(root, policy, required_schema_hash, labels)
     best = report.best
@@ -148,9 +150,9 @@ def follow_pointer(
     """
     if pointer is None:
         return PointerTarget(None, None, f"No valid active pointer in {root}")
-    path = locate_pointed_bundle(root, pointer.model_dir, model_id=pointer.model_id)
+    path, why = find_pointed_bundle(root, pointer.model_dir, pointer.model_id)
     if path is None:
-        return PointerTarget(None, None, f"Active pointer {pointer.model_dir!r} escapes {root}")
+        return PointerTarget(None, None, f"Active pointer model_dir {pointer.model_dir!r} {why}")
     bundle = read_bundle(path)
     if bundle is None:
         return PointerTarget(path, None, f"Active pointer targets missing bundle {path}")
@@ -167,4 +169,7 @@ def _follow_active_pointer(
     """:func:`follow_pointer` for the registry's current ``active.json``."""
     if not root.is_dir():
         return PointerTarget(None, None, f"Registry directory {root} does not exist")
-    return follow_pointer(root, read_active(root), required_schema_hash, labels)
+    pointer, problem = read_active_checked(root)
+    if problem is not None:
+        return PointerTarget(None, None, problem)
+    return follow_pointer(root, pointer, required_schema_hash, labels)
