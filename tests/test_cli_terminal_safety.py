@@ -81,7 +81,9 @@ def test_history_prints_markup_literally(markup_registry: Path) -> None:
     ok(run("model", "set-active", "b0", "--models-dir", markup_registry))
     history = markup_registry / "active_history.jsonl"
     entry = json.loads(history.read_text().splitlines()[0])
-    entry["old"] = {**entry["new"], "model_id": "[/]"}
+    # The "from" column follows model_dir (what resolution follows); one that ends in no
+    # plain name falls back to model_id, which carries the markup here.
+    entry["old"] = {**entry["new"], "model_dir": ".", "model_id": "[/]"}
     entry["new"] = {**entry["new"], "reason": {"note": "[/]", "macro_f1": 0.8}}
     entry["at"] = "[/]"
     with history.open("a") as handle:
