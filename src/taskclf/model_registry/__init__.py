@@ -6,6 +6,7 @@ private-by-convention module behind it.
 
 from __future__ import annotations
 
+from taskclf.core.metrics import class_precisions
 from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry.activation import (
     Activation,
@@ -34,7 +35,6 @@ from taskclf.model_registry.listing import (
     SORT_KEYS,
     BundleRow,
     build_rows,
-    class_precisions,
     list_rows,
 )
 from taskclf.model_registry.models import (

@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
+from taskclf.core.metrics import class_precisions
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
@@ -51,19 +52,6 @@ def check_sort_key(sort: str) -> None:
     """Raise ``ValueError`` naming the allowed values unless ``sort`` is one of them."""
     if sort not in SORT_KEYS:
         raise ValueError(f"Unknown sort key {sort!r}; allowed values: {', '.join(SORT_KEYS)}")
-
-
-def class_precisions(confusion_matrix: Sequence[Sequence[int]]) -> list[float]:
-    """Per-class precision of a confusion matrix (rows true labels, columns predicted).
-
-    Precision of class ``j`` is ``cm[j][j]`` over the sum of column ``j``;
-    a class never predicted (column sum 0) has precision 0.0.
-    """
-    # zip(*matrix) yields the columns; this runs once per bundle on 10k-bundle registries.
-    return [
-        column[j] / total if (total := sum(column)) else 0.0
-        for j, column in enumerate(zip(*confusion_matrix, strict=True))
-    ]
 
 
 def bundle_row(bundle: ModelBundle, *, active: bool, schema_hash: str | None = None) -> BundleRow:
