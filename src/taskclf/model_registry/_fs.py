@@ -10,7 +10,10 @@ writes through a symlink.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
+import hashlib
 import logging
 import os
 import stat
@@ -18,7 +21,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from filelock import FileLock, Timeout
 
@@ -102,6 +105,44 @@ def read_capped(path: str | os.PathLike[str], cap: int = MAX_FILE_BYTES) -> byte
         if total > cap:
             raise RegistryFileError(Path(path), f"is larger than the {cap} byte limit", errno.EFBIG)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """Size and SHA-256 of a regular file, read in chunks (model files can be hundreds of MB).
+
+    Never follows a symlink and never blocks on a FIFO.
+
+    Returns:
+        ``(bytes read, lowercase hex digest)``; the size is what was hashed,
+        which differs from an earlier ``stat`` if the file changed meanwhile.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        RegistryFileError: It is a symlink or not a regular file.
+        OSError: Any other read failure.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS | _NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RegistryFileError(Path(path), "is a symlink", errno.ELOOP) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RegistryFileError(Path(path), "is not a regular file", errno.EINVAL)
+        digest = hashlib.sha256()
+        size = 0
+        buffer = bytearray(HASH_CHUNK_BYTES)
+        view = memoryview(buffer)
+        while count := os.readv(fd, [buffer]):
+            digest.update(view[:count])
+            size += count
+        return size, digest.hexdigest()
     finally:
         os.close(fd)
 
@@ -290,6 +331,58 @@ def fsync_tree(directory: Path) -> None:
             finally:
                 os.close(fd)
         fsync_dir(Path(dirpath))
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def rename_noreplace(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, failing if ``target`` exists (even an empty directory).
+
+    Plain ``rename`` silently replaces an empty directory created at
+    ``target`` meanwhile; Linux's ``renameat2(RENAME_NOREPLACE)`` makes the
+    check and the rename one step. Elsewhere (or on a filesystem without
+    it) the check runs just before the rename, which narrows but cannot
+    close the race; callers that can should hold the registry lock too.
+
+    Raises:
+        FileExistsError: ``target`` exists.
+        OSError: The rename failed.
+    """
+    renameat2 = _renameat2()
+    if renameat2 is not None:
+        result = renameat2(
+            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+        )
+        if result == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), os.fspath(target))
+        if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), os.fspath(source), None, os.fspath(target))
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(target))
+    os.rename(source, target)
+
+
+@functools.cache
+def _renameat2() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    return function
 
 
 def _write_all(fd: int, data: bytes) -> None:

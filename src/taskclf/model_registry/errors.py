@@ -48,6 +48,50 @@ class PromotionError(BundleError):
         return f"Cannot promote '{self.model_id}' from {self.path}: {self.reason}"
 
 
+class BundleIntegrityError(BundleError):
+    """A sealed bundle does not match its ``manifest.json``; nothing was written.
+
+    Attributes:
+        file: The first offending file, relative to the bundle (``/`` separators).
+        problem: What is wrong with it, as a sentence naming the file.
+        problems: How many problems the check found in all.
+    """
+
+    def __init__(
+        self, model_id: str, path: Path, file: str, problem: str, problems: int = 1
+    ) -> None:
+        self.file = file
+        self.problem = problem
+        self.problems = problems
+        super().__init__(model_id, path, problem)
+
+    def _message(self) -> str:
+        more = (
+            f" (and {self.problems - 1} more problem(s): `taskclf model verify --deep` lists them)"
+            if self.problems > 1
+            else ""
+        )
+        return (
+            f"Bundle '{self.model_id}' ({self.path}) does not match its manifest.json: "
+            f"{self.problem}{more}; restore the bundle's files, or re-seal it with "
+            f"`taskclf model seal {self.model_id} --force` if the change is intended."
+        )
+
+
+class AuthoringError(BundleError):
+    """``save_bundle`` refused its input or its destination; nothing was written."""
+
+    def _message(self) -> str:
+        return f"Cannot save bundle '{self.model_id}' at {self.path}: {self.reason}"
+
+
+class SealError(BundleError):
+    """A bundle cannot be sealed (a symlink or special file in it, already sealed...)."""
+
+    def _message(self) -> str:
+        return f"Cannot seal bundle '{self.model_id}' ({self.path}): {self.reason}"
+
+
 class RegistryFileError(RegistryError, OSError):
     """A registry file cannot be written or read safely (symlinked, too large...).
 
