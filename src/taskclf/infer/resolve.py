@@ -19,11 +19,13 @@ from pydantic import ValidationError
 
 from taskclf.model_registry import (
     ActivePointer,
+    BundleIntegrityError,
     ModelBundle,
     RegistryError,
     SelectionPolicy,
     SelectionReport,
     locate_pointed_bundle,
+    require_sealed_match,
     resolve_active_model,
 )
 from taskclf.model_registry._fs import absolute, read_capped
@@ -127,8 +129,10 @@ class ActiveModelReloader(Generic[T]):
     produced :attr:`current` and, on any rewrite (even within the same
     second, with the same size, or to the same bundle), resolve and load
     again. The new model replaces :attr:`current` only once the loader has
-    returned. A loader that raises is logged, :attr:`current` is kept, and
-    the pointer is not marked as seen, so the next check retries.
+    returned. A sealed bundle is checked against its ``manifest.json``
+    (hashed) before the loader runs; a mismatch, like a loader that raises,
+    is logged, :attr:`current` is kept, and the pointer is not marked as
+    seen, so the next check retries.
 
     Thread-safe: a check that finds another check running (for example a
     slow load started by :class:`~taskclf.infer.watch.ActiveModelWatcher`)
@@ -220,6 +224,16 @@ class ActiveModelReloader(Generic[T]):
         if bundle is None:
             log.warning(
                 "No eligible model in %s; keeping the current model, will retry", self.models_dir
+            )
+            return None
+        try:
+            # Before the loader runs: a model file changed since sealing is never served.
+            require_sealed_match(bundle)
+        except BundleIntegrityError as exc:
+            log.error(
+                "%s Keeping %s, will retry on a later check",
+                exc,
+                self.current_bundle.model_id if self.current_bundle else "no model",
             )
             return None
         try:

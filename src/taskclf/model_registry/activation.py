@@ -47,10 +47,12 @@ from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, registry_lock
 from taskclf.model_registry.errors import (
     ActivationError,
+    BundleIntegrityError,
     RollbackError,
     argument_phrase,
     registry_not_found,
 )
+from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -62,7 +64,7 @@ from taskclf.model_registry.pointer import (
     pointed_model_id,
     read_active,
     read_active_history,
-    write_active_atomic,
+    write_active_verified,
 )
 from taskclf.model_registry.scan import is_bundle_name, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility, declared_schema_hash
@@ -70,16 +72,24 @@ from taskclf.model_registry.selection import declared_incompatibility, declared_
 _INCOMPATIBLE_PREFIX = "incompatible: "
 
 
-def check_activatable(models_dir: str | os.PathLike[str], model_id: str) -> ModelBundle:
+def check_activatable(
+    models_dir: str | os.PathLike[str], model_id: str, *, deep: bool = True
+) -> ModelBundle:
     """Run the ``set-active`` checks, in CLI.md's order, without writing anything.
+
+    After CLI.md's three checks comes a fourth: a sealed bundle must match
+    its ``manifest.json`` (unsealed bundles pass).
 
     Args:
         models_dir: The registry directory.
         model_id: The bundle directory name.
+        deep: Hash the bundle's files for the manifest check; ``False``
+            checks presence, type and sizes only (the re-check under the lock).
 
     Returns:
-        The parsed bundle: it exists as a direct child, is valid, and is
-        compatible with its declared schema and ``LABEL_SET_V1``.
+        The parsed bundle: it exists as a direct child, is valid, is
+        compatible with its declared schema and ``LABEL_SET_V1``, and
+        matches its manifest if it has one.
 
     Raises:
         ActivationError: The first failing check, as CLI.md's sentence.
@@ -104,7 +114,16 @@ def check_activatable(models_dir: str | os.PathLike[str], model_id: str) -> Mode
         raise ActivationError(
             model_id, path, _describe_incompatibility(bundle, problem), "incompatible"
         )
+    try:
+        require_sealed_match(bundle, deep=deep)
+    except BundleIntegrityError as exc:
+        raise ActivationError(model_id, path, _describe_integrity(exc), "integrity") from exc
     return bundle
+
+
+def _describe_integrity(exc: BundleIntegrityError) -> str:
+    more = f" (and {exc.problems - 1} more problem(s))" if exc.problems > 1 else ""
+    return exc.problem + more
 
 
 def _describe_incompatibility(bundle: ModelBundle, problem: str) -> str:
@@ -154,18 +173,19 @@ def activate(
         The pointer in force and whether it was written.
 
     Raises:
-        ActivationError: (a ``ValueError``) the bundle is missing, invalid or
-            incompatible; nothing is written.
+        ActivationError: (a ``ValueError``) the bundle is missing, invalid,
+            incompatible or does not match its manifest; nothing is written.
         RegistryFileError: A registry file is a symlink.
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
     root = absolute(models_dir)
     # Checked before locking too, so a missing registry gets the "not found"
-    # sentence rather than a failure to create the lock file.
+    # sentence rather than a failure to create the lock file, and so the bundle's
+    # files are hashed without holding the lock (sizes are re-checked under it).
     check_activatable(root, model_id)
     with registry_lock(root):
-        bundle = check_activatable(root, model_id)
+        bundle = check_activatable(root, model_id, deep=False)
         current = read_active(root)
         if (
             current is not None
@@ -174,7 +194,7 @@ def activate(
         ):
             return Activation(pointer=current, changed=False)
         return Activation(
-            pointer=write_active_atomic(root, bundle, policy, reason=reason), changed=True
+            pointer=write_active_verified(root, bundle, policy, reason=reason), changed=True
         )
 
 
@@ -283,10 +303,10 @@ def _named_target(root: Path, to: str, current_id: str | None) -> ModelBundle:
     return _check_rollback_target(root, to)
 
 
-def _check_rollback_target(root: Path, model_id: str) -> ModelBundle:
+def _check_rollback_target(root: Path, model_id: str, *, deep: bool = True) -> ModelBundle:
     """:func:`check_activatable`, its refusal worded as a rollback's."""
     try:
-        return check_activatable(root, model_id)
+        return check_activatable(root, model_id, deep=deep)
     except ActivationError as exc:
         raise RollbackError(f"Cannot roll back to {model_id}: {exc}", model_id) from exc
 
@@ -387,6 +407,8 @@ def execute_rollback(
         )
     if not root.is_dir():
         raise RollbackError(f"{registry_not_found(root)}.")
+    # Hashed before the lock; under it, presence, type and sizes are checked again.
+    _check_rollback_target(root, plan.target_model_id)
     with registry_lock(root):
         current_id = pointed_model_id(root, read_active(root))
         if current_id != plan.current_model_id:
@@ -395,5 +417,5 @@ def execute_rollback(
                 f"{plan.current_model_id}, now {current_id}); plan the rollback again.",
                 plan.target_model_id,
             )
-        bundle = _check_rollback_target(root, plan.target_model_id)
-        return write_active_atomic(root, bundle, policy, reason="rollback")
+        bundle = _check_rollback_target(root, plan.target_model_id, deep=False)
+        return write_active_verified(root, bundle, policy, reason="rollback")

@@ -140,6 +140,11 @@ _ACTIVATION_SENTENCES: dict[str, tuple[str, str]] = {
         "Bundle is incompatible with the current schema/labels: {reason}",
         "choose an eligible bundle (`taskclf train list --eligible`)",
     ),
+    "integrity": (
+        "Bundle does not match its manifest.json: {reason}",
+        "restore its files, or re-seal it with `taskclf model seal ID --force` if the change "
+        "is intended",
+    ),
 }
 """CLI.md's sentence for each ``set-active`` check, and what to do about it."""
 
@@ -149,13 +154,14 @@ class ActivationError(BundleError):
 
     ``str(exc)`` is the sentence CLI.md fixes for the failed check
     (``Bundle directory not found: ...``, ``Bundle is invalid: ...``,
-    ``Bundle is incompatible with the current schema/labels: ...``),
-    followed by what to do.
+    ``Bundle is incompatible with the current schema/labels: ...``, and
+    for a sealed bundle whose files changed ``Bundle does not match its
+    manifest.json: ...``), followed by what to do.
 
     Attributes:
         reason: The detail after the colon (the path, the invalid or incompatibility reason).
         check: Which check failed: ``"registry_missing"`` (the registry directory
-            itself), ``"not_found"``, ``"invalid"`` or ``"incompatible"``.
+            itself), ``"not_found"``, ``"invalid"``, ``"incompatible"`` or ``"integrity"``.
     """
 
     def __init__(
@@ -163,7 +169,7 @@ class ActivationError(BundleError):
         model_id: str,
         path: Path,
         reason: str,
-        check: Literal["registry_missing", "not_found", "invalid", "incompatible"],
+        check: Literal["registry_missing", "not_found", "invalid", "incompatible", "integrity"],
     ) -> None:
         self.check = check
         super().__init__(model_id, path, reason)

@@ -32,6 +32,7 @@ from taskclf.model_registry._fs import (
     truncate_to,
 )
 from taskclf.model_registry.errors import BundleRejectedError
+from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -247,12 +248,44 @@ def write_active_atomic(
     Returns:
         The pointer written.
 
+    A sealed bundle (one with ``manifest.json``) must match its manifest:
+    its files are hashed before the registry lock is taken, and checked
+    again for presence, type and size under it. Unsealed bundles are
+    accepted as before.
+
     Raises:
         BundleRejectedError: (a ``ValueError``) the bundle is invalid, has no
             metrics, or is not a direct child of ``models_dir``; nothing is written.
+        BundleIntegrityError: (a ``ValueError``) the bundle does not match its
+            ``manifest.json``; nothing is written.
         RegistryFileError: A registry file is a symlink, or the registry's name
             is not UTF-8.
         OSError: The write failed; ``active.json`` and the history are unchanged.
+    """
+    root = absolute(models_dir)
+    _check_writable_bundle(root, bundle)
+    # Hashing a 200 MB model takes a while, so the full check runs before the lock:
+    # other writers are not held up, and under the lock a cheap re-check (presence,
+    # type and sizes) catches a bundle pruned or truncated in the meantime.
+    require_sealed_match(bundle)
+    return write_active_verified(root, bundle, policy, reason)
+
+
+def write_active_verified(
+    models_dir: str | os.PathLike[str],
+    bundle: ModelBundle,
+    policy: SelectionPolicy | None = None,
+    reason: str | None = None,
+) -> ActivePointer:
+    """:func:`write_active_atomic` for a bundle whose manifest the caller has just hashed.
+
+    For callers that checked ``require_sealed_match(bundle)`` themselves
+    before taking the registry lock (set-active, rollback, promotion): under
+    the lock only presence, type and sizes are checked again, so the lock
+    is never held while a large model is hashed.
+
+    Raises:
+        The same as :func:`write_active_atomic`.
     """
     root = absolute(models_dir)
     policy = policy if policy is not None else SelectionPolicy()
@@ -271,6 +304,7 @@ def write_active_atomic(
         # Again under the lock: a prune in another process may have removed the
         # bundle since the check above, and the pointer must never name a deleted one.
         _check_writable_bundle(root, bundle)
+        require_sealed_match(bundle, deep=False)
         new = ActivePointer(
             model_dir=posixpath.join(root.name, bundle.path.name),
             selected_at=utc_now_iso(),

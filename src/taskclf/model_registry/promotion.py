@@ -22,9 +22,10 @@ from pathlib import Path
 
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, fsync_dir, fsync_tree, registry_lock
-from taskclf.model_registry.errors import PromotionError, argument_phrase
+from taskclf.model_registry.errors import BundleIntegrityError, PromotionError, argument_phrase
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
+from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import (
     ModelBundle,
     PromotionResult,
@@ -35,6 +36,7 @@ from taskclf.model_registry.pointer import (
     HISTORY_FILE,
     read_active,
     write_active_atomic,
+    write_active_verified,
 )
 from taskclf.model_registry.resolution import find_best_model, follow_pointer
 from taskclf.model_registry.scan import is_bundle_name, read_bundle
@@ -79,10 +81,17 @@ def promote_bundle(
         What happened: the promoted bundle, the new ranking, the pointer
         before and after, and whether it moved.
 
+    A sealed candidate must match its ``manifest.json``, before anything is
+    written and again as staged (the copy is what lands).
+
     Raises:
         PromotionError: (a ``ValueError``) the candidate is missing, invalid,
-            incompatible, a symlink given with ``move``, or its name is taken,
-            reserved or unusable. The registry is left unchanged.
+            incompatible, does not match its manifest, a symlink given with
+            ``move``, or its name is taken, reserved or unusable. The registry
+            is left unchanged.
+        BundleIntegrityError: (a ``ValueError``) the new best is another,
+            sealed bundle that no longer matches its manifest; the promoted
+            bundle is in the registry, the pointer did not move.
         OSError: Copying or a registry write failed. No staging directory is
             left behind; a moved candidate is put back. If the pointer write
             fails, the bundle is already in the registry (the error says which
@@ -161,6 +170,7 @@ def _check_candidate(candidate: Path, target_name: str, root: Path, move: bool) 
     problem = declared_incompatibility(bundle, LABEL_SET_V1)
     if problem is not None:
         raise PromotionError(target_name, candidate, problem)
+    _check_integrity(bundle, target_name, candidate, "")
     if os.path.lexists(root / target_name):
         raise _name_taken(target_name, candidate, root)
 
@@ -218,7 +228,22 @@ def _check_staged(staged: Path, target_name: str, candidate: Path) -> ModelBundl
     problem = declared_incompatibility(bundle, LABEL_SET_V1)
     if problem is not None:
         raise PromotionError(target_name, candidate, f"{problem} (changed while it was copied)")
+    # The staged copy is what lands: hash it (outside the lock), not only the source.
+    _check_integrity(bundle, target_name, candidate, " (changed while it was copied)")
     return bundle
+
+
+def _check_integrity(bundle: ModelBundle, target_name: str, candidate: Path, when: str) -> None:
+    try:
+        require_sealed_match(bundle)
+    except BundleIntegrityError as exc:
+        more = f" (and {exc.problems - 1} more problem(s))" if exc.problems > 1 else ""
+        raise PromotionError(
+            target_name,
+            candidate,
+            f"candidate does not match its manifest.json: {exc.problem}{more}{when}; restore "
+            "its files, or re-seal it with `taskclf model seal` if the change is intended",
+        ) from exc
 
 
 def _restore_source(staged: Path, candidate: Path) -> bool:
@@ -261,7 +286,12 @@ def _activate_if_best(root: Path, bundle: ModelBundle, policy: SelectionPolicy) 
         and (target.path is None or best.model_id != target.path.name)
         and should_switch_active(current, best, policy)
     ):
-        active = write_active_atomic(root, best, policy, reason=PROMOTION_NOTE)
+        if best.model_id == bundle.model_id:
+            # Just hashed in staging and renamed under this lock: sizes suffice.
+            active = write_active_verified(root, best, policy, reason=PROMOTION_NOTE)
+        else:
+            # Another bundle (the pointer was off the best): hashed here, under the lock.
+            active = write_active_atomic(root, best, policy, reason=PROMOTION_NOTE)
         updated = True
     return PromotionResult(
         bundle=bundle, report=report, active_updated=updated, previous=previous, active=active
