@@ -414,7 +414,9 @@ def test_verify_unhealthy_one_line_per_finding(registry: Path) -> None:
 
     assert result.exit_code == 1
     findings = [
-        line for line in result.stdout.splitlines() if line.startswith(("error:", "warning:"))
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith(("error:", "warning:", "info:"))
     ]
     assert any("bundle-invalid [broken]" in line for line in findings)
     assert any("pointer-invalid" in line for line in findings)

@@ -360,7 +360,7 @@ def test_prune_and_set_active_from_another_process_serialise(
     """Whatever the interleaving, the pointer never names a bundle prune deleted."""
     names = [f"r{rank:02d}" for rank in range(40)]
     for rank, name in enumerate(names):
-        make_bundle(name, seed=rank, macro_f1=0.9 - rank / 100, weighted_f1=0.5)
+        make_bundle(name, seed=rank, macro_f1=0.9 - rank / 100)
     activate_bundle(models_dir, "r00")
     code = (
         "import sys\n"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from taskclf.core.metrics import f1_summary
 from taskclf.core.schema import get_feature_schema
 from taskclf.core.types import CoreLabel
 
@@ -42,20 +43,69 @@ def confusion_matrix(
     return matrix
 
 
-def f1_scores(matrix: Sequence[Sequence[int]]) -> tuple[float, float]:
-    """``(macro_f1, weighted_f1)`` of a confusion matrix (rows true, columns predicted)."""
-    n = len(matrix)
-    supports = [sum(row) for row in matrix]
-    predicted = [sum(matrix[i][j] for i in range(n)) for j in range(n)]
-    f1s = []
-    for k in range(n):
-        tp = matrix[k][k]
-        denominator = supports[k] + predicted[k]
-        f1s.append(2 * tp / denominator if denominator else 0.0)
-    total = sum(supports)
-    macro = sum(f1s) / n if n else 0.0
-    weighted = sum(f * s for f, s in zip(f1s, supports, strict=True)) / total if total else 0.0
-    return round(macro, 6), round(weighted, 6)
+_SCALE = 1_000_000
+_TOLERANCE = 1e-6
+
+
+def matrix_for_scores(
+    labels: Sequence[str], macro_f1: float, weighted_f1: float | None = None
+) -> list[list[int]] | None:
+    """A confusion matrix whose F1 scores are within 1e-6 of the requested ones, if one is easy.
+
+    Lets tests and benchmarks force a ranking with exact scores while the
+    bundle stays consistent (``verify`` checks the declared scores against
+    the matrix). Classes form two groups, each a cycle in which every class
+    sends its errors to the next one, so every class of a group has F1 ==
+    its accuracy; the groups' supports set the weighted F1.
+
+    Returns:
+        The matrix, or ``None`` when the scores cannot be reached this way
+        (fewer than 4 labels with different macro and weighted scores...).
+    """
+    n = len(labels)
+    weighted = macro_f1 if weighted_f1 is None else weighted_f1
+    if n == 0:
+        return None
+    half = n // 2
+    spread = abs(weighted - macro_f1)
+    if spread <= _TOLERANCE / 2:
+        groups = [(list(range(n)), macro_f1, _SCALE)]
+    else:
+        if half < 2 or n - half < 2:
+            return None
+        # Group A at a = M - d, group B at b = M + d (equal sizes, so the macro is M);
+        # the weighted score W lies between them when d >= |W - M|.
+        d = min(macro_f1, 1.0 - macro_f1, 2 * spread)
+        if d < spread or n != 2 * half:
+            return None
+        a, b = macro_f1 - d, macro_f1 + d
+        share_b = (weighted - a) / (b - a)
+        total = 100 * _SCALE
+        groups = [
+            (list(range(half)), a, max(1, round(total * (1 - share_b)))),
+            (list(range(half, n)), b, max(1, round(total * share_b))),
+        ]
+    matrix = [[0] * n for _ in range(n)]
+    for members, f1, support in groups:
+        if len(members) < 2 and f1 < 1.0:
+            return None
+        correct = round(f1 * support)
+        for position, k in enumerate(members):
+            matrix[k][k] = correct
+            if support > correct:
+                matrix[k][members[(position + 1) % len(members)]] = support - correct
+    got_macro, got_weighted = f1_scores(matrix, digits=None)
+    if abs(got_macro - macro_f1) > _TOLERANCE / 2 or abs(got_weighted - weighted) > _TOLERANCE / 2:
+        return None
+    return matrix
+
+
+def f1_scores(matrix: Sequence[Sequence[int]], digits: int | None = 6) -> tuple[float, float]:
+    """``(macro_f1, weighted_f1)`` of a confusion matrix, rounded to ``digits`` (None: exact)."""
+    macro, weighted = f1_summary(matrix)
+    if digits is None:
+        return macro, weighted
+    return round(macro, digits), round(weighted, digits)
 
 
 def write_bundle(
@@ -81,13 +131,19 @@ def write_bundle(
             unless ``schema_hash`` overrides it (to build incompatible bundles).
         label_set: Labels in metadata and metrics.
         created_at: Creation time (ISO string or datetime); default derived from ``seed``.
-        macro_f1: Override the F1 computed from the matrix (to force rankings).
-        weighted_f1: Same, for weighted F1.
+        macro_f1: Force the macro F1 (to force rankings); the matrix is then
+            built to agree with it (and ``weighted_f1``) within 1e-6 when
+            :func:`matrix_for_scores` can, else the scores are simply overridden.
+        weighted_f1: Same, for weighted F1 (alone: just overridden).
         extra_metadata: Keys merged into ``metadata.json`` last.
     """
     rng = random.Random(seed)
     labels = list(label_set)
     matrix = confusion_matrix(rng, accuracy, labels)
+    if macro_f1 is not None:
+        # Forced scores get a matrix that agrees with them when one is easy to build,
+        # so the bundle passes verify's consistency check.
+        matrix = matrix_for_scores(labels, macro_f1, weighted_f1) or matrix
     computed_macro, computed_weighted = f1_scores(matrix)
     if created_at is None:
         created_at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=seed)

@@ -726,7 +726,7 @@ def render_index_read(cache: IndexCache, path: Path, changes: Sequence[str]) -> 
 
 
 def render_verify(report: VerifyReport) -> None:
-    """A summary line, then one line per finding (errors and warnings)."""
+    """A summary line, then one line per finding (errors, warnings, information)."""
     bundles = report.bundles
     valid = sum(b.valid for b in bundles)
     eligible = sum(b.eligible for b in bundles)
@@ -738,7 +738,7 @@ def render_verify(report: VerifyReport) -> None:
         where = f" [{finding.model_id}]" if finding.model_id else ""
         say(f"{finding.severity}: {finding.code}{where}: {finding.message}")
     errors = sum(f.severity == "error" for f in report.findings)
-    warnings = len(report.findings) - errors
+    warnings = sum(f.severity == "warning" for f in report.findings)
     if report.healthy:
         say(f"Healthy ({warnings} warning(s)).")
     else:

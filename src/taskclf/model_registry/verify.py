@@ -37,6 +37,14 @@ Errors:
 - ``registry-file-symlink``: ``active.json``, the history, ``index.json``
   or the lock file is a symlink (every write to it will be refused).
 
+- ``bundle-manifest-mismatch``: a sealed bundle does not match its
+  ``manifest.json`` (one finding per differing file, naming it).
+- ``bundle-metrics-inconsistent``: ``macro_f1`` or ``weighted_f1`` in
+  ``metrics.json`` differs from what its confusion matrix gives by more
+  than 1e-6 (a hand-edited score ranks a bundle wrongly).
+- ``bundle-labels-inconsistent``: ``metrics.label_names`` is not the same
+  set as ``metadata.label_set`` (the scores describe other classes).
+
 Warnings:
 
 - ``pointer-id-mismatch``: the pointer's ``model_id`` differs from the
@@ -54,6 +62,20 @@ Warnings:
   history append and the pointer replace).
 - ``index-missing`` / ``index-invalid`` / ``index-stale``: ``index.json``
   is absent, unusable, or bundles were added, removed or changed since.
+- ``bundle-no-artifact``: a bundle holds nothing besides ``metadata.json``,
+  ``metrics.json`` (and ``confusion_matrix.csv`` / ``manifest.json``): no
+  model to load.
+
+Information (never makes the registry unhealthy):
+
+- ``bundle-unsealed``: bundles without ``manifest.json`` (one finding
+  listing them): valid and usable, but their files cannot be checked.
+
+Manifest checks: by default the bundle the pointer locates is hashed and
+every other sealed bundle is checked for presence, type and size of its
+files; ``deep=True`` (``verify --deep``) hashes every sealed bundle. The
+consistency checks are findings only: they never make a bundle invalid,
+so rankings and bundles from older tools are unaffected.
 
 Bundle health uses the same compatibility as ``train list`` without
 ``--schema-hash``: the bundle's own declared schema version and
@@ -79,10 +101,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from taskclf.core.metrics import f1_summary
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import LOCK_FILE, MAX_FILE_BYTES, absolute, read_capped, read_tail
+from taskclf.model_registry.authoring import CONFUSION_MATRIX_FILE
 from taskclf.model_registry.errors import registry_not_found
 from taskclf.model_registry.index import INDEX_FILE, index_staleness
+from taskclf.model_registry.manifest import MANIFEST_FILE, check_manifest
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -100,6 +125,8 @@ from taskclf.model_registry.pointer import (
 from taskclf.model_registry.retention import leftover_kind
 from taskclf.model_registry.scan import (
     BUNDLE_FILES,
+    METADATA_FILE,
+    METRICS_FILE,
     is_json_error,
     list_bundles,
     looks_like_bundle,
@@ -116,7 +143,7 @@ class Finding(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    severity: Literal["error", "warning"]
+    severity: Literal["error", "warning", "info"]
     code: str
     message: str
     path: str | None = None
@@ -136,6 +163,8 @@ class BundleHealth(BaseModel):
     """Why it is invalid or incompatible (an exclusion-style reason), else ``None``."""
     active: bool = False
     """The active pointer locates this bundle."""
+    manifest: Literal["unsealed", "match", "mismatch"] = "unsealed"
+    """The bundle against its ``manifest.json`` (hashed only when ``deep`` or active)."""
 
 
 class VerifyReport(BaseModel):
@@ -154,7 +183,10 @@ class VerifyReport(BaseModel):
 
 
 def verify_registry(
-    models_dir: str | os.PathLike[str], *, bundles: Sequence[ModelBundle] | None = None
+    models_dir: str | os.PathLike[str],
+    *,
+    bundles: Sequence[ModelBundle] | None = None,
+    deep: bool = False,
 ) -> VerifyReport:
     """Check every bundle, the pointer, the history, the index and leftovers; write nothing.
 
@@ -162,6 +194,8 @@ def verify_registry(
         models_dir: The registry directory.
         bundles: ``list_bundles(models_dir)`` already scanned by the caller (the
             report checks and draws the same scan); default: scan here.
+        deep: Hash every sealed bundle's files (default: only the active
+            bundle's; the others are checked for presence, type and sizes).
 
     Returns:
         The report; ``healthy`` is False when any finding is an error.
@@ -188,7 +222,12 @@ def verify_registry(
     )
     findings += pointer_findings
     findings += _check_pointer_id(root, pointer)
-    health = [h.model_copy(update={"active": h.model_id == active_id}) for h in health]
+    manifests, integrity_findings = _check_integrity(bundles, active_id, deep=deep)
+    findings += integrity_findings
+    health = [
+        h.model_copy(update={"active": h.model_id == active_id, "manifest": manifests[h.model_id]})
+        for h in health
+    ]
     findings += _check_history(root, pointer)
     index_state, index_findings = _check_index(root)
     findings += index_findings
@@ -262,6 +301,102 @@ def _not_a_bundle(root: Path, bundle: ModelBundle) -> Finding | None:
         )
         return _error("not-a-bundle", message, path, model_id)
     return None
+
+
+_CONSISTENCY_TOLERANCE = 1e-6
+_NON_ARTIFACTS = frozenset({METADATA_FILE, METRICS_FILE, MANIFEST_FILE, CONFUSION_MATRIX_FILE})
+_UNSEALED_SHOWN = 10
+
+
+def _check_integrity(
+    bundles: list[ModelBundle], active_id: str | None, *, deep: bool
+) -> tuple[dict[str, Literal["unsealed", "match", "mismatch"]], list[Finding]]:
+    """Each bundle's manifest status, and the manifest and consistency findings."""
+    statuses: dict[str, Literal["unsealed", "match", "mismatch"]] = {}
+    findings: list[Finding] = []
+    unsealed: list[str] = []
+    for bundle in bundles:
+        result = check_manifest(bundle.path, deep=deep or bundle.model_id == active_id)
+        statuses[bundle.model_id] = result.status
+        if result.status == "unsealed":
+            unsealed.append(bundle.model_id)
+        for problem in result.problems:
+            message = (
+                f"Bundle {bundle.model_id} ({bundle.path}) does not match its manifest.json: "
+                f"{problem.problem}; restore the file, or re-seal with `taskclf model seal "
+                f"{bundle.model_id} --force` if the change is intended"
+            )
+            findings.append(
+                _error(
+                    "bundle-manifest-mismatch", message, bundle.path / problem.file, bundle.model_id
+                )
+            )
+        findings += _consistency_findings(bundle)
+        if bundle.valid and not _has_artifact(bundle.path):
+            message = (
+                f"Bundle {bundle.model_id} ({bundle.path}) holds no model file besides its "
+                "metadata and metrics; nothing could be loaded from it"
+            )
+            findings.append(_warning("bundle-no-artifact", message, bundle.path, bundle.model_id))
+    if unsealed:
+        shown = ", ".join(unsealed[:_UNSEALED_SHOWN])
+        if len(unsealed) > _UNSEALED_SHOWN:
+            shown += f" and {len(unsealed) - _UNSEALED_SHOWN} more"
+        message = (
+            f"{len(unsealed)} bundle(s) have no manifest.json, so their files cannot be "
+            f"checked ({shown}); they stay usable; seal one with `taskclf model seal ID`"
+        )
+        findings.append(
+            Finding(severity="info", code="bundle-unsealed", message=message, path=None)
+        )
+    return statuses, findings
+
+
+def _has_artifact(path: Path) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return any(entry.name not in _NON_ARTIFACTS for entry in entries)
+    except OSError:
+        return True  # unreadable: reported elsewhere, not as "no artifact"
+
+
+def _consistency_findings(bundle: ModelBundle) -> list[Finding]:
+    """Declared scores vs. the confusion matrix, metrics labels vs. metadata labels."""
+    metrics, metadata = bundle.metrics, bundle.metadata
+    if not bundle.valid or metrics is None or metadata is None:
+        return []
+    findings: list[Finding] = []
+    macro, weighted = f1_summary(metrics.confusion_matrix)
+    wrong = [
+        f"{name} {declared} (the matrix gives {computed:.6f})"
+        for name, declared, computed in (
+            ("macro_f1", metrics.macro_f1, macro),
+            ("weighted_f1", metrics.weighted_f1, weighted),
+        )
+        if abs(declared - computed) > _CONSISTENCY_TOLERANCE
+    ]
+    if wrong:
+        message = (
+            f"Bundle {bundle.model_id} declares {' and '.join(wrong)} in metrics.json, which "
+            "its confusion matrix contradicts; it may rank wrongly: recompute the scores "
+            "(save_bundle does) or remove the bundle"
+        )
+        findings.append(
+            _error("bundle-metrics-inconsistent", message, bundle.path, bundle.model_id)
+        )
+    names, label_set = set(metrics.label_names), set(metadata.label_set)
+    if names != label_set:
+        parts = []
+        if label_set - names:
+            parts.append(f"missing {', '.join(sorted(label_set - names))}")
+        if names - label_set:
+            parts.append(f"extra {', '.join(sorted(names - label_set))}")
+        message = (
+            f"Bundle {bundle.model_id}'s metrics.json label_names differ from metadata.json's "
+            f"label_set ({'; '.join(parts)}); its scores describe other classes: rebuild it"
+        )
+        findings.append(_error("bundle-labels-inconsistent", message, bundle.path, bundle.model_id))
+    return findings
 
 
 def _warning(code: str, message: str, path: Path, model_id: str | None = None) -> Finding:
