@@ -326,7 +326,18 @@ def index(
 
 
 @model_app.command()
-def verify(models_dir: ModelsDir = DEFAULT_MODELS_DIR, json_mode: Json = False) -> None:
+def verify(
+    models_dir: ModelsDir = DEFAULT_MODELS_DIR,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Hash every sealed bundle's files (default: only the active bundle's; "
+            "the others are checked by size).",
+        ),
+    ] = False,
+    json_mode: Json = False,
+) -> None:
     """Check bundles, pointer, history, index and leftovers; exit 1 on any error (for CI)."""
     from taskclf.cli import output
     from taskclf.model_registry.verify import verify_registry
@@ -334,7 +345,7 @@ def verify(models_dir: ModelsDir = DEFAULT_MODELS_DIR, json_mode: Json = False) 
     # A missing registry is a finding like any other, reported in the same format.
     root = Path(os.path.abspath(models_dir))
     with output.scanning(root, json_mode=json_mode, what="Verifying"):
-        report = verify_registry(root)
+        report = verify_registry(root, deep=deep)
     if json_mode:
         output.emit_json(report.model_dump(mode="json"))
     else:
@@ -408,3 +419,197 @@ def prune(
         output.emit_json(output.prune_json(plan, executed=True))
     else:
         output.render_prune_plan(plan, executed=True, table=not shown)
+
+
+@model_app.command()
+def package(
+    artifacts: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="ARTIFACT...",
+            help="The model file(s), or one directory whose tree is the bundle's content.",
+            show_default=False,
+        ),
+    ],
+    schema_version: Annotated[
+        str,
+        typer.Option(
+            "--schema-version",
+            help="Feature schema the model was trained on (v1...).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="The bundle directory to create (must not exist).", show_default=False
+        ),
+    ],
+    predictions: Annotated[
+        Path | None,
+        typer.Option("--predictions", help="CSV with a header and columns y_true,y_pred."),
+    ] = None,
+    confusion_matrix: Annotated[
+        Path | None,
+        typer.Option(
+            "--confusion-matrix",
+            help="JSON: a list of rows (true) of counts (predicted), or an object with "
+            '"confusion_matrix" and "label_names" (like metrics.json).',
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels", help="Comma-separated labels in matrix order (default: taskclf's 8 labels)."
+        ),
+    ] = None,
+    params: Annotated[
+        str | None,
+        typer.Option("--params", help="Training parameters: a JSON object, or a JSON file."),
+    ] = None,
+    dataset_hash: Annotated[
+        str | None, typer.Option("--dataset-hash", help="Identifies the training data.")
+    ] = None,
+    train_from: Annotated[
+        str | None, typer.Option("--train-from", help="Start of the training data.")
+    ] = None,
+    train_to: Annotated[
+        str | None, typer.Option("--train-to", help="End of the training data.")
+    ] = None,
+    test_from: Annotated[
+        str | None, typer.Option("--test-from", help="Start of the evaluation data.")
+    ] = None,
+    test_to: Annotated[
+        str | None, typer.Option("--test-to", help="End of the evaluation data.")
+    ] = None,
+    git_commit: Annotated[
+        str | None,
+        typer.Option("--git-commit", help="Code version (default: git rev-parse HEAD here)."),
+    ] = None,
+    model_format: Annotated[
+        str | None,
+        typer.Option("--model-format", help="How to load it, e.g. lightgbm-text, sklearn-skops."),
+    ] = None,
+    promote_now: Annotated[
+        bool,
+        typer.Option("--promote", help="Then promote the bundle into --models-dir."),
+    ] = False,
+    models_dir: ModelsDir = DEFAULT_MODELS_DIR,
+    json_mode: Json = False,
+) -> None:
+    """Build a complete, sealed bundle from model files and an evaluation (and promote it)."""
+    from taskclf.cli import output
+    from taskclf.model_registry import promote_bundle, save_bundle
+    from taskclf.model_registry.authoring import (
+        DEFAULT_LABELS,
+        check_prediction_labels,
+        read_confusion_matrix_json,
+        read_predictions_csv,
+    )
+
+    if (predictions is None) == (confusion_matrix is None):
+        fail("Give exactly one of --predictions CSV or --confusion-matrix JSON.")
+    label_list = _parse_labels(labels)
+    y_true = y_pred = matrix = None
+    try:
+        parsed_params = _parse_params(params)
+        if predictions is not None:
+            y_true, y_pred = read_predictions_csv(predictions)
+            # Checked here, not by save_bundle, so the error can name the CSV line.
+            check_prediction_labels(predictions, y_true, y_pred, label_list or DEFAULT_LABELS)
+        else:
+            assert confusion_matrix is not None
+            matrix, file_labels = read_confusion_matrix_json(confusion_matrix)
+            if label_list is None:
+                label_list = file_labels
+            elif file_labels is not None and file_labels != label_list:
+                raise ValueError(
+                    f"--labels ({', '.join(label_list)}) differ from the label_names in "
+                    f"{confusion_matrix} ({', '.join(file_labels)}); give only one of them."
+                )
+    except ValueError as exc:
+        fail(str(exc))
+    bundle = save_bundle(
+        out,
+        list(artifacts),
+        schema_version=schema_version,
+        y_true=y_true,
+        y_pred=y_pred,
+        confusion_matrix=matrix,
+        labels=label_list,
+        params=parsed_params,
+        dataset_hash=dataset_hash,
+        train_date_from=train_from,
+        train_date_to=train_to,
+        test_date_from=test_from,
+        test_date_to=test_to,
+        git_commit=git_commit,
+        model_format=model_format,
+    )
+    result = None
+    explanation = None
+    if promote_now:
+        with output.scanning(Path(models_dir), json_mode=json_mode, what="Ranking"):
+            result = promote_bundle(bundle.path, models_dir)
+        explanation = explain_promotion(result, 0.0)
+    if json_mode:
+        output.emit_json(output.package_json(bundle, result, explanation))
+    else:
+        output.render_package(bundle, result, explanation)
+
+
+def _parse_labels(labels: str | None) -> list[str] | None:
+    if labels is None:
+        return None
+    parsed = [label.strip() for label in labels.split(",")]
+    if not all(parsed):
+        fail(f"--labels {labels!r} has an empty label; give comma-separated names.")
+    return parsed
+
+
+def _parse_params(params: str | None) -> dict[str, Any] | None:
+    import json
+
+    if params is None:
+        return None
+    text = params
+    if not params.lstrip().startswith("{"):
+        path = Path(params)
+        if not path.is_file():
+            raise ValueError(
+                f"--params {params!r} is neither a JSON object nor an existing JSON file."
+            )
+        text = path.read_text("utf-8")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--params is not valid JSON ({exc}).") from None
+    if not isinstance(value, dict):
+        raise ValueError("--params must be a JSON object (name: value).")
+    return value
+
+
+@model_app.command()
+def seal(
+    model_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The bundle to seal.", show_default=False)
+    ],
+    models_dir: ModelsDir = DEFAULT_MODELS_DIR,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing manifest.json (after an intended change)."
+        ),
+    ] = False,
+    json_mode: Json = False,
+) -> None:
+    """Add manifest.json (size and SHA-256 of every file) to a bundle in the registry."""
+    from taskclf.cli import output
+    from taskclf.model_registry.manifest import seal_registry_bundle
+
+    root = require_registry(models_dir)
+    manifest, replaced = seal_registry_bundle(root, model_id, force=force)
+    if json_mode:
+        output.emit_json(output.seal_json(root / model_id, manifest, replaced))
+    else:
+        output.render_seal(root / model_id, manifest, replaced)

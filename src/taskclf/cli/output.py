@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         ActivePointer,
         BundleRow,
         IndexCache,
+        Manifest,
         ModelBundle,
         PromotionResult,
         SelectionReport,
@@ -671,6 +672,53 @@ def render_promotion(bundle: ModelBundle, report: SelectionReport, explanation: 
     say(f"Promoted {bundle.model_id} into the registry at {bundle.path}.")
     print_ranking(report, title="Ranking after promotion (top 5)")
     say(explanation)
+
+
+# --- package and seal -------------------------------------------------------------------
+
+
+def package_json(
+    bundle: ModelBundle, result: PromotionResult | None, explanation: str | None
+) -> dict[str, Any]:
+    """The bundle ``model package`` built and, with ``--promote``, what the promotion did."""
+    return {
+        "bundle": bundle_summary(bundle),
+        "promotion": promotion_json(result, explanation or "") if result is not None else None,
+    }
+
+
+def render_package(
+    bundle: ModelBundle, result: PromotionResult | None, explanation: str | None
+) -> None:
+    """Where the bundle was written, its scores, and the promotion if one ran."""
+    metrics = bundle.metrics
+    say(
+        f"Packaged {bundle.model_id} at {bundle.path} (sealed; macro_f1="
+        f"{num(metrics.macro_f1 if metrics else None)}, weighted_f1="
+        f"{num(metrics.weighted_f1 if metrics else None)})."
+    )
+    if result is not None:
+        render_promotion(result.bundle, result.report, explanation or "")
+
+
+def seal_json(path: Path, manifest: Manifest, replaced: bool) -> dict[str, Any]:
+    """A sealed bundle's manifest, JSON-ready."""
+    return {
+        "model_id": path.name,
+        "path": str(path),
+        "replaced": replaced,
+        "files": {name: entry.model_dump() for name, entry in manifest.files.items()},
+    }
+
+
+def render_seal(path: Path, manifest: Manifest, replaced: bool) -> None:
+    """How many files were sealed, and their total size."""
+    total = sum(entry.size for entry in manifest.files.values())
+    verb = "Re-sealed" if replaced else "Sealed"
+    say(
+        f"{verb} {path.name}: {len(manifest.files)} file(s), {human_bytes(total)}, recorded in "
+        f"{path / 'manifest.json'}."
+    )
 
 
 # --- index ------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from taskclf.model_registry.manifest import (
     read_manifest,
     require_sealed_match,
     seal_bundle,
+    seal_registry_bundle,
     write_manifest,
 )
 from taskclf.model_registry.models import (
@@ -154,6 +155,7 @@ __all__ = [
     "save_bundle",
     "score",
     "seal_bundle",
+    "seal_registry_bundle",
     "should_switch_active",
     "verify_registry",
     "write_active_atomic",

@@ -48,6 +48,7 @@ from taskclf.model_registry._fs import (
     absolute,
     fsync_dir,
     fsync_tree,
+    read_capped,
     rename_noreplace,
 )
 from taskclf.model_registry.errors import AuthoringError
@@ -63,6 +64,8 @@ DEFAULT_LABELS: tuple[str, ...] = tuple(label.value for label in CoreLabel)
 
 _GENERATED = frozenset({METADATA_FILE, METRICS_FILE, CONFUSION_MATRIX_FILE, MANIFEST_FILE})
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_PREDICTIONS_CAP = 1 << 30
+"""A predictions CSV may be large (one row per evaluated sample); 1 GiB is read whole at most."""
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 Artifacts = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -387,3 +390,121 @@ def _copy_artifact(source: Path, destination: Path, *, follow: bool) -> None:
         out = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
         with os.fdopen(out, "wb") as writer:
             shutil.copyfileobj(reader, writer, 1 << 20)
+
+
+def read_predictions_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """Read ``y_true,y_pred`` pairs from a CSV file with a header row (``taskclf model package``).
+
+    The header must name the columns ``y_true`` and ``y_pred`` (in any
+    order; other columns are ignored). Every row needs both values.
+
+    Returns:
+        ``(y_true, y_pred)``.
+
+    Raises:
+        ValueError: One sentence naming the file and, for a bad row, its line number.
+        OSError: The file cannot be read.
+    """
+    shown = os.fspath(path)
+    raw = read_capped(path, cap=_PREDICTIONS_CAP)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ValueError(f"Line {line} of {shown} is not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{shown} is empty; it needs a header row y_true,y_pred")
+        columns = [name.strip() for name in header]
+        missing = [name for name in ("y_true", "y_pred") if name not in columns]
+        if missing:
+            raise ValueError(
+                f"Line 1 of {shown} is the header {','.join(columns)!r}, which lacks the "
+                f"column(s) {', '.join(missing)}; the header must name y_true and y_pred"
+            )
+        true_at, pred_at = columns.index("y_true"), columns.index("y_pred")
+        y_true: list[str] = []
+        y_pred: list[str] = []
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != len(columns):
+                raise ValueError(
+                    f"Line {line} of {shown} has {len(row)} field(s) but the header has "
+                    f"{len(columns)}; each row needs y_true and y_pred"
+                )
+            true, predicted = row[true_at].strip(), row[pred_at].strip()
+            if not true or not predicted:
+                raise ValueError(f"Line {line} of {shown} has an empty y_true or y_pred")
+            y_true.append(true)
+            y_pred.append(predicted)
+    except csv.Error as exc:
+        raise ValueError(f"Line {reader.line_num} of {shown} is not valid CSV ({exc})") from None
+    if not y_true:
+        raise ValueError(f"{shown} has a header but no prediction rows")
+    return y_true, y_pred
+
+
+def check_prediction_labels(
+    path: str | os.PathLike[str],
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    labels: Sequence[str],
+) -> None:
+    """Raise naming the CSV line of the first label outside ``labels`` (rows start on line 2).
+
+    Raises:
+        ValueError: One sentence naming the file, the line and the label.
+    """
+    known = set(labels)
+    for index, pair in enumerate(zip(y_true, y_pred, strict=True)):
+        for column, label in zip(("y_true", "y_pred"), pair, strict=True):
+            if label not in known:
+                raise ValueError(
+                    f"Line {index + 2} of {os.fspath(path)} has {column} {label!r}, which is not "
+                    f"one of the labels ({', '.join(labels)}); pass --labels with every label"
+                )
+
+
+def read_confusion_matrix_json(
+    path: str | os.PathLike[str],
+) -> tuple[list[list[int]], list[str] | None]:
+    """Read a confusion matrix: a JSON list of rows, or an object like ``metrics.json``.
+
+    The object form takes ``confusion_matrix`` and, if present, ``label_names``.
+
+    Returns:
+        ``(matrix, label names or None)``.
+
+    Raises:
+        ValueError: One sentence naming the file and what is wrong.
+        OSError: The file cannot be read.
+    """
+    shown = os.fspath(path)
+    try:
+        document = json.loads(read_capped(path))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{shown} is not JSON ({exc})") from None
+    labels = None
+    if isinstance(document, dict):
+        labels = document.get("label_names")
+        document = document.get("confusion_matrix")
+    if not (
+        isinstance(document, list)
+        and all(isinstance(row, list) for row in document)
+        and all(
+            isinstance(cell, int) and not isinstance(cell, bool) for row in document for cell in row
+        )
+    ):
+        raise ValueError(
+            f"{shown} holds no confusion matrix: expected a list of rows of integers, or an "
+            'object with "confusion_matrix" (and "label_names")'
+        )
+    if labels is not None and not (
+        isinstance(labels, list) and all(isinstance(label, str) for label in labels)
+    ):
+        raise ValueError(f'{shown} has a "label_names" that is not a list of strings')
+    return document, labels

@@ -142,8 +142,8 @@ _ACTIVATION_SENTENCES: dict[str, tuple[str, str]] = {
     ),
     "integrity": (
         "Bundle does not match its manifest.json: {reason}",
-        "restore its files, or re-seal it with `taskclf model seal ID --force` if the change "
-        "is intended",
+        "restore its files, or re-seal it with `taskclf model seal {model_id} --force` if the "
+        "change is intended",
     ),
 }
 """CLI.md's sentence for each ``set-active`` check, and what to do about it."""
@@ -176,7 +176,7 @@ class ActivationError(BundleError):
 
     def _message(self) -> str:
         sentence, advice = _ACTIVATION_SENTENCES[self.check]
-        return f"{sentence.format(reason=self.reason)}; {advice}."
+        return f"{sentence.format(reason=self.reason)}; {advice.format(model_id=self.model_id)}."
 
 
 class RollbackError(RegistryError, ValueError):

@@ -37,7 +37,7 @@ from taskclf.model_registry._fs import (
 )
 from taskclf.model_registry.errors import BundleIntegrityError, SealError
 from taskclf.model_registry.models import ModelBundle
-from taskclf.model_registry.scan import describe_errors
+from taskclf.model_registry.scan import describe_errors, is_bundle_name
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -209,6 +209,31 @@ def seal_bundle(
             )
         write_manifest(root, manifest)
     return manifest
+
+
+def seal_registry_bundle(
+    models_dir: str | os.PathLike[str], model_id: str, *, force: bool = False
+) -> tuple[Manifest, bool]:
+    """Seal the bundle ``models_dir/model_id`` (``taskclf model seal ID``).
+
+    Returns:
+        The manifest written, and whether it replaced an existing one.
+
+    Raises:
+        SealError: (a ``ValueError``) no such bundle, already sealed without
+            ``force``, a symlink or special file in it, or a file changed meanwhile.
+        OSError: A file cannot be read, or the write failed.
+    """
+    root = Path(os.path.abspath(models_dir))
+    path = root / model_id
+    if not is_bundle_name(model_id) or not os.path.isdir(path) or os.path.islink(path):
+        raise SealError(
+            model_id,
+            path,
+            f"no bundle directory named {model_id!r} in {root} (`taskclf train list` shows them)",
+        )
+    replaced = os.path.lexists(path / MANIFEST_FILE)
+    return seal_bundle(path, force=force, models_dir=root), replaced
 
 
 def check_manifest(bundle_dir: str | os.PathLike[str], *, deep: bool = True) -> ManifestCheck:
