@@ -6,7 +6,7 @@ place in one step that never replaces anything, so a scan sees the whole
 bundle or none of it, and an existing bundle is never overwritten. Any
 failure, a KeyboardInterrupt included, removes the staging directory; a
 hard crash (SIGKILL, power loss) can leave only that ``.staging-*``
-directory, which ``verify`` reports and ``prune`` sweeps.
+directory, which scans skip and ``verify`` reports.
 
 Defaults for training facts a user may not have (documented in
 docs/operators-guide.md): ``params`` ``{}``; ``dataset_hash``,
