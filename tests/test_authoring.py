@@ -432,11 +432,30 @@ def test_seal_command(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["replaced"] is False and "model.txt" in document["files"]
-    assert "already has a manifest.json" in one_sentence_error(
-        run("model", "seal", "old", "--models-dir", models)
-    )
+    refused = one_sentence_error(run("model", "seal", "old", "--models-dir", models))
+    assert "already has a manifest.json; pass --force to replace it" in refused
     result = run("model", "seal", "old", "--force", "--models-dir", models)
     assert result.exit_code == 0 and "Re-sealed old" in result.stdout
     assert "no bundle directory named" in one_sentence_error(
         run("model", "seal", "nope", "--models-dir", models)
     )
+
+
+def test_readme_promotion_snippet_runs(tmp_path: Path) -> None:
+    # The README's "Promotion and hot reload" snippet, as a new user runs it: it must
+    # work from an empty directory, and a second run must stop with one clear error.
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in readme.split("```python\n")[1:]]
+    snippet = next(b for b in blocks if "save_bundle(" in b and "ActiveModelReloader" in b)
+    first = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    assert "run-0042 is active: True" in first.stdout
+    assert check_manifest(tmp_path / "models" / "run-0042").status == "match"
+    second = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert second.returncode == 1
+    assert "AuthoringError: Cannot save bundle 'run-0042'" in second.stderr
+    assert "already exists; bundles are never overwritten" in second.stderr

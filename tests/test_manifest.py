@@ -235,7 +235,7 @@ def test_seal_refuses_an_existing_manifest_unless_forced(tmp_path: Path) -> None
     seal_bundle(path)
     before = (path / MANIFEST_FILE).read_bytes()
     (path / "model.txt").write_text("retrained\n")
-    with pytest.raises(SealError, match=r"already has a manifest\.json; pass --force"):
+    with pytest.raises(SealError, match=r"already has a manifest\.json; pass the force= argument"):
         seal_bundle(path)
     assert (path / MANIFEST_FILE).read_bytes() == before
     assert check_manifest(path).status == "mismatch"

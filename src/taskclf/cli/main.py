@@ -45,6 +45,7 @@ _FLAGS = {
     "steps": "--steps",
     "models_dir": "--models-dir",
     "model_id": "--model-id",
+    "force": "--force",
 }
 """The command-line flag for each library argument its messages may name
 (``the name= argument`` reads ``--name`` here)."""

@@ -465,7 +465,7 @@ def check_prediction_labels(
             if label not in known:
                 raise ValueError(
                     f"Line {index + 2} of {os.fspath(path)} has {column} {label!r}, which is not "
-                    f"one of the labels ({', '.join(labels)}); pass --labels with every label"
+                    f"one of the labels ({', '.join(labels)}); list every label the model predicts"
                 )
 
 

@@ -35,7 +35,7 @@ from taskclf.model_registry._fs import (
     registry_lock,
     sha256_file,
 )
-from taskclf.model_registry.errors import BundleIntegrityError, SealError
+from taskclf.model_registry.errors import BundleIntegrityError, SealError, argument_phrase
 from taskclf.model_registry.models import ModelBundle
 from taskclf.model_registry.scan import describe_errors, is_bundle_name
 
@@ -194,8 +194,8 @@ def seal_bundle(
         raise SealError(
             root.name,
             root,
-            f"it already has a {MANIFEST_FILE}; pass --force to replace it after an intended "
-            "change (`taskclf model verify --deep` shows what differs)",
+            f"it already has a {MANIFEST_FILE}; pass {argument_phrase('force')} to replace it "
+            "after an intended change (`taskclf model verify --deep` shows what differs)",
         )
     manifest = build_manifest(root)
     with registry_lock(models_dir) if models_dir is not None else contextlib.nullcontext():
