@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -268,3 +270,28 @@ def test_consistency_findings(tmp_path: Path) -> None:
     assert not report.healthy
     # Findings, not invalid reasons: the bumped bundle still ranks (first, wrongly).
     assert find_best_model(models).ranked[0].model_id == "bumped"
+
+
+def test_truncation_between_the_hash_and_the_lock_is_refused_under_the_lock(
+    registry: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The full hash runs before the lock; under it, sizes are re-checked. Force the
+    # window: another process truncates the model file just before the lock is taken.
+    from taskclf.model_registry import pointer
+    from taskclf.model_registry._fs import registry_lock
+
+    real_lock = registry_lock
+
+    def lock_after_a_truncation(root: Path) -> object:
+        model = registry / "c" / "c.model"
+        code = f"import os; os.truncate({str(model)!r}, 3)"
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+        return real_lock(root)
+
+    monkeypatch.setattr(pointer, "registry_lock", lock_after_a_truncation)
+    bundle = read_bundle(registry / "c")
+    assert bundle is not None
+    before = _pointer_state(registry)
+    with pytest.raises(BundleIntegrityError, match=r"c\.model has 3 bytes"):
+        write_active_atomic(registry, bundle)
+    assert _pointer_state(registry) == before
