@@ -195,6 +195,14 @@ def test_bad_inputs_write_nothing(tmp_path: Path, model_file: Path) -> None:
     _refused(tmp_path, "both named model.txt", [model_file, tmp_path / "sub" / "model.txt"])
 
 
+def test_hidden_bundle_name_is_refused(tmp_path: Path, model_file: Path) -> None:
+    with pytest.raises(AuthoringError, match=r"may not start with '\.'"):
+        save_bundle(
+            tmp_path / ".run", model_file, schema_version="v1", y_true=["Build"], y_pred=["Build"]
+        )
+    assert _entries(tmp_path) == ["model.txt"]
+
+
 def test_symlink_inside_an_artifact_directory_is_refused(tmp_path: Path, model_file: Path) -> None:
     source = tmp_path / "trained"
     source.mkdir()

@@ -54,7 +54,13 @@ from taskclf.model_registry._fs import (
 from taskclf.model_registry.errors import AuthoringError
 from taskclf.model_registry.manifest import MANIFEST_FILE, build_manifest, write_manifest
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
-from taskclf.model_registry.scan import METADATA_FILE, METRICS_FILE, describe_errors, read_bundle
+from taskclf.model_registry.scan import (
+    METADATA_FILE,
+    METRICS_FILE,
+    describe_errors,
+    is_bundle_name,
+    read_bundle,
+)
 
 CONFUSION_MATRIX_FILE = "confusion_matrix.csv"
 STAGING_PREFIX = ".staging-"
@@ -143,6 +149,11 @@ def save_bundle(
     def refuse(reason: str) -> AuthoringError:
         return AuthoringError(model_id, target, reason)
 
+    if not is_bundle_name(model_id) or model_id in _GENERATED:
+        raise refuse(
+            "a bundle directory's name is its model id and may not start with '.' (scans skip "
+            "those); choose another directory name"
+        )
     if os.path.lexists(target):
         raise refuse("it already exists; bundles are never overwritten, choose another directory")
     plan = _plan_artifacts(artifacts, refuse)
