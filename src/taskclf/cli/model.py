@@ -509,6 +509,11 @@ def package(
 
     if (predictions is None) == (confusion_matrix is None):
         fail("Give exactly one of --predictions CSV or --confusion-matrix JSON.")
+    if promote_now and Path(os.path.abspath(out)).parent == Path(os.path.abspath(models_dir)):
+        fail(
+            f"--out {out} is inside --models-dir {models_dir}, where --promote would copy it; "
+            "write the bundle elsewhere (e.g. runs/NAME) and let --promote copy it in."
+        )
     label_list = _parse_labels(labels)
     y_true = y_pred = matrix = None
     try:
