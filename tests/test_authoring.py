@@ -427,7 +427,7 @@ def test_package_option_errors(tmp_path: Path, model_file: Path) -> None:
         run("model", "package", model_file, "--schema-version", "v9", "--out", tmp_path / "r",
             "--predictions", csv)
     )  # fmt: skip
-    inside = ["--promote", "--models-dir", tmp_path]
+    inside: list[str | Path] = ["--promote", "--models-dir", tmp_path]
     assert "is inside --models-dir" in one_sentence_error(run(*base, "--predictions", csv, *inside))
     (tmp_path / "r").mkdir()
     assert "already exists" in one_sentence_error(run(*base, "--predictions", csv))
