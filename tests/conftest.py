@@ -9,11 +9,14 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from taskclf.samples import write_bundle
+
+if TYPE_CHECKING:
+    from typer.testing import Result
 
 BundleFactory = Callable[..., Path]
 
@@ -31,6 +34,15 @@ def tree_state(root: Path) -> dict[str, tuple[int, int, int]]:
             info = os.lstat(path)
             state[os.path.relpath(path, root)] = (info.st_mode, info.st_size, info.st_mtime_ns)
     return state
+
+
+def one_sentence_error(result: Result) -> str:
+    """Exit 1, one ``Error:`` line on stderr and no traceback; returns that line."""
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
 
 
 Snapshot = dict[str, tuple[str, bytes | str | None]]

@@ -16,6 +16,7 @@ import pytest
 from sklearn.metrics import f1_score
 from typer.testing import CliRunner, Result
 
+from conftest import one_sentence_error
 from taskclf.cli.main import app
 from taskclf.core.schema import FeatureSchemaV1, FeatureSchemaV3
 from taskclf.model_registry import (
@@ -330,14 +331,6 @@ runner = CliRunner(env={"COLUMNS": None})
 
 def run(*args: str | Path) -> Result:
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_sentence_error(result: Result) -> str:
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 def _csv(tmp_path: Path, text: str, name: str = "preds.csv") -> Path:

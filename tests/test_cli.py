@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from conftest import one_sentence_error
 from taskclf.cli import options
 from taskclf.cli.main import app
 from taskclf.model_registry import read_active, read_index_cache
@@ -29,15 +30,6 @@ def run_json(*args: str | Path) -> Any:
     result = run(*args, "--json")
     assert result.stdout.count("\n") >= 1
     return json.loads(result.stdout)
-
-
-def one_sentence_error(result: Result) -> str:
-    """Exit 1, nothing on stdout, one ``Error:`` line on stderr and no traceback."""
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
 
 
 @pytest.fixture
