@@ -140,6 +140,34 @@ def test_git_commit_default(tmp_path: Path) -> None:
         assert current_git_commit(outside) == "unknown"
 
 
+def test_numpy_inputs_from_scikit_learn(tmp_path: Path, model_file: Path) -> None:
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    labels = list(DEFAULT_LABELS)
+    y_true, y_pred = np.array(Y_TRUE), np.array(Y_PRED)
+    from_predictions = save_bundle(
+        tmp_path / "p", model_file, schema_version="v1", y_true=y_true, y_pred=y_pred
+    )
+    from_matrix = save_bundle(
+        tmp_path / "m",
+        model_file,
+        schema_version="v1",
+        confusion_matrix=confusion_matrix(y_true, y_pred, labels=labels),
+    )
+    assert from_predictions.metrics == from_matrix.metrics
+    assert from_matrix.metrics is not None
+    assert from_matrix.metrics.macro_f1 == pytest.approx(_sk("macro"), abs=1e-12)
+    with pytest.raises(AuthoringError, match="cells must be integers"):
+        save_bundle(
+            tmp_path / "f",
+            model_file,
+            schema_version="v1",
+            confusion_matrix=[[0.5]],  # type: ignore[list-item]
+            labels=["a"],
+        )
+
+
 def test_directory_artifact_tree_is_copied(tmp_path: Path) -> None:
     source = tmp_path / "trained"
     (source / "encoders").mkdir(parents=True)

@@ -100,11 +100,10 @@ def _check_matrix(matrix: Sequence[Sequence[int]]) -> None:
     for i, row in enumerate(matrix):
         if len(row) != n:
             raise ValueError(f"confusion matrix row {i} has {len(row)} cells; expected {n}")
-        for cell in row:
-            if isinstance(cell, bool) or not isinstance(cell, int) or cell < 0:
-                raise ValueError(
-                    f"confusion matrix row {i} holds {cell!r}; cells must be integers >= 0"
-                )
+        # ``type(...) is int``: bools are not counts (verify runs this once per bundle).
+        if not all(type(cell) is int and cell >= 0 for cell in row):
+            bad = next(c for c in row if type(c) is not int or c < 0)
+            raise ValueError(f"confusion matrix row {i} holds {bad!r}; cells must be integers >= 0")
 
 
 def class_scores(matrix: Sequence[Sequence[int]]) -> list[ClassScores]:
@@ -149,20 +148,36 @@ def class_precisions(matrix: Sequence[Sequence[int]]) -> list[float]:
     ]
 
 
-def f1_summary(matrix: Sequence[Sequence[int]]) -> tuple[float, float]:
+def f1_summary(matrix: Sequence[Sequence[int]], *, check: bool = True) -> tuple[float, float]:
     """``(macro_f1, weighted_f1)`` of a square confusion matrix.
 
     Macro F1 averages over every class, including classes that never occur
     or are never predicted (each counts as 0.0). Weighted F1 weights each
     class's F1 by its support; both are 0.0 for an empty matrix (0x0 or all zeros).
 
+    Args:
+        matrix: Rows true labels, columns predicted labels.
+        check: Validate shape and cells first; ``False`` for a matrix already
+            validated (a parsed ``BundleMetrics``), which ``verify`` has per bundle.
+
     Raises:
         ValueError: The matrix is not square or holds a cell that is not an integer >= 0.
     """
-    scores = class_scores(matrix)
-    if not scores:
+    if check:
+        _check_matrix(matrix)
+    n = len(matrix)
+    if not n:
         return 0.0, 0.0
-    macro = sum(score.f1 for score in scores) / len(scores)
-    total = sum(score.support for score in scores)
-    weighted = sum(score.f1 * score.support for score in scores) / total if total else 0.0
-    return macro, weighted
+    # The same F1 as class_scores, without building a record per class: verify
+    # recomputes this for every bundle of the registry.
+    columns = [sum(column) for column in zip(*matrix, strict=True)]
+    macro_sum = weighted_sum = 0.0
+    total = 0
+    for j, row in enumerate(matrix):
+        support = sum(row)
+        denominator = support + columns[j]
+        f1 = 2 * row[j] / denominator if denominator else 0.0
+        macro_sum += f1
+        weighted_sum += f1 * support
+        total += support
+    return macro_sum / n, weighted_sum / total if total else 0.0

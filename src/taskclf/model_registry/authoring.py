@@ -27,16 +27,17 @@ import contextlib
 import csv
 import io
 import json
+import operator
 import os
 import re
 import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, SupportsIndex
 
 from pydantic import ValidationError
 
@@ -82,9 +83,9 @@ def save_bundle(
     artifacts: Artifacts,
     *,
     schema_version: str,
-    y_true: Sequence[Hashable] | None = None,
-    y_pred: Sequence[Hashable] | None = None,
-    confusion_matrix: Sequence[Sequence[int]] | None = None,
+    y_true: Iterable[Hashable] | None = None,
+    y_pred: Iterable[Hashable] | None = None,
+    confusion_matrix: Iterable[Iterable[SupportsIndex]] | None = None,
     labels: Sequence[str] | None = None,
     params: dict[str, Any] | None = None,
     dataset_hash: str | None = None,
@@ -111,10 +112,11 @@ def save_bundle(
             and special files are refused.
         schema_version: The feature schema the model was trained on; its hash
             comes from the schema registry.
-        y_true: True labels of the evaluation set (with ``y_pred``).
+        y_true: True labels of the evaluation set (with ``y_pred``); any
+            iterable, e.g. a numpy array.
         y_pred: Predicted labels, aligned with ``y_true``.
         confusion_matrix: Instead of ``y_true``/``y_pred``: rows true labels,
-            columns predicted, in ``labels`` order.
+            columns predicted, in ``labels`` order (integers, numpy's included).
         labels: The label set, in matrix order (default: taskclf's 8 labels
             in ``CoreLabel`` order); also ``metadata.label_set``.
         params: Training parameters (default ``{}``).
@@ -267,9 +269,9 @@ def _plan_tree(root: Path, refuse: Any) -> list[tuple[str, Path]]:
 
 
 def _metrics(
-    y_true: Sequence[Hashable] | None,
-    y_pred: Sequence[Hashable] | None,
-    matrix: Sequence[Sequence[int]] | None,
+    y_true: Iterable[Hashable] | None,
+    y_pred: Iterable[Hashable] | None,
+    matrix: Iterable[Iterable[SupportsIndex]] | None,
     labels: list[str],
     refuse: Any,
 ) -> BundleMetrics:
@@ -280,14 +282,20 @@ def _metrics(
         if y_true is None or y_pred is None:
             raise refuse("y_true and y_pred must be given together")
         try:
-            matrix = core_metrics.confusion_matrix(y_true, y_pred, labels)
+            counted = core_metrics.confusion_matrix(list(y_true), list(y_pred), labels)
         except ValueError as exc:
             raise refuse(str(exc)) from None
+        matrix = counted
     elif matrix is None:
         raise refuse(
             "no evaluation given; pass y_true and y_pred, or a confusion matrix and its labels"
         )
-    cells = [list(row) for row in matrix]
+    try:
+        # operator.index accepts numpy integers (scikit-learn's confusion_matrix returns
+        # an ndarray) and refuses floats, which are not counts.
+        cells = [[operator.index(cell) for cell in row] for row in matrix]
+    except TypeError:
+        raise refuse("confusion matrix cells must be integers >= 0") from None
     if len(cells) != len(labels):
         raise refuse(
             f"the confusion matrix has {len(cells)} rows but there are {len(labels)} labels "

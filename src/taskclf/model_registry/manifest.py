@@ -249,7 +249,10 @@ def check_manifest(bundle_dir: str | os.PathLike[str], *, deep: bool = True) -> 
         extra file, symlink or special file, unreadable file or manifest).
         Never raises for anything on disk.
     """
-    root = Path(os.path.abspath(bundle_dir))
+    if isinstance(bundle_dir, Path) and bundle_dir.is_absolute():
+        root = bundle_dir  # verify calls this once per bundle: skip re-normalising
+    else:
+        root = Path(os.path.abspath(bundle_dir))
     loaded = _load(root)
     if loaded is None:
         return ManifestCheck(status="unsealed", deep=deep)
@@ -319,13 +322,14 @@ def _walk(root: Path) -> list[tuple[str, _Kind]]:
 
 
 def _load(root: Path) -> Manifest | ManifestProblem | None:
-    path = root / MANIFEST_FILE
+    name = os.path.join(root, MANIFEST_FILE)
     try:
-        info = os.lstat(path)
-    except FileNotFoundError:
+        info = os.lstat(name)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         return ManifestProblem(MANIFEST_FILE, f"{MANIFEST_FILE} is unreadable ({exc.strerror})")
+    path = Path(name)
     if stat.S_ISLNK(info.st_mode):
         return ManifestProblem(
             MANIFEST_FILE,
