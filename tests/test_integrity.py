@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -172,9 +173,11 @@ def test_promote_does_not_activate_best_when_it_is_tampered(registry: Path, tmp_
     assert (registry / "e").is_dir()  # the promoted bundle itself landed whole
 
 
+@pytest.mark.parametrize("kind", sorted(TAMPERS))
 def test_reloader_keeps_the_current_model_on_a_mismatch(
-    registry: Path, caplog: pytest.LogCaptureFixture
+    registry: Path, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
+    tamper, problem = TAMPERS[kind]
     loaded: list[str] = []
 
     def loader(path: Path) -> str:
@@ -184,15 +187,23 @@ def test_reloader_keeps_the_current_model_on_a_mismatch(
     reloader = ActiveModelReloader(registry, loader, check_interval_s=0.0)
     assert reloader.check_now() == "b"
     activate_bundle(registry, "a")
-    _truncate(registry / "a")  # after the pointer moved: the reloader must catch it
+    pristine = tree_contents(registry / "a")
+    tamper(registry / "a")  # after the pointer moved: the reloader must catch it
     with caplog.at_level(logging.ERROR, logger="taskclf.infer"):
         assert reloader.check_now() is None
         assert reloader.check_now() is None  # retried, refused again
     assert loaded == ["b"]
     assert reloader.current == "b"
-    assert any("a.model has 10 bytes" in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(messages) == 2
+    assert f"does not match its manifest.json: {problem.format(id='a')}" in messages[0]
     # Restored: the next check loads it.
-    (registry / "a" / "a.model").write_bytes(b"weights of a\n" * 100)
+    shutil.rmtree(registry / "a")
+    assert pristine is not None
+    for name, (_, content) in pristine.items():
+        assert isinstance(content, bytes)
+        (registry / "a" / name).parent.mkdir(parents=True, exist_ok=True)
+        (registry / "a" / name).write_bytes(content)
     assert reloader.check_now() == "a"
     assert loaded == ["b", "a"]
 
