@@ -32,6 +32,7 @@ from taskclf.model_registry import (
     promote_bundle,
     read_active,
     read_bundle,
+    resolve_active_model,
     save_bundle,
     verify_registry,
     write_active_atomic,
@@ -306,3 +307,22 @@ def test_truncation_between_the_hash_and_the_lock_is_refused_under_the_lock(
     with pytest.raises(BundleIntegrityError, match=r"c\.model has 3 bytes"):
         write_active_atomic(registry, bundle)
     assert _pointer_state(registry) == before
+
+
+def test_resolution_does_not_repair_the_pointer_to_a_tampered_bundle(
+    registry: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (registry / ACTIVE_FILE).unlink()
+    _modify(registry / "b")  # the best
+    history = (registry / HISTORY_FILE).read_bytes()
+    with caplog.at_level(logging.WARNING, logger="taskclf.model_registry"):
+        bundle, report = resolve_active_model(registry)
+    assert bundle is not None and bundle.model_id == "b" and report is not None
+    assert not (registry / ACTIVE_FILE).exists()
+    assert (registry / HISTORY_FILE).read_bytes() == history
+    assert any("Not repairing the active pointer" in r.getMessage() for r in caplog.records)
+    # Restored bundles repair as before.
+    _modify(registry / "b")
+    bundle, _ = resolve_active_model(registry)
+    pointer = read_active(registry)
+    assert pointer is not None and pointer.model_id == "b"

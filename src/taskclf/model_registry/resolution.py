@@ -11,6 +11,8 @@ from typing import NamedTuple
 from taskclf.core.schema import FEATURE_SCHEMA_VERSION_ORDER, get_feature_schema
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, registry_lock
+from taskclf.model_registry.errors import BundleIntegrityError
+from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import (
     ActivePointer,
     ModelBundle,
@@ -20,7 +22,7 @@ from taskclf.model_registry.models import (
 from taskclf.model_registry.pointer import (
     find_pointed_bundle,
     read_active_checked,
-    write_active_atomic,
+    write_active_verified,
 )
 from taskclf.model_registry.scan import list_bundles, read_bundle
 from taskclf.model_registry.selection import (
@@ -75,7 +77,10 @@ def resolve_active_model(
     scanning the directory. Otherwise the registry is ranked and, if a
     best bundle exists, the pointer is rewritten to it
     (``reason="auto-repair"``); when that write fails (read-only
-    deployment) the answer is still returned.
+    deployment) the answer is still returned. The followed pointer is never
+    checked against a manifest (this path must stay cheap); a repair does
+    not point at a sealed bundle whose files changed (logged; the answer is
+    still returned, and ``ActiveModelReloader`` refuses to load it).
 
     Returns:
         ``(bundle, None)`` from the pointer, ``(best, report)`` after a
@@ -94,6 +99,9 @@ def resolve_active_model(
     if best is None:
         return None, report
     try:
+        # Hashed before the lock (a repair writes the pointer, which refuses a sealed
+        # bundle whose files changed); under the lock only sizes are re-checked.
+        require_sealed_match(best)
         with registry_lock(root):
             # Another process may have repaired the pointer while we scanned.
             target = _follow_active_pointer(root, required_schema_hash, labels)
@@ -107,14 +115,20 @@ def resolve_active_model(
                 best = report.best
                 if best is None:
                     return None, report
+                require_sealed_match(best)
             if target.path == best.path:
                 # Ranked by its schema hash, yet refused by the pointer check because its
                 # declared schema_version disagrees: rewriting the same pointer would only
                 # append a history entry on every call.
                 return best, report
-            write_active_atomic(root, best, policy, reason="auto-repair")
+            write_active_verified(root, best, policy, reason="auto-repair")
     except OSError as exc:
         log.warning("Could not repair the active pointer in %s: %s", root, exc)
+    except BundleIntegrityError as exc:
+        # Resolution itself never checks manifests (it must stay cheap); the pointer
+        # just does not move to a bundle whose files changed, and loaders that check
+        # (ActiveModelReloader) refuse it.
+        log.warning("Not repairing the active pointer in %s: %s", root, exc)
     return best, report
 
 
