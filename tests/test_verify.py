@@ -424,7 +424,7 @@ def test_operator_workflow_keeps_the_registry_healthy(tmp_path: Path) -> None:
 
     execute_prune(plan_prune(root, keep=1, keep_history=1))
     report = verify_registry(root)
-    assert report.findings == [], report.findings
+    assert problems(report) == [], report.findings
     assert report.index_state == "fresh"
     assert report.healthy
     assert report.active_model_id == "run_1"
