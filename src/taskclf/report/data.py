@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from taskclf.core.metrics import class_scores
 from taskclf.model_registry import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -388,22 +389,16 @@ def _ranking(
 
 
 def _class_scores(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> list[ClassScore]:
-    # Private until taskclf.core.metrics.class_scores lands; same definitions
-    # (precision over the column, recall over the row, 0.0 for an empty one).
-    columns = [sum(column) for column in zip(*matrix, strict=True)]
-    scores = []
-    for j, (label, row) in enumerate(zip(labels, matrix, strict=True)):
-        tp, support, predicted = row[j], sum(row), columns[j]
-        scores.append(
-            ClassScore(
-                label=label,
-                precision=tp / predicted if predicted else 0.0,
-                recall=tp / support if support else 0.0,
-                f1=2 * tp / (support + predicted) if support + predicted else 0.0,
-                support=support,
-            )
+    return [
+        ClassScore(
+            label=labels[score.label_index],
+            precision=score.precision,
+            recall=score.recall,
+            f1=score.f1,
+            support=score.support,
         )
-    return scores
+        for score in class_scores(matrix)
+    ]
 
 
 def matrix_view(bundle: ModelBundle, role: str) -> MatrixView:
