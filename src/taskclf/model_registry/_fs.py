@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import functools
 import hashlib
 import logging
@@ -19,6 +20,7 @@ import os
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -521,11 +523,23 @@ def _open_no_follow(path: Path, flags: int) -> int:
 
 
 _held = threading.local()
+_DIR_LOCK_POLL_S = 0.05
+_dir_lock_unsupported: set[str] = set()
 
 
 @contextlib.contextmanager
 def registry_lock(models_dir: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Hold the registry's exclusive inter-process lock.
+
+    Two locks, always taken in this order: a ``filelock.FileLock`` on
+    ``models_dir/.taskclf.lock`` (what every taskclf version takes), then
+    ``flock`` on the registry directory itself. The second is what makes
+    the lock survive its file being deleted or replaced while held (tmp
+    cleaners do that): a new file is a new inode, which a second writer
+    would lock at once, but the directory cannot be unlinked while it
+    holds bundles. Where directories cannot be flocked (NFS emulates
+    ``flock`` with POSIX locks, which need a descriptor open for writing)
+    the lock file alone is the lock, as before (docs/reliability.md §6).
 
     Re-entrant within a thread, so a lock holder (promotion) may call
     functions that lock again (``write_active_atomic``) without
@@ -547,14 +561,67 @@ def registry_lock(models_dir: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterat
             depths[key] -= 1
         return
     refuse_symlink(lock_path)
+    deadline = time.monotonic() + timeout_s
     lock = FileLock(key, timeout=timeout_s)
     try:
         lock.acquire()
     except Timeout:
         raise RegistryLockTimeout(lock_path, timeout_s) from None
+    try:
+        dir_fd = _lock_directory(models_dir, deadline)
+    except BaseException:
+        lock.release()
+        raise
+    if dir_fd == _TIMED_OUT:
+        lock.release()
+        raise RegistryLockTimeout(lock_path, timeout_s)
     depths[key] = 1
     try:
         yield
     finally:
         depths[key] = 0
-        lock.release()
+        try:
+            if dir_fd != _UNSUPPORTED:
+                os.close(dir_fd)  # drops the flock (this process holds the only copy)
+        finally:
+            lock.release()
+
+
+_TIMED_OUT = -1
+_UNSUPPORTED = -2
+# What flock on a directory raises where it cannot work (NFS: EBADF, no write access).
+_DIR_LOCK_ERRNOS = frozenset({errno.EBADF, errno.ENOLCK, errno.EINVAL, errno.ENOTSUP, errno.ENOSYS})
+
+
+def _lock_directory(models_dir: Path, deadline: float) -> int:
+    """``flock`` the registry directory: its descriptor, ``_TIMED_OUT`` or ``_UNSUPPORTED``."""
+    fd = os.open(models_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                if exc.errno not in _DIR_LOCK_ERRNOS:
+                    raise
+                if os.fspath(models_dir) not in _dir_lock_unsupported:
+                    _dir_lock_unsupported.add(os.fspath(models_dir))
+                    log.warning(
+                        "Cannot lock the registry directory %s (%s); the lock file alone "
+                        "guards it, so deleting that file while it is held is not detected",
+                        models_dir,
+                        exc.strerror,
+                    )
+                os.close(fd)
+                return _UNSUPPORTED
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return _TIMED_OUT
+            # filelock waits the same way: flock itself has no timeout.
+            time.sleep(_DIR_LOCK_POLL_S)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        raise
