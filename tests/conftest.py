@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -110,3 +111,17 @@ def prune_just_before_locking(
         return real_lock(root, *args, **kwargs)
 
     monkeypatch.setattr(module, "registry_lock", lock_after_a_concurrent_prune)
+
+
+def change_between_check_and_copy(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]
+) -> None:
+    """Force a race: run ``change`` (a real change to a candidate) when promotion creates
+    its staging directory, after it checked the candidate and before it copies a byte."""
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp_after_a_change(*args: Any, **kwargs: Any) -> str:
+        change()
+        return str(real_mkdtemp(*args, **kwargs))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp_after_a_change)

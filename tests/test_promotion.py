@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BundleFactory, tree_contents
+from conftest import BundleFactory, change_between_check_and_copy, tree_contents
 from taskclf.model_registry import (
     ActivePointer,
     PromotionError,
@@ -375,25 +375,52 @@ def test_registry_inside_the_candidate_is_refused(tmp_path: Path) -> None:
     assert not os.path.lexists(root)
 
 
-def test_copy_failure_leaves_no_staging(registry: Path, outside: Path) -> None:
+def test_a_dangling_link_is_refused_before_staging(registry: Path, outside: Path) -> None:
+    # Before issue 10 the copy followed links and failed here after staging began;
+    # now every link is refused before anything is written (test_promotion_confinement).
     candidate = write_bundle(outside / "run-c", seed=3)
-    # A dangling symlink cannot be copied: the copy fails after staging began.
     (candidate / "weights.bin").symlink_to(outside / "gone")
     before = tree_contents(registry)
 
-    with pytest.raises(shutil.Error):
+    with pytest.raises(PromotionError, match="symlink"):
         promote_bundle(candidate, registry)
 
     assert tree_contents(registry) == before
     assert (candidate / "metadata.json").is_file()
 
 
-def test_copy_failure_removes_a_registry_it_created(tmp_path: Path, outside: Path) -> None:
+def _grow_when_staging_starts(monkeypatch: pytest.MonkeyPatch, file: Path) -> None:
+    def grow() -> None:
+        with open(file, "ab") as handle:
+            handle.write(b"x" * 10_000)
+
+    change_between_check_and_copy(monkeypatch, grow)
+
+
+def test_copy_failure_leaves_no_staging(
+    registry: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     candidate = write_bundle(outside / "run-c", seed=3)
-    (candidate / "weights.bin").symlink_to(outside / "gone")
+    limit = sum(p.stat().st_size for p in candidate.iterdir()) + 100
+    _grow_when_staging_starts(monkeypatch, candidate / "model.txt")
+    before = tree_contents(registry)
+
+    with pytest.raises(PromotionError, match="grew while it was copied"):
+        promote_bundle(candidate, registry, max_bytes=limit)
+
+    assert tree_contents(registry) == before
+    assert (candidate / "metadata.json").is_file()
+
+
+def test_copy_failure_removes_a_registry_it_created(
+    tmp_path: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    candidate = write_bundle(outside / "run-c", seed=3)
+    limit = sum(p.stat().st_size for p in candidate.iterdir()) + 100
+    _grow_when_staging_starts(monkeypatch, candidate / "model.txt")
     root = tmp_path / "models"
-    with pytest.raises(OSError):
-        promote_bundle(candidate, root)
+    with pytest.raises(PromotionError):
+        promote_bundle(candidate, root, max_bytes=limit)
     assert not os.path.lexists(root)
 
 
@@ -448,16 +475,21 @@ def test_promoted_bundle_is_not_best_under_a_newer_schema(
     assert {b.model_id for b in list_bundles(registry)} == {"run-a", "run-b", "run-c", "run-v3"}
 
 
-def test_move_keeps_special_files_without_blocking(registry: Path, outside: Path) -> None:
+def test_move_refuses_special_files_and_links_and_keeps_the_candidate(
+    registry: Path, outside: Path
+) -> None:
+    # Before issue 10 a move kept them; now a bundle is only regular files and directories.
     candidate = write_bundle(outside / "run-c", seed=3)
     os.mkfifo(candidate / "pipe")
     (candidate / "weights.bin").symlink_to("model.txt")
+    before = tree_contents(registry)
 
-    result = promote_bundle(candidate, registry, move=True)
+    with pytest.raises(PromotionError, match="only regular files and directories"):
+        promote_bundle(candidate, registry, move=True)
 
-    assert result.bundle.path == registry / "run-c"
-    assert (registry / "run-c" / "weights.bin").is_symlink()
-    assert not os.path.lexists(candidate)
+    assert tree_contents(registry) == before
+    assert (candidate / "weights.bin").is_symlink()
+    assert (candidate / "metadata.json").is_file()
 
 
 def test_copy_refuses_special_files_cleanly(registry: Path, outside: Path) -> None:
@@ -465,7 +497,7 @@ def test_copy_refuses_special_files_cleanly(registry: Path, outside: Path) -> No
     os.mkfifo(candidate / "pipe")
     before = tree_contents(registry)
 
-    with pytest.raises(shutil.Error, match="named pipe"):
+    with pytest.raises(PromotionError, match="pipe is a named pipe"):
         promote_bundle(candidate, registry)
 
     assert tree_contents(registry) == before

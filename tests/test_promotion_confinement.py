@@ -14,14 +14,13 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import BundleFactory, tree_contents, tree_state
+from conftest import BundleFactory, change_between_check_and_copy, tree_contents, tree_state
 from taskclf.model_registry import (
     DEFAULT_MAX_BUNDLE_BYTES,
     PromotionError,
@@ -237,20 +236,6 @@ def test_a_negative_max_bytes_is_refused(registry: Path, candidate: Path) -> Non
 # --- the candidate changing between the check and the copy ----------------------------------------
 
 
-def _between_check_and_copy(
-    monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]
-) -> None:
-    """Run ``change`` for real when promotion creates its staging directory: after the
-    candidate was checked, before a byte of it is copied."""
-    real_mkdtemp = tempfile.mkdtemp
-
-    def mkdtemp_after_a_change(*args: Any, **kwargs: Any) -> str:
-        change()
-        return real_mkdtemp(*args, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp_after_a_change)
-
-
 def test_a_file_that_grows_past_the_limit_during_the_copy_is_refused(
     registry: Path, candidate: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,7 +246,7 @@ def test_a_file_that_grows_past_the_limit_during_the_copy_is_refused(
         with open(candidate / "model.bin", "ab") as handle:
             handle.write(b"y" * 800_000)
 
-    _between_check_and_copy(monkeypatch, grow)
+    change_between_check_and_copy(monkeypatch, grow)
     with pytest.raises(PromotionError, match="grew"):
         promote_bundle(candidate, registry, max_bytes=1_000_000)
     _unchanged(registry, before)
@@ -276,8 +261,8 @@ def test_a_file_swapped_for_a_symlink_after_the_check_is_not_followed(
         (candidate / "model.txt").unlink()
         (candidate / "model.txt").symlink_to("/etc/passwd")
 
-    _between_check_and_copy(monkeypatch, swap)
-    with pytest.raises(PromotionError, match="model.txt"):
+    change_between_check_and_copy(monkeypatch, swap)
+    with pytest.raises(PromotionError, match=r"model\.txt"):
         promote_bundle(candidate, registry)
     _unchanged(registry, before)
 
@@ -293,7 +278,7 @@ def test_a_directory_swapped_for_a_symlink_after_the_check_is_not_followed(
         os.rename(candidate / "certs", candidate.parent / "certs-away")
         (candidate / "certs").symlink_to("/etc/ssl", target_is_directory=True)
 
-    _between_check_and_copy(monkeypatch, swap)
+    change_between_check_and_copy(monkeypatch, swap)
     with pytest.raises(PromotionError, match="certs"):
         promote_bundle(candidate, registry)
     _unchanged(registry, before)
@@ -307,18 +292,20 @@ def test_a_moved_candidate_that_gained_a_link_after_the_check_is_given_back(
     def plant() -> None:
         (candidate / "weights.bin").symlink_to("/etc/passwd")
 
-    _between_check_and_copy(monkeypatch, plant)
-    with pytest.raises(PromotionError, match="weights.bin"):
+    change_between_check_and_copy(monkeypatch, plant)
+    with pytest.raises(PromotionError, match=r"weights\.bin"):
         promote_bundle(candidate, registry, move=True)
     _unchanged(registry, before)
     assert (candidate / "metadata.json").is_file()
     assert (candidate / "weights.bin").is_symlink()
 
 
-# --- the command line ------------------------------------------------------------------------------
+# --- the command line --------------------------------------------------------------------------
 
 
-def _promote(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _promote(
+    *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [TASKCLF, "model", "promote", *map(str, args)],
         capture_output=True,

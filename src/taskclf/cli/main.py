@@ -46,6 +46,7 @@ _FLAGS = {
     "models_dir": "--models-dir",
     "model_id": "--model-id",
     "force": "--force",
+    "max_bytes": "--max-bytes",
 }
 """The command-line flag for each library argument its messages may name
 (``the name= argument`` reads ``--name`` here)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,6 +34,23 @@ model_app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
+
+MAX_BUNDLE_BYTES_ENV = "TASKCLF_MAX_BUNDLE_BYTES"
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_byte_size(text: str) -> int | None:
+    """``"500M"`` -> 524288000: bytes, or a number with a binary suffix (K, M, G, T,
+    optionally followed by ``B`` or ``iB``); None if ``text`` is not such a size."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        return None
+    number, unit = match.groups()
+    if "." in number and not unit:
+        return None  # a fraction of a byte
+    return int(float(number) * _SIZE_UNITS[unit.lower()])
+
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")]
 
@@ -226,6 +244,16 @@ def promote(
         str | None,
         typer.Option("--name", help="Bundle name in the registry (default: the directory name)."),
     ] = None,
+    max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            "--max-bytes",
+            envvar=MAX_BUNDLE_BYTES_ENV,
+            help="Refuse a candidate whose files hold more than this (bytes, or with a "
+            "binary suffix: 500M, 2G; default 10G, or $TASKCLF_MAX_BUNDLE_BYTES).",
+            show_default=False,
+        ),
+    ] = None,
     json_mode: Json = False,
 ) -> None:
     """Add a bundle to the registry, re-rank, and move the pointer to the best if it changed."""
@@ -238,9 +266,17 @@ def promote(
         require_registry(models_dir)
     if not math.isfinite(min_improvement) or min_improvement < 0:
         fail(f"--min-improvement must be a finite number >= 0 (got {min_improvement}).")
+    limit = None if max_bytes is None else parse_byte_size(max_bytes)
+    if max_bytes is not None and limit is None:
+        fail(
+            f"--max-bytes (or ${MAX_BUNDLE_BYTES_ENV}) must be a size in bytes, optionally "
+            f"with a binary suffix such as 500M or 2G (got {max_bytes!r})."
+        )
     policy = SelectionPolicy(min_improvement=min_improvement)
     with output.scanning(Path(models_dir), json_mode=json_mode, what="Ranking"):
-        result = promote_bundle(candidate_dir, models_dir, policy=policy, move=move, name=name)
+        result = promote_bundle(
+            candidate_dir, models_dir, policy=policy, move=move, name=name, max_bytes=limit
+        )
     explanation = explain_promotion(result, min_improvement)
     if json_mode:
         output.emit_json(output.promotion_json(result, explanation))

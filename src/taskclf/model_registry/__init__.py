@@ -73,7 +73,7 @@ from taskclf.model_registry.pointer import (
     read_active_history,
     write_active_atomic,
 )
-from taskclf.model_registry.promotion import promote_bundle
+from taskclf.model_registry.promotion import DEFAULT_MAX_BUNDLE_BYTES, promote_bundle
 from taskclf.model_registry.resolution import find_best_model, resolve_active_model
 from taskclf.model_registry.retention import PruneDecision, PrunePlan, execute_prune, plan_prune
 from taskclf.model_registry.scan import list_bundles, read_bundle
@@ -86,6 +86,7 @@ from taskclf.model_registry.selection import (
 from taskclf.model_registry.verify import BundleHealth, Finding, VerifyReport, verify_registry
 
 __all__ = [
+    "DEFAULT_MAX_BUNDLE_BYTES",
     "SORT_KEYS",
     "Activation",
     "ActivationError",

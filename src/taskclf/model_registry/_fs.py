@@ -387,7 +387,8 @@ def _renameat2() -> Any:
     return function
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, however many ``write()`` calls that takes."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -418,7 +419,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         try:
             os.fchmod(fd, 0o644)
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -473,7 +474,7 @@ def append_line(path: Path, line: bytes) -> int:
         if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
             prefix = b"\n"
         try:
-            _write_all(fd, prefix + line + b"\n")
+            write_all(fd, prefix + line + b"\n")
             os.fsync(fd)
         except BaseException:
             os.ftruncate(fd, size)

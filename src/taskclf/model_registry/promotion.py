@@ -1,13 +1,16 @@
 """Promotion, the overthrow flow (§10): a new bundle enters, and may take the pointer.
 
 The candidate is checked first, before anything is written, so a refused
-candidate leaves the registry exactly as it was. It is then copied (or
-moved) into a dot-prefixed staging directory inside the registry, which
-scans ignore, checked again there (the source may have changed while we
-copied), and renamed into place in one step, so no reader ever sees a
-half-written bundle. The final name check, the rename, the ranking, the
-index and the pointer move all happen under the registry lock, so
-concurrent promotions serialise cleanly and the history stays a chain.
+candidate leaves the registry exactly as it was: it must hold only regular
+files and directories (no symlink, FIFO, device or socket anywhere below
+it), within a size limit. It is then copied (never following a link, and
+counting bytes against the limit as they are copied) or moved into a
+dot-prefixed staging directory inside the registry, which scans ignore,
+checked again there (the source may have changed while we copied), and
+renamed into place in one step, so no reader ever sees a half-written
+bundle. The final name check, the rename, the ranking, the index and the
+pointer move all happen under the registry lock, so concurrent promotions
+serialise cleanly and the history stays a chain.
 """
 
 from __future__ import annotations
@@ -17,11 +20,18 @@ import errno
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
 from taskclf.core.types import LABEL_SET_V1
-from taskclf.model_registry._fs import absolute, fsync_dir, fsync_tree, registry_lock
+from taskclf.model_registry._fs import (
+    absolute,
+    fsync_dir,
+    fsync_tree,
+    registry_lock,
+    write_all,
+)
 from taskclf.model_registry.errors import BundleIntegrityError, PromotionError, argument_phrase
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
@@ -49,6 +59,24 @@ PROMOTION_NOTE = "promotion"
 _RESERVED_NAMES = frozenset({ACTIVE_FILE, HISTORY_FILE, INDEX_FILE})
 _MAX_NAME_BYTES = 255
 
+DEFAULT_MAX_BUNDLE_BYTES = 10 * 1024**3
+"""Largest total size (10 GiB) of a candidate's files that ``promote_bundle`` accepts by default."""
+
+_COPY_CHUNK = 1 << 20
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+# Never O_NOFOLLOW on the candidate itself: the path the user names may be a link.
+_OPEN_CANDIDATE = os.O_RDONLY | _DIRECTORY | _CLOEXEC
+_OPEN_SUBDIR = os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC
+# O_NONBLOCK and O_NOCTTY: whatever replaced a checked file must not block us or become our tty.
+_OPEN_FILE = os.O_RDONLY | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+_CREATE_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+# copy_file_range cannot serve this pair of files: fall back to read and write.
+_NO_COPY_RANGE = frozenset(
+    {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
+)
+
 log = logging.getLogger("taskclf.model_registry")
 
 
@@ -59,6 +87,7 @@ def promote_bundle(
     policy: SelectionPolicy | None = None,
     move: bool = False,
     name: str | None = None,
+    max_bytes: int | None = None,
 ) -> PromotionResult:
     """Add a bundle to the registry and move the pointer to it if it is now the best.
 
@@ -76,6 +105,10 @@ def promote_bundle(
         move: Move the candidate instead of copying it. Across filesystems
             it is copied, and the source is deleted once the bundle is in place.
         name: Bundle name in the registry (default: the candidate's directory name).
+        max_bytes: Largest total size of the candidate's regular files, by
+            apparent size (a sparse file counts in full); default
+            :data:`DEFAULT_MAX_BUNDLE_BYTES` (10 GiB). Checked before anything
+            is written and again while copying.
 
     Returns:
         What happened: the promoted bundle, the new ranking, the pointer
@@ -87,8 +120,11 @@ def promote_bundle(
     Raises:
         PromotionError: (a ``ValueError``) the candidate is missing, invalid,
             incompatible, does not match its manifest, a symlink given with
-            ``move``, or its name is taken, reserved or unusable. The registry
-            is left unchanged.
+            ``move``, holds anything but regular files and directories (a
+            symlink, even one pointing inside it, a FIFO, device or socket) or
+            more than ``max_bytes``, changed that way while it was copied, or
+            its name is taken, reserved or unusable. The registry is left
+            unchanged (a moved candidate is put back).
         BundleIntegrityError: (a ``ValueError``) the new best is another,
             sealed bundle that no longer matches its manifest; the promoted
             bundle is in the registry, the pointer did not move.
@@ -101,7 +137,8 @@ def promote_bundle(
     candidate = absolute(candidate_dir)
     root = absolute(models_dir)
     target_name = name if name is not None else candidate.name
-    _check_candidate(candidate, target_name, root, move)
+    limit = DEFAULT_MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
+    _check_candidate(candidate, target_name, root, move, limit)
 
     created_root = not os.path.lexists(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -113,7 +150,11 @@ def promote_bundle(
     landed = False
     keep_staging = False
     try:
-        moved_source = _stage(candidate, staged, move)
+        moved_source = _stage(candidate, staged, target_name, move, limit)
+        if moved_source:
+            # Checked again where only we can reach it by its path: it may have changed
+            # since the first check. A refusal puts the candidate back, below.
+            check_candidate_files(staged, target_name, candidate, limit)
         # Moved files too: whoever wrote them may never have fsynced them, and after
         # the final rename a power loss must not leave a visible bundle of empty files.
         fsync_tree(staged)
@@ -145,11 +186,19 @@ def promote_bundle(
     return result
 
 
-def _check_candidate(candidate: Path, target_name: str, root: Path, move: bool) -> None:
+def _check_candidate(
+    candidate: Path, target_name: str, root: Path, move: bool, max_bytes: int
+) -> None:
     """Refuse a candidate before anything is written."""
     problem = _name_problem(target_name)
     if problem is not None:
         raise PromotionError(target_name, candidate, problem)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+        raise PromotionError(
+            target_name,
+            candidate,
+            f"{argument_phrase('max_bytes')} must be a whole number >= 0 (got {max_bytes!r})",
+        )
     if root == candidate or root.is_relative_to(candidate):
         raise PromotionError(target_name, candidate, f"the registry {root} is inside the candidate")
     if move and os.path.islink(candidate):
@@ -164,6 +213,8 @@ def _check_candidate(candidate: Path, target_name: str, root: Path, move: bool) 
         raise PromotionError(target_name, candidate, "candidate directory does not exist")
     if not candidate.is_dir():
         raise PromotionError(target_name, candidate, "candidate is not a directory")
+    # Before the bundle is read: reading follows links, and metadata.json may be one.
+    check_candidate_files(candidate, target_name, candidate, max_bytes)
     bundle = read_bundle(candidate)
     if bundle is None:
         raise PromotionError(target_name, candidate, "candidate directory does not exist")
@@ -202,22 +253,232 @@ def _name_taken(target_name: str, candidate: Path, root: Path) -> PromotionError
     )
 
 
-def _stage(candidate: Path, staged: Path, move: bool) -> bool:
-    """Put the candidate's files at ``staged``; True when the candidate itself was renamed there."""
-    moved = False
+def _stage(candidate: Path, staged: Path, target_name: str, move: bool, max_bytes: int) -> bool:
+    """Put the candidate's files at ``staged``; True when the candidate itself was renamed there.
+
+    A renamed candidate is not checked here: the caller checks it, and puts it back if refused.
+    """
     if move:
         try:
             os.rename(candidate, staged)
-            moved = True
         except OSError as exc:
             # Another filesystem: copy now, delete the source once the bundle is
             # in place. Any other failure (permissions...) would doom the delete
             # too, so it is raised instead of half-moving the candidate.
             if exc.errno != errno.EXDEV:
                 raise
-    if not moved:
-        shutil.copytree(candidate, staged, symlinks=False)
-    return moved
+        else:
+            return True
+    copy_candidate_files(candidate, staged, target_name, max_bytes)
+    return False
+
+
+def check_candidate_files(tree: Path, target_name: str, candidate: Path, max_bytes: int) -> int:
+    """Refuse a tree holding anything but regular files and directories, or too many bytes.
+
+    Links are never followed below ``tree`` (``tree`` itself may be one). Every
+    symlink is refused, even one pointing inside the candidate: a bundle is
+    copied as plain files, and "inside" cannot be checked safely against a
+    tree that may change.
+
+    Args:
+        tree: The directory to check (the candidate, or a moved candidate in staging).
+        target_name: The bundle's name in the registry, for the error.
+        candidate: The candidate's path, for the error.
+        max_bytes: Largest accepted total of the regular files' apparent sizes.
+
+    Returns:
+        That total, in bytes.
+
+    Raises:
+        PromotionError: What is wrong, naming the offending path inside the candidate.
+    """
+    total = 0
+    pending = [""]
+    while pending:
+        relative_dir = pending.pop()
+        with os.scandir(os.path.join(tree, relative_dir)) as entries:
+            for entry in entries:
+                relative = os.path.join(relative_dir, entry.name)
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append(relative)
+                elif stat.S_ISREG(info.st_mode):
+                    total += info.st_size
+                else:
+                    raise _not_plain(target_name, candidate, relative, info, tree)
+    if total > max_bytes:
+        raise PromotionError(
+            target_name,
+            candidate,
+            f"its files hold {total} bytes{_in_units(total)}, more than the "
+            f"{max_bytes}-byte limit{_in_units(max_bytes)}; raise the limit with "
+            f"{argument_phrase('max_bytes')} if the bundle really is this large",
+        )
+    return total
+
+
+def copy_candidate_files(candidate: Path, staged: Path, target_name: str, max_bytes: int) -> None:
+    """Copy the candidate's regular files and directories to ``staged`` (which must not exist).
+
+    Every entry is opened relative to its already opened parent with
+    ``O_NOFOLLOW`` and checked with ``fstat`` on the opened descriptor, so
+    a file or directory swapped for a link (or a FIFO, a device) after
+    :func:`check_candidate_files` is refused, never followed. Bytes are
+    counted as they are copied, so a file that grows meanwhile cannot take
+    the total past ``max_bytes``. Modes and modification times are kept.
+
+    Raises:
+        PromotionError: The candidate changed into something refused while it was copied.
+        OSError: Reading or writing failed (disk full...); ``staged`` may be partial.
+    """
+    budget = _Budget(max_bytes, target_name, candidate)
+    top = os.open(candidate, _OPEN_CANDIDATE)
+    try:
+        _copy_directory(top, staged, "", budget)
+    finally:
+        os.close(top)
+
+
+class _Budget:
+    """Bytes still allowed for one copy; refuses (naming the file) when a copy would exceed it."""
+
+    def __init__(self, max_bytes: int, target_name: str, candidate: Path) -> None:
+        self.remaining = max_bytes
+        self.max_bytes = max_bytes
+        self.target_name = target_name
+        self.candidate = candidate
+
+    def spend(self, nbytes: int, relative: str) -> None:
+        self.remaining -= nbytes
+        if self.remaining < 0:
+            raise PromotionError(
+                self.target_name,
+                self.candidate,
+                f"{relative} grew while it was copied: the candidate now holds more than the "
+                f"{self.max_bytes}-byte limit",
+            )
+
+    def refuse(self, relative: str, info: os.stat_result) -> PromotionError:
+        return _not_plain(self.target_name, self.candidate, relative, info, None, changed=True)
+
+
+def _copy_directory(source_fd: int, destination: Path, relative_dir: str, budget: _Budget) -> None:
+    os.mkdir(destination, 0o700)
+    for name in sorted(os.listdir(source_fd)):
+        relative = os.path.join(relative_dir, name)
+        try:
+            info = os.stat(name, dir_fd=source_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # deleted since it was listed: the staged bundle is re-validated anyway
+        if stat.S_ISDIR(info.st_mode):
+            child = _open_checked(source_fd, name, _OPEN_SUBDIR, info, relative, budget)
+            try:
+                _copy_directory(child, destination / name, relative, budget)
+            finally:
+                os.close(child)
+        elif stat.S_ISREG(info.st_mode):
+            source = _open_checked(source_fd, name, _OPEN_FILE, info, relative, budget)
+            try:
+                _copy_file(source, destination / name, relative, budget)
+            finally:
+                os.close(source)
+        else:
+            raise budget.refuse(relative, info)
+    own = os.fstat(source_fd)
+    os.chmod(destination, stat.S_IMODE(own.st_mode))
+    os.utime(destination, ns=(own.st_atime_ns, own.st_mtime_ns))
+
+
+def _open_checked(
+    parent_fd: int, name: str, flags: int, seen: os.stat_result, relative: str, budget: _Budget
+) -> int:
+    """Open ``name`` without following it, and make sure it is still what ``lstat`` saw."""
+    try:
+        fd = os.open(name, flags, dir_fd=parent_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            # Swapped for a symlink (or a directory for a file) since it was listed.
+            now = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+            raise budget.refuse(relative, now) from None
+        raise
+    info = os.fstat(fd)
+    if stat.S_IFMT(info.st_mode) != stat.S_IFMT(seen.st_mode) or (info.st_dev, info.st_ino) != (
+        seen.st_dev,
+        seen.st_ino,
+    ):
+        os.close(fd)
+        raise budget.refuse(relative, info)
+    return fd
+
+
+def _copy_file(source: int, destination: Path, relative: str, budget: _Budget) -> None:
+    info = os.fstat(source)
+    target = os.open(destination, _CREATE_FILE, 0o600)
+    try:
+        copy_range = getattr(os, "copy_file_range", None)
+        while True:
+            # One byte more than allowed is enough to notice a file that outgrew the limit.
+            request = min(_COPY_CHUNK, budget.remaining + 1)
+            copied = -1
+            if copy_range is not None:
+                try:
+                    copied = copy_range(source, target, request)
+                except OSError as exc:
+                    if exc.errno not in _NO_COPY_RANGE:
+                        raise
+                    copy_range = None
+            if copied < 0:
+                chunk = os.read(source, request)
+                write_all(target, chunk)
+                copied = len(chunk)
+            if copied == 0:
+                break
+            budget.spend(copied, relative)
+        os.fchmod(target, stat.S_IMODE(info.st_mode))
+        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+    finally:
+        os.close(target)
+
+
+def _not_plain(
+    target_name: str,
+    candidate: Path,
+    relative: str,
+    info: os.stat_result,
+    tree: Path | None,
+    *,
+    changed: bool = False,
+) -> PromotionError:
+    kind = stat.S_IFMT(info.st_mode)
+    if kind == stat.S_IFLNK:
+        what = "a symlink"
+        if tree is not None:
+            with contextlib.suppress(OSError):
+                what = f"a symlink to {os.readlink(os.path.join(tree, relative))}"
+    elif kind == stat.S_IFIFO:
+        what = "a named pipe (FIFO)"
+    elif kind in (stat.S_IFCHR, stat.S_IFBLK):
+        what = "a device"
+    elif kind == stat.S_IFSOCK:
+        what = "a socket"
+    else:
+        what = "not the file or directory it was when the candidate was checked"
+    when = " (it changed while the candidate was copied)" if changed else ""
+    return PromotionError(
+        target_name,
+        candidate,
+        f"{relative} is {what}{when}; promote copies only regular files and directories, so "
+        "replace it with a copy of what it should hold, or remove it",
+    )
+
+
+def _in_units(nbytes: int) -> str:
+    """`` (1.5 GiB)`` for a size of at least 1 KiB, else nothing."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= scale:
+            return f" ({nbytes / scale:.1f} {unit})"
+    return ""
 
 
 def _check_staged(staged: Path, target_name: str, candidate: Path) -> ModelBundle:
