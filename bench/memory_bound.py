@@ -2,12 +2,14 @@
 
 Usage::
 
-    python -m bench.memory_bound [DIR] [--bundles 8] [--as-limit-mib 1024]
+    python -m bench.memory_bound [DIR] [--bundles 8] [--shape empty-objects|at-limit]
+        [--as-limit-mib 1024]
 
 Writes ``--bundles`` bundles into DIR (default: a temporary directory),
 each valid except that ``metadata.json`` carries a ``params`` value of
 millions of empty JSON objects (``[{},{},...]``), just under the 16 MiB
-read cap: the densest way to turn bytes into Python objects. Then, each in
+read cap: the densest way to turn bytes into Python objects
+(``--shape at-limit``: one-key objects, as dense as a scan still parses). Then, each in
 a fresh process:
 
 1. ``find_best_model(DIR)``, reporting the process's peak RSS
@@ -33,9 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from taskclf.model_registry._fs import MAX_FILE_BYTES
+from taskclf.model_registry.scan import _BYTES_PER_CONTAINER
 from taskclf.samples import write_bundle
 
-_EMPTY_OBJECT = b"{},"
+SHAPES = {
+    # The densest bytes-to-objects ratio: refused since the memory bound.
+    "empty-objects": b"{},",
+    # One-key objects one byte longer than the bound allows per object: parsed and
+    # kept, the worst case a scan still accepts.
+    "at-limit": b'{"' + b"k" * (_BYTES_PER_CONTAINER - 6) + b'":1},',
+}
 
 _CHILD = """
 import json, resource, sys
@@ -56,8 +65,8 @@ print(json.dumps(result))
 """
 
 
-def write_pathological_bundle(bundle_dir: Path, seed: int = 0) -> int:
-    """Write a valid bundle whose ``params`` holds as many ``{}`` as fit under the read cap.
+def write_pathological_bundle(bundle_dir: Path, seed: int = 0, shape: str = "empty-objects") -> int:
+    """Write a valid bundle whose ``params`` holds as many ``shape`` items as fit under the cap.
 
     Returns:
         The bytes of both JSON files (what a scan reads).
@@ -68,9 +77,10 @@ def write_pathological_bundle(bundle_dir: Path, seed: int = 0) -> int:
     metadata["params"] = {"blob": []}
     prefix, suffix = json.dumps(metadata).encode().split(b'"blob": []')
     head = prefix + b'"blob": ['
-    tail = b"{}]" + suffix
-    count = (MAX_FILE_BYTES - len(head) - len(tail) - 16) // len(_EMPTY_OBJECT)
-    metadata_path.write_bytes(head + _EMPTY_OBJECT * count + tail)
+    item = SHAPES[shape]
+    tail = item[:-1] + b"]" + suffix
+    count = (MAX_FILE_BYTES - len(head) - len(tail) - 16) // len(item)
+    metadata_path.write_bytes(head + item * count + tail)
     return metadata_path.stat().st_size + (bundle_dir / "metrics.json").stat().st_size
 
 
@@ -97,19 +107,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", nargs="?", help="registry to create (default: a temp directory)")
     parser.add_argument("--bundles", type=int, default=8)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="empty-objects")
     parser.add_argument("--as-limit-mib", type=int, default=1024)
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="taskclf-membound-") as scratch:
         root = Path(args.dir) if args.dir else Path(scratch) / "models"
         root.mkdir(parents=True, exist_ok=True)
-        read = sum(write_pathological_bundle(root / f"b{i}", seed=i) for i in range(args.bundles))
+        read = sum(
+            write_pathological_bundle(root / f"b{i}", seed=i, shape=args.shape)
+            for i in range(args.bundles)
+        )
         baseline = _child("-", None, args.timeout)
         scan = _child(str(root), None, args.timeout)
         limited = _child(str(root), args.as_limit_mib << 20, args.timeout)
     mib_read = read / (1 << 20)
     figures: dict[str, Any] = {
         "bundles": args.bundles,
+        "shape": args.shape,
         "mib_read": round(mib_read, 1),
         "baseline_rss_mib": round(baseline["rss_kb"] / 1024, 1),
         "scan": scan,

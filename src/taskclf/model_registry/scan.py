@@ -2,7 +2,10 @@
 
 Nothing found on disk makes these functions raise: every problem becomes
 the bundle's ``invalid_reason``, using the first failing check in the
-order the spec fixes.
+order the spec fixes. Memory is bounded too: a file is read only up to
+16 MiB, and one with more JSON objects and arrays than its size justifies
+is refused before it is parsed (a ``parse error``), so a scan holds a few
+times the bytes it reads, never the ~25x that millions of ``{}`` cost.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +33,15 @@ METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 
 _M = TypeVar("_M", bound=BaseModel)
+
+# The memory bound (docs/reliability.md): parsed JSON costs ~250 bytes per object or
+# array but a file can spend as little as 2 bytes on one (`{},{},...`), so a 16 MiB
+# file could take gigabytes. Containers are therefore limited by the file's size:
+# one per 64 bytes on average, plus a few hundred for any file (a metrics.json
+# needs one per label). Scalars cost at most ~12x their text, so they need no limit.
+_FREE_CONTAINERS = 256
+_BYTES_PER_CONTAINER = 32
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -332,8 +345,15 @@ def _parse(model: type[_M], raw: bytes | _Missing | str, file_name: str) -> tupl
     if isinstance(raw, str):
         return None, f"{file_name} parse error: {raw}"
     assert isinstance(raw, bytes)
+    problem = _too_many_containers(raw)
+    if problem is not None:
+        return None, f"{file_name} parse error: {problem}"
     try:
         return model.model_validate_json(raw), ""
+    except MemoryError:
+        # The bound above keeps a scan within a few times the bytes it reads; a process
+        # whose memory is nearly exhausted anyway still gets a reason, not a crash.
+        return None, f"{file_name} parse error: out of memory parsing {len(raw)} bytes"
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         if is_json_error(errors):
@@ -341,6 +361,28 @@ def _parse(model: type[_M], raw: bytes | _Missing | str, file_name: str) -> tupl
         return None, f"{file_name} validation error: {describe_errors(errors)}"
     except (ValueError, RecursionError) as exc:
         return None, f"{file_name} parse error: {exc}"
+
+
+def _too_many_containers(raw: bytes) -> str | None:
+    """Why parsing ``raw`` could take far more memory than its size, or None.
+
+    Counts JSON objects and arrays, outside strings, without parsing: first an
+    upper bound (every bracket byte, two fast ``bytes.count`` calls: all a
+    normal bundle file needs), then, only when that exceeds the limit, the exact
+    count with strings blanked out.
+    """
+    limit = _FREE_CONTAINERS + len(raw) // _BYTES_PER_CONTAINER
+    if raw.count(b"{") + raw.count(b"[") <= limit:
+        return None
+    outside_strings = _JSON_STRING.sub(b'""', raw)
+    containers = outside_strings.count(b"{") + outside_strings.count(b"[")
+    if containers <= limit:
+        return None
+    return (
+        f"{containers} JSON objects and arrays in {len(raw)} bytes, more than the {limit} "
+        f"allowed for its size (one per {_BYTES_PER_CONTAINER} bytes plus {_FREE_CONTAINERS}); "
+        "refused unparsed to bound the scan's memory"
+    )
 
 
 def is_json_error(errors: Sequence[ErrorDetails]) -> bool:
