@@ -19,6 +19,7 @@ import pytest
 
 from taskclf.model_registry import list_bundles, read_bundle
 from taskclf.model_registry._fs import MAX_FILE_BYTES
+from taskclf.model_registry.scan import _BYTES_PER_CONTAINER
 from taskclf.samples import write_bundle
 
 # Measures its own peak RSS around one scan; prints what it saw.
@@ -27,7 +28,9 @@ _SCAN_CHILD = textwrap.dedent(
     import json, resource, sys
     from taskclf.model_registry import find_best_model
     if len(sys.argv) > 2:
-        limit = int(sys.argv[2])
+        # Relative to what the interpreter already maps: that varies between machines.
+        in_use = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+        limit = in_use + int(sys.argv[2])
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     report = find_best_model(sys.argv[1])
@@ -106,12 +109,35 @@ def test_a_scan_of_pathological_bundles_stays_within_a_small_multiple_of_what_it
 def test_a_scan_under_an_address_space_limit_finishes_with_a_reason(
     pathological: tuple[Path, int],
 ) -> None:
-    # 1 GiB of address space: ample for the interpreter and one 16 MiB file, far
-    # from the gigabytes parsing these files took before (which hung there).
-    seen = _scan_in_child(pathological[0], as_limit=1 << 30)
+    # 512 MiB more address space: ample for one 16 MiB file, far from the
+    # gigabytes parsing these files took before (which hung there).
+    seen = _scan_in_child(pathological[0], as_limit=512 << 20)
     reasons = seen["reasons"]
     assert isinstance(reasons, list) and len(reasons) == 4
     assert all("metadata.json parse error: " in reason for reason in reasons)
+
+
+def test_files_the_address_space_limit_cannot_hold_become_reasons_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # As dense as the bound still parses: ~9x their size once parsed and kept, so the
+    # limit runs out part way. pydantic-core aborts the process when an allocation
+    # fails under RLIMIT_AS; the scan must refuse those files before parsing them.
+    root = tmp_path / "models"
+    item = b'{"' + b"k" * (_BYTES_PER_CONTAINER - 6) + b'":1},'
+    for i in range(4):
+        bundle = write_bundle(root / f"b{i}", seed=i)
+        room = MAX_FILE_BYTES - (bundle / "metadata.json").stat().st_size - 64
+        _with_params(bundle, b'{"blob": [' + item * (room // len(item)) + b"{}]}")
+
+    seen = _scan_in_child(root, as_limit=400 << 20)
+
+    reasons = seen["reasons"]
+    assert isinstance(reasons, list)
+    assert seen["ranked"] + len(reasons) == 4  # type: ignore[operator]
+    assert reasons, "the limit was expected to run out"
+    for reason in reasons:
+        assert reason.startswith("invalid: metadata.json parse error: not enough memory")
 
 
 def test_dense_metrics_are_refused_with_the_metrics_prefix(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import gc
 import logging
 import os
 import re
+import resource
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,13 @@ _M = TypeVar("_M", bound=BaseModel)
 # needs one per label). Scalars cost at most ~12x their text, so they need no limit.
 _FREE_CONTAINERS = 256
 _BYTES_PER_CONTAINER = 32
+# pydantic-core aborts the process (a Rust allocation failure) instead of raising
+# MemoryError when an address-space limit (RLIMIT_AS) runs out mid-parse. A large
+# file is therefore parsed only if the limit leaves room for a generous estimate
+# of what parsing it takes; small files (every normal one) skip the check.
+_CHECK_ROOM_FROM_BYTES = 1 << 20
+_PARSE_BYTES_PER_BYTE = 12
+_PARSE_BYTES_PER_CONTAINER = 320
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 log = logging.getLogger("taskclf.model_registry")
@@ -346,6 +354,8 @@ def _parse(model: type[_M], raw: bytes | _Missing | str, file_name: str) -> tupl
         return None, f"{file_name} parse error: {raw}"
     assert isinstance(raw, bytes)
     problem = _too_many_containers(raw)
+    if problem is None and len(raw) >= _CHECK_ROOM_FROM_BYTES:
+        problem = _no_room_to_parse(raw)
     if problem is not None:
         return None, f"{file_name} parse error: {problem}"
     try:
@@ -382,6 +392,26 @@ def _too_many_containers(raw: bytes) -> str | None:
         f"{containers} JSON objects and arrays in {len(raw)} bytes, more than the {limit} "
         f"allowed for its size (one per {_BYTES_PER_CONTAINER} bytes plus {_FREE_CONTAINERS}); "
         "refused unparsed to bound the scan's memory"
+    )
+
+
+def _no_room_to_parse(raw: bytes) -> str | None:
+    """Why the address-space limit leaves too little room to parse ``raw``, or None."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            in_use = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None  # not Linux: no way to tell, parse as before
+    containers = raw.count(b"{") + raw.count(b"[")
+    need = _PARSE_BYTES_PER_BYTE * len(raw) + _PARSE_BYTES_PER_CONTAINER * containers
+    if in_use + need <= soft:
+        return None
+    return (
+        f"not enough memory to parse its {len(raw)} bytes under this process's "
+        f"address-space limit (RLIMIT_AS, {soft} bytes)"
     )
 
 
