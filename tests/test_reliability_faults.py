@@ -171,7 +171,7 @@ def test_file_size_limit_during_promotion_copy_leaves_no_staging(
     (candidate / "model.txt").write_bytes(b"x" * 200_000)
     before, names = snapshot(models_dir), listing(models_dir)
     result = run_child(models_dir, "promote", fsize=100_000, candidate=str(candidate))
-    # copytree gathers per-file errors into shutil.Error (an OSError without errno).
+    # EFBIG from the copy's write, raised as the OSError it is.
     assert result["error"] is not None
     assert "File too large" in str(result["message"])
     assert_unchanged(models_dir, before, names)

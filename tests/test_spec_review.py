@@ -45,8 +45,9 @@ def test_promote_copy_failure_is_one_clear_sentence_naming_the_candidate_file(
     tmp_path: Path, models_dir: Path, make_bundle: BundleFactory
 ) -> None:
     # CLI.md: expected failures print one clear sentence and exit 1. A candidate
-    # holding a file that cannot be copied (a named pipe, a dangling symlink) makes
-    # shutil raise one error listing every file; that list is not a sentence.
+    # holding a file that cannot be copied (a named pipe, a dangling symlink) once made
+    # shutil raise one error listing every file; since issue 10 (promote confinement)
+    # the first such file is refused, by name, before anything is copied.
     candidate = make_bundle("run-1", parent=tmp_path / "candidates")
     os.mkfifo(candidate / "pipe")
     (candidate / "dangling").symlink_to(tmp_path / "nowhere")
@@ -59,9 +60,8 @@ def test_promote_copy_failure_is_one_clear_sentence_naming_the_candidate_file(
     assert len(errors) == 1, result.stderr
     line = errors[0]
     assert "[(" not in line  # no Python list repr
-    assert f"Cannot copy {candidate}" in line
-    assert "named pipe" in line or "No such file" in line
-    assert "(and 1 more)" in line
+    assert f"Cannot promote 'run-1' from {candidate}" in line
+    assert "pipe is a named pipe" in line or "dangling is a symlink" in line
     # Nothing was left in the registry.
     assert sorted(os.listdir(models_dir)) in ([], [".taskclf.lock"])
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -138,12 +137,6 @@ def expected_error_message(exc: BaseException) -> str | None:
         # Library messages name arguments (``the name= argument``); here they are flags.
         for argument, flag in _FLAGS.items():
             message = message.replace(argument_phrase(argument), flag)
-    elif isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
-        # copytree collects one (source, destination, why) per file that failed.
-        failures = exc.args[0] or [("the candidate", None, "copy failed")]
-        source, _, why = failures[0]
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        message = f"Cannot copy {source}: {why}{more}; nothing was added to the registry"
     elif isinstance(exc, OSError):
         # For a failed rename (atomic replace) the destination is the file that matters.
         name = exc.filename2 or exc.filename
