@@ -12,9 +12,9 @@ read cap: the densest way to turn bytes into Python objects
 (``--shape at-limit``: one-key objects, as dense as a scan still parses). Then, each in
 a fresh process:
 
-1. ``find_best_model(DIR)``, reporting the process's peak RSS
-   (``getrusage(RUSAGE_SELF).ru_maxrss``) against a baseline process that
-   only imports the registry, and the bytes a scan reads (both JSON files
+1. ``find_best_model(DIR)``, reporting the process's peak RSS (``VmHWM``
+   in ``/proc/self/status``; Linux) against a baseline process that only
+   imports the registry, and the bytes a scan reads (both JSON files
    of every bundle);
 2. the same call under an address-space limit (``RLIMIT_AS``): does it
    finish, and with which reasons?
@@ -46,9 +46,14 @@ SHAPES = {
     "at-limit": b'{"' + b"k" * (_BYTES_PER_CONTAINER - 6) + b'":1},',
 }
 
+# Peak RSS is read from VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the
+# parent across fork and exec, and this parent has just written 128 MiB of files.
 _CHILD = """
 import json, resource, sys
 from taskclf.model_registry import find_best_model
+def peak_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 if len(sys.argv) > 2:
     limit = int(sys.argv[2])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -60,7 +65,7 @@ if sys.argv[1] != "-":
         result["reasons"] = sorted({e.reason[:120] for e in report.excluded})
     except BaseException as exc:
         result["raised"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-result["rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result["rss_kb"] = peak_kb()
 print(json.dumps(result))
 """
 

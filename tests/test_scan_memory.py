@@ -22,19 +22,23 @@ from taskclf.model_registry._fs import MAX_FILE_BYTES
 from taskclf.model_registry.scan import _BYTES_PER_CONTAINER
 from taskclf.samples import write_bundle
 
-# Measures its own peak RSS around one scan; prints what it saw.
+# Measures its own peak RSS around one scan; prints what it saw. VmHWM rather than
+# ru_maxrss, which Linux carries over from the parent (pytest) across fork and exec.
 _SCAN_CHILD = textwrap.dedent(
     """
     import json, resource, sys
     from taskclf.model_registry import find_best_model
+    def peak_kib():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     if len(sys.argv) > 2:
         # Relative to what the interpreter already maps: that varies between machines.
         in_use = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
         limit = in_use + int(sys.argv[2])
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_kib()
     report = find_best_model(sys.argv[1])
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = peak_kib()
     reasons = [e.reason for e in report.excluded]
     ranked = len(report.ranked)
     print(json.dumps({"growth_kib": after - before, "reasons": reasons, "ranked": ranked}))

@@ -4,8 +4,9 @@ Nothing found on disk makes these functions raise: every problem becomes
 the bundle's ``invalid_reason``, using the first failing check in the
 order the spec fixes. Memory is bounded too: a file is read only up to
 16 MiB, and one with more JSON objects and arrays than its size justifies
-is refused before it is parsed (a ``parse error``), so a scan holds a few
-times the bytes it reads, never the ~25x that millions of ``{}`` cost.
+is refused before it is parsed (a ``parse error``), so a scan holds at
+most ~9x the bytes it reads (the densest files it accepts), never the ~25x
+that millions of ``{}`` cost (bench/README.md, "Scan memory bound").
 """
 
 from __future__ import annotations
