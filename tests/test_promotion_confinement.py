@@ -29,7 +29,7 @@ from taskclf.model_registry import (
     read_bundle,
     write_active_atomic,
 )
-from taskclf.model_registry.promotion import STAGING_PREFIX
+from taskclf.model_registry.promotion import MAX_CANDIDATE_DEPTH, STAGING_PREFIX
 from taskclf.samples import write_bundle
 
 TASKCLF = str(Path(sys.executable).with_name("taskclf"))
@@ -159,6 +159,25 @@ def test_candidate_with_a_link_or_special_file_is_refused_before_anything_is_wri
     assert tree_state(candidate) == candidate_before
     assert read_active(registry) is not None
     assert read_active(registry).model_id == "run-a"  # type: ignore[union-attr]
+
+
+def test_a_candidate_nested_too_deep_is_refused_before_anything_is_written(
+    registry: Path, candidate: Path
+) -> None:
+    deep = candidate
+    for _ in range(MAX_CANDIDATE_DEPTH + 1):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    before = tree_contents(registry)
+
+    with pytest.raises(PromotionError, match=f"more than {MAX_CANDIDATE_DEPTH} directories deep"):
+        promote_bundle(candidate, registry)
+
+    _unchanged(registry, before)
+    # At the limit it is copied whole.
+    (deep.parent / "d").rmdir()
+    assert promote_bundle(candidate, registry).bundle.valid
+    assert tree_contents(registry / "run-c") == tree_contents(candidate)
 
 
 def test_a_refused_candidate_does_not_create_the_registry(tmp_path: Path, candidate: Path) -> None:

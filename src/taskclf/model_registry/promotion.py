@@ -63,6 +63,9 @@ DEFAULT_MAX_BUNDLE_BYTES = 10 * 1024**3
 """Largest total size (10 GiB) of a candidate's files that ``promote_bundle`` accepts by default."""
 
 _COPY_CHUNK = 1 << 20
+# The copy recurses and holds one descriptor per level: far below Python's recursion
+# limit and any descriptor limit, far above any real bundle's layout.
+MAX_CANDIDATE_DEPTH = 64
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -291,18 +294,26 @@ def check_candidate_files(tree: Path, target_name: str, candidate: Path, max_byt
         That total, in bytes.
 
     Raises:
-        PromotionError: What is wrong, naming the offending path inside the candidate.
+        PromotionError: What is wrong, naming the offending path inside the candidate
+            (also: directories nested more than ``MAX_CANDIDATE_DEPTH`` deep).
     """
     total = 0
-    pending = [""]
+    pending = [("", 0)]
     while pending:
-        relative_dir = pending.pop()
+        relative_dir, depth = pending.pop()
         with os.scandir(os.path.join(tree, relative_dir)) as entries:
             for entry in entries:
                 relative = os.path.join(relative_dir, entry.name)
                 info = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(info.st_mode):
-                    pending.append(relative)
+                    if depth + 1 > MAX_CANDIDATE_DEPTH:
+                        raise PromotionError(
+                            target_name,
+                            candidate,
+                            f"{relative} is nested more than {MAX_CANDIDATE_DEPTH} directories "
+                            "deep; flatten the bundle",
+                        )
+                    pending.append((relative, depth + 1))
                 elif stat.S_ISREG(info.st_mode):
                     total += info.st_size
                 else:
