@@ -19,8 +19,10 @@ from taskclf.cli import options
 from taskclf.cli.options import (
     DEFAULT_MODELS_DIR,
     Json,
+    Labels,
     ModelsDir,
     fail,
+    registry_config,
     require_name,
     require_registry,
 )
@@ -72,6 +74,7 @@ def set_active(
         ),
     ] = None,
     models_dir: ModelsDir = DEFAULT_MODELS_DIR,
+    labels: Labels = None,
     json_mode: Json = False,
 ) -> None:
     """Point active.json at a bundle (it must exist, be valid and be compatible)."""
@@ -81,7 +84,9 @@ def set_active(
     model_id = _one_model_id(model_id_argument, model_id_option)
     require_name("--model-id" if model_id_option is not None else "ID", model_id)
     root = require_registry(models_dir)
-    done = activate(root, model_id, reason="manual set-active")
+    done = activate(
+        root, model_id, reason="manual set-active", config=registry_config(root, labels)
+    )
     if json_mode:
         output.emit_json(output.pointer_json(done.pointer))
     else:
@@ -104,14 +109,17 @@ def _one_model_id(argument: str | None, option: str | None) -> str:
 
 
 @model_app.command()
-def resolve(models_dir: ModelsDir = DEFAULT_MODELS_DIR, json_mode: Json = False) -> None:
+def resolve(
+    models_dir: ModelsDir = DEFAULT_MODELS_DIR, labels: Labels = None, json_mode: Json = False
+) -> None:
     """Show the bundle inference would run, and whether the pointer had to be repaired."""
     from taskclf.cli import output
     from taskclf.model_registry import resolve_active_model
 
     root = require_registry(models_dir)
+    config = registry_config(root, labels)
     with output.scanning(root, json_mode=json_mode):
-        bundle, report = resolve_active_model(root)
+        bundle, report = resolve_active_model(root, config=config)
     if bundle is None:
         assert report is not None
         if json_mode:
@@ -196,6 +204,7 @@ def rollback(
         typer.Option("--steps", help="Go this many distinct previously active models back."),
     ] = None,
     dry_run: DryRun = False,
+    labels: Labels = None,
     json_mode: Json = False,
 ) -> None:
     """Re-activate an earlier model (default: the most recent usable previous one)."""
@@ -204,14 +213,15 @@ def rollback(
 
     require_name("--to", to)
     root = require_registry(models_dir)
-    plan = plan_rollback(root, to=to, steps=steps)
+    config = registry_config(root, labels)
+    plan = plan_rollback(root, to=to, steps=steps, config=config)
     if dry_run:
         if json_mode:
             output.emit_json(output.rollback_json(plan, None))
         else:
             output.render_rollback_plan(plan)
         return
-    pointer = execute_rollback(root, plan)
+    pointer = execute_rollback(root, plan, config=config)
     if json_mode:
         output.emit_json(output.rollback_json(plan, pointer))
     else:
@@ -254,6 +264,7 @@ def promote(
             show_default=False,
         ),
     ] = None,
+    labels: Labels = None,
     json_mode: Json = False,
 ) -> None:
     """Add a bundle to the registry, re-rank, and move the pointer to the best if it changed."""
@@ -273,9 +284,16 @@ def promote(
             f"with a binary suffix such as 500M or 2G (got {max_bytes!r})."
         )
     policy = SelectionPolicy(min_improvement=min_improvement)
+    config = registry_config(models_dir, labels)
     with output.scanning(Path(models_dir), json_mode=json_mode, what="Ranking"):
         result = promote_bundle(
-            candidate_dir, models_dir, policy=policy, move=move, name=name, max_bytes=limit
+            candidate_dir,
+            models_dir,
+            policy=policy,
+            move=move,
+            name=name,
+            max_bytes=limit,
+            config=config,
         )
     explanation = explain_promotion(result, min_improvement)
     if json_mode:
@@ -328,6 +346,7 @@ def index(
         bool,
         typer.Option("--read", help="Show the cached index.json and whether it is stale."),
     ] = False,
+    labels: Labels = None,
     json_mode: Json = False,
 ) -> None:
     """Rank the registry and write index.json (or, with --read, show the cached one)."""
@@ -353,8 +372,9 @@ def index(
         else:
             output.render_index_read(cache, path, changes)
         return
+    config = registry_config(root, labels)
     with output.scanning(root, json_mode=json_mode, what="Ranking"):
-        cache = write_index_cache(root, find_best_model(root))
+        cache = write_index_cache(root, find_best_model(root, config=config))
     if json_mode:
         output.emit_json(output.index_summary_json(cache, path))
     else:
@@ -372,6 +392,7 @@ def verify(
             "the others are checked by size).",
         ),
     ] = False,
+    labels: Labels = None,
     json_mode: Json = False,
 ) -> None:
     """Check bundles, pointer, history, index and leftovers; exit 1 on any error (for CI)."""
@@ -381,7 +402,7 @@ def verify(
     # A missing registry is a finding like any other, reported in the same format.
     root = Path(os.path.abspath(models_dir))
     with output.scanning(root, json_mode=json_mode, what="Verifying"):
-        report = verify_registry(root, deep=deep)
+        report = verify_registry(root, deep=deep, labels=labels)
     if json_mode:
         output.emit_json(report.model_dump(mode="json"))
     else:
@@ -415,6 +436,7 @@ def prune(
     yes: Annotated[
         bool, typer.Option("--yes", help="Delete without asking for confirmation.")
     ] = False,
+    labels: Labels = None,
     json_mode: Json = False,
 ) -> None:
     """Delete old bundles, never the active one, the top N, or recent rollback targets."""
@@ -426,9 +448,14 @@ def prune(
     if keep_history < 0:
         fail(f"--keep-history must be at least 0 (got {keep_history}).")
     root = require_registry(models_dir)
+    config = registry_config(root, labels)
     with output.scanning(root, json_mode=json_mode, what="Planning a prune of"):
         plan = plan_prune(
-            root, keep=keep, keep_history=keep_history, include_invalid=include_invalid
+            root,
+            keep=keep,
+            keep_history=keep_history,
+            include_invalid=include_invalid,
+            config=config,
         )
     count = len(plan.to_delete)
     if dry_run or (count == 0 and not plan.leftovers):

@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from taskclf.model_registry.config import RegistryConfig
 
 MODELS_DIR_ENV = "TASKCLF_MODELS_DIR"
 DEBUG_ENV = "TASKCLF_DEBUG"
@@ -67,6 +70,23 @@ Json = Annotated[
 ]
 
 DEFAULT_MODELS_DIR = Path("models")
+
+Labels = Annotated[
+    str | None,
+    typer.Option(
+        "--labels",
+        help="Comma-separated labels the registry's classifier predicts, overriding "
+        "registry.toml and $TASKCLF_LABELS (default: those, else taskclf's eight).",
+        show_default=False,
+    ),
+]
+
+
+def registry_config(models_dir: Path, labels: str | None) -> RegistryConfig:
+    """The registry's labels and schemas, with ``--labels`` applied (errors are one sentence)."""
+    from taskclf.model_registry.config import load_registry_config
+
+    return load_registry_config(models_dir, labels=labels)
 
 
 def json_requested() -> bool:

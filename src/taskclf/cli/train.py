@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from taskclf.cli.options import DEFAULT_MODELS_DIR, Json, ModelsDir, fail, require_registry
+from taskclf.cli.options import (
+    DEFAULT_MODELS_DIR,
+    Json,
+    Labels,
+    ModelsDir,
+    fail,
+    registry_config,
+    require_registry,
+)
 
 train_app = typer.Typer(
     help="Inspect trained model bundles.",
@@ -36,6 +44,7 @@ def list_command(
             "declared schema version.",
         ),
     ] = None,
+    labels: Labels = None,
     json_mode: Json = False,
 ) -> None:
     """One row per bundle: metrics, precision, eligibility and the active marker (*)."""
@@ -45,8 +54,11 @@ def list_command(
     if sort not in SORT_KEYS:
         fail(f"Unknown --sort value {sort!r}; allowed values: {', '.join(SORT_KEYS)}.")
     root = require_registry(models_dir)
+    config = registry_config(root, labels)
     with output.scanning(root, json_mode=json_mode):
-        rows = list_rows(root, sort=sort, schema_hash=schema_hash, eligible_only=eligible)
+        rows = list_rows(
+            root, sort=sort, schema_hash=schema_hash, eligible_only=eligible, config=config
+        )
     if json_mode:
         output.emit_json(output.bundle_rows_json(rows))
     else:

@@ -8,6 +8,7 @@ bundle trained on one layout can be told apart from another.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from importlib import resources
 from typing import ClassVar
@@ -24,11 +25,29 @@ _TYPES: dict[str, type] = {
 }
 
 
-def _schema_hash(columns: dict[str, type]) -> str:
-    payload = json.dumps(
-        [[name, tp.__name__] for name, tp in columns.items()], separators=(",", ":")
-    )
+COLUMN_TYPE_NAMES: tuple[str, ...] = tuple(_TYPES)
+"""The column type names a schema may use (Python type names: the hash is built from them)."""
+
+
+def columns_hash(columns: Iterable[tuple[str, str]]) -> str:
+    """The schema hash of ordered ``(column name, type name)`` pairs (REGISTRY.md §1).
+
+    ``stable_hash`` of the compact JSON list of ``[name, type name]`` pairs,
+    so a schema declared as data (``registry.toml``) hashes exactly like a
+    schema class whose ``COLUMNS`` map the same names to the same types.
+
+    Args:
+        columns: The columns in order, each a name and a type name such as ``"float"``.
+
+    Returns:
+        The 12-character hash.
+    """
+    payload = json.dumps([[name, type_name] for name, type_name in columns], separators=(",", ":"))
     return stable_hash(payload)
+
+
+def _schema_hash(columns: dict[str, type]) -> str:
+    return columns_hash((name, tp.__name__) for name, tp in columns.items())
 
 
 def _load_columns() -> dict[str, dict[str, type]]:

@@ -21,6 +21,7 @@ from taskclf.model_registry import (
     ActivePointer,
     BundleIntegrityError,
     ModelBundle,
+    RegistryConfig,
     RegistryError,
     SelectionPolicy,
     SelectionReport,
@@ -61,6 +62,8 @@ def resolve_model_dir(
     model_dir: str | None,
     models_dir: str | os.PathLike[str],
     policy: SelectionPolicy | None = None,
+    *,
+    config: RegistryConfig | None = None,
 ) -> Path:
     """The bundle directory an inference process should load.
 
@@ -74,6 +77,8 @@ def resolve_model_dir(
         model_dir: Explicit bundle directory, or ``None``.
         models_dir: The registry directory.
         policy: Selection policy for the fallback scan.
+        config: The registry's labels and schemas (default: its
+            ``registry.toml``, ``$TASKCLF_LABELS``, else taskclf's own).
 
     Returns:
         The bundle directory (absolute).
@@ -84,6 +89,7 @@ def resolve_model_dir(
             message then starts with ``No eligible model found`` and, after
             a line ``Excluded bundles (N):``, lists every excluded bundle as
             ``  - <model_id>: <reason>``, one per line).
+        RegistryConfigError: The registry's configuration is malformed.
     """
     if model_dir:
         if not os.path.isdir(model_dir):
@@ -96,7 +102,7 @@ def resolve_model_dir(
             f"Models directory {what}: {root}. Promote a bundle into it "
             f"(taskclf model promote CANDIDATE_DIR --models-dir {root}) or pass --model-dir."
         )
-    bundle, report = resolve_active_model(root, policy)
+    bundle, report = resolve_active_model(root, policy, config=config)
     if bundle is not None:
         return bundle.path
     raise ModelResolutionError(_nothing_eligible_message(root, report), report)
@@ -153,6 +159,7 @@ class ActiveModelReloader(Generic[T]):
         *,
         policy: SelectionPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        config: RegistryConfig | None = None,
     ) -> None:
         """Set up the reloader; no I/O happens here.
 
@@ -162,6 +169,10 @@ class ActiveModelReloader(Generic[T]):
             check_interval_s: Least time between two checks (finite, >= 0).
             policy: Selection policy for resolution.
             clock: Monotonic clock in seconds (injectable for tests).
+            config: The registry's labels and schemas; by default each check
+                reads the registry's own (so an edit of ``registry.toml``
+                applies without a restart, and a broken one is logged and
+                retried like any failed resolution).
 
         Raises:
             ValueError: ``check_interval_s`` is negative or not finite.
@@ -174,6 +185,7 @@ class ActiveModelReloader(Generic[T]):
         self.current_bundle: ModelBundle | None = None
         self._loader = loader
         self._policy = policy
+        self._config = config
         self._clock = clock
         self._last_check: float | None = None
         self._loaded = False
@@ -216,7 +228,7 @@ class ActiveModelReloader(Generic[T]):
         if self._loaded and before == self._seen:
             return None
         try:
-            bundle, _ = resolve_active_model(self.models_dir, self._policy)
+            bundle, _ = resolve_active_model(self.models_dir, self._policy, config=self._config)
         except Exception:
             # A serving loop must survive a bad moment of the registry (lock timeout...).
             log.exception("Resolving the active model in %s failed; will retry", self.models_dir)

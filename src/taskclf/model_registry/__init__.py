@@ -18,6 +18,12 @@ from taskclf.model_registry.activation import (
     plan_rollback,
 )
 from taskclf.model_registry.authoring import current_git_commit, save_bundle
+from taskclf.model_registry.config import (
+    DEFAULT_REGISTRY_CONFIG,
+    RegistryConfig,
+    SchemaDeclaration,
+    load_registry_config,
+)
 from taskclf.model_registry.errors import (
     ActivationError,
     AuthoringError,
@@ -26,6 +32,7 @@ from taskclf.model_registry.errors import (
     BundleRejectedError,
     PromotionError,
     PruneError,
+    RegistryConfigError,
     RegistryError,
     RegistryFileError,
     RegistryLockTimeout,
@@ -87,6 +94,7 @@ from taskclf.model_registry.verify import BundleHealth, Finding, VerifyReport, v
 
 __all__ = [
     "DEFAULT_MAX_BUNDLE_BYTES",
+    "DEFAULT_REGISTRY_CONFIG",
     "SORT_KEYS",
     "Activation",
     "ActivationError",
@@ -114,12 +122,15 @@ __all__ = [
     "PruneDecision",
     "PruneError",
     "PrunePlan",
+    "RegistryConfig",
+    "RegistryConfigError",
     "RegistryError",
     "RegistryFileError",
     "RegistryLockTimeout",
     "ReportExtraMissingError",
     "RollbackError",
     "RollbackPlan",
+    "SchemaDeclaration",
     "SealError",
     "SelectionPolicy",
     "SelectionReport",
@@ -140,6 +151,7 @@ __all__ = [
     "is_compatible",
     "list_bundles",
     "list_rows",
+    "load_registry_config",
     "locate_pointed_bundle",
     "passes_constraints",
     "plan_prune",

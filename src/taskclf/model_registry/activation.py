@@ -12,9 +12,11 @@ Decisions where CLI.md is silent:
   platform separator or NUL), or starting with ``.`` is reported as
   "Bundle directory not found" (reserved names are never bundles).
 - "Compatible" means compatible with the bundle's own declared schema
-  version and ``LABEL_SET_V1`` (``declared_incompatibility``), exactly as
-  for ``set-active``; the incompatibility reason is shown without the
-  ``incompatible:`` prefix and with the hashes involved.
+  version and the registry's label set (``LABEL_SET_V1`` unless
+  ``registry.toml`` or an override says otherwise;
+  ``declared_incompatibility``), exactly as for ``set-active``; the
+  incompatibility reason is shown without the ``incompatible:`` prefix and
+  with the hashes, or the missing and extra labels, involved.
 - Rollback candidates ("previously active models") come from the
   history, newest first: a model counts when an entry records switching
   *away* from it (the entry's ``old``, read under the lock, so it really
@@ -43,8 +45,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, registry_lock
+from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import (
     ActivationError,
     BundleIntegrityError,
@@ -67,13 +69,17 @@ from taskclf.model_registry.pointer import (
     write_active_verified,
 )
 from taskclf.model_registry.scan import is_bundle_name, read_bundle
-from taskclf.model_registry.selection import declared_incompatibility, declared_schema_hash
+from taskclf.model_registry.selection import declared_incompatibility, explain_incompatibility
 
 _INCOMPATIBLE_PREFIX = "incompatible: "
 
 
 def check_activatable(
-    models_dir: str | os.PathLike[str], model_id: str, *, deep: bool = True
+    models_dir: str | os.PathLike[str],
+    model_id: str,
+    *,
+    deep: bool = True,
+    config: RegistryConfig | None = None,
 ) -> ModelBundle:
     """Run the ``set-active`` checks, in CLI.md's order, without writing anything.
 
@@ -85,16 +91,19 @@ def check_activatable(
         model_id: The bundle directory name.
         deep: Hash the bundle's files for the manifest check; ``False``
             checks presence, type and sizes only (the re-check under the lock).
+        config: The registry's labels and schemas (default: read from ``models_dir``).
 
     Returns:
         The parsed bundle: it exists as a direct child, is valid, is
-        compatible with its declared schema and ``LABEL_SET_V1``, and
-        matches its manifest if it has one.
+        compatible with its declared schema and the registry's label set,
+        and matches its manifest if it has one.
 
     Raises:
         ActivationError: The first failing check, as CLI.md's sentence.
+        RegistryConfigError: The registry's configuration is malformed.
     """
     root = absolute(models_dir)
+    config = config if config is not None else load_registry_config(root)
     path = root / model_id
     missing = registry_not_found(root)
     if missing is not None:
@@ -109,10 +118,12 @@ def check_activatable(
         raise ActivationError(model_id, path, str(path), "not_found")
     if not bundle.valid:
         raise ActivationError(model_id, path, str(bundle.invalid_reason), "invalid")
-    problem = declared_incompatibility(bundle, LABEL_SET_V1)
+    schemas = config.schema_hashes
+    problem = declared_incompatibility(bundle, config.labels, schemas)
     if problem is not None:
+        detail = explain_incompatibility(bundle, problem, config.labels, schemas)
         raise ActivationError(
-            model_id, path, _describe_incompatibility(bundle, problem), "incompatible"
+            model_id, path, detail.removeprefix(_INCOMPATIBLE_PREFIX), "incompatible"
         )
     try:
         require_sealed_match(bundle, deep=deep)
@@ -124,18 +135,6 @@ def check_activatable(
 def _describe_integrity(exc: BundleIntegrityError) -> str:
     more = f" (and {exc.problems - 1} more problem(s))" if exc.problems > 1 else ""
     return exc.problem + more
-
-
-def _describe_incompatibility(bundle: ModelBundle, problem: str) -> str:
-    detail = problem.removeprefix(_INCOMPATIBLE_PREFIX)
-    metadata = bundle.metadata
-    expected = declared_schema_hash(bundle)
-    if metadata is not None and expected is not None and metadata.schema_hash != expected:
-        detail += (
-            f" (declares schema_version {metadata.schema_version}, whose hash is {expected}, "
-            f"but carries schema_hash {metadata.schema_hash})"
-        )
-    return detail
 
 
 class Activation(BaseModel):
@@ -155,6 +154,7 @@ def activate(
     *,
     policy: SelectionPolicy | None = None,
     reason: str = "manual set-active",
+    config: RegistryConfig | None = None,
 ) -> Activation:
     """Point ``active.json`` at ``models_dir/model_id``, unless it already does.
 
@@ -168,6 +168,7 @@ def activate(
         model_id: The bundle directory name.
         policy: Supplies ``policy_version`` (default ``SelectionPolicy()``).
         reason: Stored as the pointer's ``reason["note"]``.
+        config: The registry's labels and schemas (default: read from ``models_dir``).
 
     Returns:
         The pointer in force and whether it was written.
@@ -175,17 +176,19 @@ def activate(
     Raises:
         ActivationError: (a ``ValueError``) the bundle is missing, invalid,
             incompatible or does not match its manifest; nothing is written.
+        RegistryConfigError: The registry's configuration is malformed.
         RegistryFileError: A registry file is a symlink.
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
     root = absolute(models_dir)
+    config = config if config is not None else load_registry_config(root)
     # Checked before locking too, so a missing registry gets the "not found"
     # sentence rather than a failure to create the lock file, and so the bundle's
     # files are hashed without holding the lock (sizes are re-checked under it).
-    check_activatable(root, model_id)
+    check_activatable(root, model_id, config=config)
     with registry_lock(root):
-        bundle = check_activatable(root, model_id, deep=False)
+        bundle = check_activatable(root, model_id, deep=False, config=config)
         current = read_active(root)
         if (
             current is not None
@@ -204,6 +207,7 @@ def activate_bundle(
     *,
     policy: SelectionPolicy | None = None,
     reason: str = "manual set-active",
+    config: RegistryConfig | None = None,
 ) -> ActivePointer:
     """Point ``active.json`` at ``models_dir/model_id`` (``taskclf model set-active``).
 
@@ -215,6 +219,7 @@ def activate_bundle(
         model_id: The bundle directory name.
         policy: Supplies ``policy_version`` (default ``SelectionPolicy()``).
         reason: Stored as the pointer's ``reason["note"]``.
+        config: The registry's labels and schemas (default: read from ``models_dir``).
 
     Returns:
         The pointer written (its history entry is appended too).
@@ -226,7 +231,7 @@ def activate_bundle(
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
-    return activate(models_dir, model_id, policy=policy, reason=reason).pointer
+    return activate(models_dir, model_id, policy=policy, reason=reason, config=config).pointer
 
 
 class RollbackPlan(BaseModel):
@@ -249,7 +254,11 @@ class RollbackPlan(BaseModel):
 
 
 def plan_rollback(
-    models_dir: str | os.PathLike[str], *, to: str | None = None, steps: int | None = None
+    models_dir: str | os.PathLike[str],
+    *,
+    to: str | None = None,
+    steps: int | None = None,
+    config: RegistryConfig | None = None,
 ) -> RollbackPlan:
     """Decide which bundle ``taskclf model rollback`` re-activates; writes nothing.
 
@@ -257,6 +266,7 @@ def plan_rollback(
         models_dir: The registry directory.
         to: A bundle id to roll back to (valid and compatible).
         steps: Go this many usable previously active models back (default 1).
+        config: The registry's labels and schemas (default: read from ``models_dir``).
 
     Returns:
         The plan, for review (``--dry-run``) or :func:`execute_rollback`.
@@ -275,6 +285,7 @@ def plan_rollback(
     root = absolute(models_dir)
     if not root.is_dir():
         raise RollbackError(f"{registry_not_found(root)}.")
+    config = config if config is not None else load_registry_config(root)
     current = read_active(root)
     current_id = pointed_model_id(root, current)
     considered = _previously_active(root, current_id, read_active_history(root))
@@ -282,10 +293,10 @@ def plan_rollback(
     skipped: list[ExclusionRecord] = []
     distance: int | None = None
     if to is not None:
-        target = _named_target(root, to, current_id)
+        target = _named_target(root, to, current_id, config)
     else:
         distance = steps if steps is not None else 1
-        target, skipped = _target_steps_back(root, considered, distance)
+        target, skipped = _target_steps_back(root, considered, distance, config)
     return RollbackPlan(
         current=current,
         current_model_id=current_id,
@@ -297,29 +308,33 @@ def plan_rollback(
     )
 
 
-def _named_target(root: Path, to: str, current_id: str | None) -> ModelBundle:
+def _named_target(
+    root: Path, to: str, current_id: str | None, config: RegistryConfig
+) -> ModelBundle:
     if to == current_id:
         raise RollbackError(f"{to} is already the active model; nothing to roll back.", to)
-    return _check_rollback_target(root, to)
+    return _check_rollback_target(root, to, config)
 
 
-def _check_rollback_target(root: Path, model_id: str, *, deep: bool = True) -> ModelBundle:
+def _check_rollback_target(
+    root: Path, model_id: str, config: RegistryConfig, *, deep: bool = True
+) -> ModelBundle:
     """:func:`check_activatable`, its refusal worded as a rollback's."""
     try:
-        return check_activatable(root, model_id, deep=deep)
+        return check_activatable(root, model_id, deep=deep, config=config)
     except ActivationError as exc:
         raise RollbackError(f"Cannot roll back to {model_id}: {exc}", model_id) from exc
 
 
 def _target_steps_back(
-    root: Path, considered: list[str], wanted: int
+    root: Path, considered: list[str], wanted: int, config: RegistryConfig
 ) -> tuple[ModelBundle, list[ExclusionRecord]]:
     """The ``wanted``-th still usable candidate, and the unusable ones passed over on the way."""
     usable: list[ModelBundle] = []
     skipped: list[ExclusionRecord] = []
     for model_id in considered:
         try:
-            usable.append(check_activatable(root, model_id))
+            usable.append(check_activatable(root, model_id, config=config))
         except ActivationError as exc:
             skipped.append(ExclusionRecord(model_id=model_id, path=exc.path, reason=_why(exc)))
             continue
@@ -381,6 +396,7 @@ def execute_rollback(
     plan: RollbackPlan,
     *,
     policy: SelectionPolicy | None = None,
+    config: RegistryConfig | None = None,
 ) -> ActivePointer:
     """Carry out a rollback plan: point ``active.json`` at its target (note ``"rollback"``).
 
@@ -407,8 +423,9 @@ def execute_rollback(
         )
     if not root.is_dir():
         raise RollbackError(f"{registry_not_found(root)}.")
+    config = config if config is not None else load_registry_config(root)
     # Hashed before the lock; under it, presence, type and sizes are checked again.
-    _check_rollback_target(root, plan.target_model_id)
+    _check_rollback_target(root, plan.target_model_id, config)
     with registry_lock(root):
         current_id = pointed_model_id(root, read_active(root))
         if current_id != plan.current_model_id:
@@ -417,5 +434,5 @@ def execute_rollback(
                 f"{plan.current_model_id}, now {current_id}); plan the rollback again.",
                 plan.target_model_id,
             )
-        bundle = _check_rollback_target(root, plan.target_model_id, deep=False)
+        bundle = _check_rollback_target(root, plan.target_model_id, config, deep=False)
         return write_active_verified(root, bundle, policy, reason="rollback")

@@ -179,6 +179,32 @@ class ActivationError(BundleError):
         return f"{sentence.format(reason=self.reason)}; {advice.format(model_id=self.model_id)}."
 
 
+class RegistryConfigError(RegistryError, ValueError):
+    """The registry configuration (``registry.toml``, ``TASKCLF_LABELS``, ``--labels``) is unusable.
+
+    Raised instead of falling back to the defaults: a registry whose
+    declared labels cannot be read must not be judged against taskclf's.
+
+    Attributes:
+        source: Where the bad value came from: the file's path, or the
+            environment variable or option name.
+        key: The offending key (``labels``, ``schemas[1].hash``...), or
+            ``None`` when the source as a whole is unusable (not TOML...).
+        reason: What is wrong with it.
+        advice: What to do about it.
+    """
+
+    def __init__(
+        self, source: str, key: str | None, reason: str, advice: str = "fix it or remove it"
+    ) -> None:
+        self.source = source
+        self.key = key
+        self.reason = reason
+        self.advice = advice
+        where = f"{source}, key {key!r}" if key else source
+        super().__init__(f"Invalid registry configuration ({where}): {reason}; {advice}.")
+
+
 class RollbackError(RegistryError, ValueError):
     """A rollback cannot be planned or executed; nothing was written.
 

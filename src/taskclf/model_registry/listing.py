@@ -8,7 +8,7 @@ is the one function that touches the disk, scanning the directory once.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from taskclf.core.metrics import class_precisions
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute
+from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
 from taskclf.model_registry.pointer import locate_active_bundle
 from taskclf.model_registry.scan import list_bundles
@@ -54,8 +55,20 @@ def check_sort_key(sort: str) -> None:
         raise ValueError(f"Unknown sort key {sort!r}; allowed values: {', '.join(SORT_KEYS)}")
 
 
-def bundle_row(bundle: ModelBundle, *, active: bool, schema_hash: str | None = None) -> BundleRow:
-    """Build the ``train list`` row of one bundle (pure)."""
+def bundle_row(
+    bundle: ModelBundle,
+    *,
+    active: bool,
+    schema_hash: str | None = None,
+    labels: Collection[str] = LABEL_SET_V1,
+    schemas: Mapping[str, str] | None = None,
+) -> BundleRow:
+    """Build the ``train list`` row of one bundle (pure).
+
+    ``labels`` and ``schemas`` (``{version: hash}``, default v1/v2/v3) are
+    what eligibility is judged against; ``notes`` is the exact exclusion
+    reason CLI.md fixes.
+    """
     metadata, metrics = bundle.metadata, bundle.metrics
     bi_prec = min_prec = None
     if metrics is not None and metrics.confusion_matrix:
@@ -63,7 +76,7 @@ def bundle_row(bundle: ModelBundle, *, active: bool, schema_hash: str | None = N
         min_prec = min(precisions)
         if BREAK_IDLE in metrics.label_names:
             bi_prec = precisions[metrics.label_names.index(BREAK_IDLE)]
-    notes = exclusion_reason(bundle, _DEFAULT_POLICY, schema_hash, LABEL_SET_V1)
+    notes = exclusion_reason(bundle, _DEFAULT_POLICY, schema_hash, labels, schemas)
     # model_construct: the values are already typed, and 10k rows must stay cheap.
     return BundleRow.model_construct(
         model_id=bundle.model_id,
@@ -120,6 +133,7 @@ def build_rows(
     sort: str = "macro_f1",
     schema_hash: str | None = None,
     eligible_only: bool = False,
+    config: RegistryConfig | None = None,
 ) -> list[BundleRow]:
     """The sorted ``train list`` rows for already-scanned ``bundles`` (pure).
 
@@ -130,14 +144,22 @@ def build_rows(
         schema_hash: Check compatibility against this hash instead of each
             bundle's declared schema.
         eligible_only: Keep only eligible rows.
+        config: The labels and schemas eligibility is judged against
+            (default: taskclf's own).
 
     Raises:
         ValueError: Unknown ``sort``.
     """
     check_sort_key(sort)
+    labels = config.labels if config is not None else LABEL_SET_V1
+    schemas = config.schema_hashes if config is not None else None
     rows = [
         bundle_row(
-            b, active=active_path is not None and b.path == active_path, schema_hash=schema_hash
+            b,
+            active=active_path is not None and b.path == active_path,
+            schema_hash=schema_hash,
+            labels=labels,
+            schemas=schemas,
         )
         for b in bundles
     ]
@@ -154,6 +176,7 @@ def list_rows(
     sort: str = "macro_f1",
     schema_hash: str | None = None,
     eligible_only: bool = False,
+    config: RegistryConfig | None = None,
 ) -> list[BundleRow]:
     """Scan ``models_dir`` once and return its ``train list`` rows.
 
@@ -163,19 +186,23 @@ def list_rows(
             descending, nulls last.
         schema_hash: Check compatibility against this hash (``--schema-hash``).
         eligible_only: Keep only eligible rows (``--eligible``).
+        config: The registry's labels and schemas (default: read from ``models_dir``).
 
     Returns:
         The rows; ``[]`` for an empty or missing registry.
 
     Raises:
         ValueError: Unknown ``sort`` (checked before scanning).
+        RegistryConfigError: The registry's configuration is malformed.
     """
     check_sort_key(sort)
     root = absolute(models_dir)
+    config = config if config is not None else load_registry_config(root)
     return build_rows(
         list_bundles(root),
         active_path=locate_active_bundle(root),
         sort=sort,
         schema_hash=schema_hash,
         eligible_only=eligible_only,
+        config=config,
     )

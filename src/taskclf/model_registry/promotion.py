@@ -24,7 +24,6 @@ import stat
 import tempfile
 from pathlib import Path
 
-from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import (
     absolute,
     fsync_dir,
@@ -32,6 +31,7 @@ from taskclf.model_registry._fs import (
     registry_lock,
     write_all,
 )
+from taskclf.model_registry.config import CONFIG_FILE, RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import BundleIntegrityError, PromotionError, argument_phrase
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
@@ -50,13 +50,13 @@ from taskclf.model_registry.pointer import (
 )
 from taskclf.model_registry.resolution import find_best_model, follow_pointer
 from taskclf.model_registry.scan import is_bundle_name, read_bundle
-from taskclf.model_registry.selection import declared_incompatibility
+from taskclf.model_registry.selection import declared_incompatibility, explain_incompatibility
 
 STAGING_PREFIX = ".staging-"
 PROMOTION_NOTE = "promotion"
 
 # Names a bundle may not take: a directory there would shadow a registry file.
-_RESERVED_NAMES = frozenset({ACTIVE_FILE, HISTORY_FILE, INDEX_FILE})
+_RESERVED_NAMES = frozenset({ACTIVE_FILE, HISTORY_FILE, INDEX_FILE, CONFIG_FILE})
 _MAX_NAME_BYTES = 255
 
 DEFAULT_MAX_BUNDLE_BYTES = 10 * 1024**3
@@ -91,6 +91,7 @@ def promote_bundle(
     move: bool = False,
     name: str | None = None,
     max_bytes: int | None = None,
+    config: RegistryConfig | None = None,
 ) -> PromotionResult:
     """Add a bundle to the registry and move the pointer to it if it is now the best.
 
@@ -112,6 +113,8 @@ def promote_bundle(
             apparent size (a sparse file counts in full); default
             :data:`DEFAULT_MAX_BUNDLE_BYTES` (10 GiB). Checked before anything
             is written and again while copying.
+        config: The registry's labels and schemas, which the candidate must
+            match (default: read from ``models_dir``).
 
     Returns:
         What happened: the promoted bundle, the new ranking, the pointer
@@ -131,6 +134,7 @@ def promote_bundle(
         BundleIntegrityError: (a ``ValueError``) the new best is another,
             sealed bundle that no longer matches its manifest; the promoted
             bundle is in the registry, the pointer did not move.
+        RegistryConfigError: The registry's configuration is malformed.
         OSError: Copying or a registry write failed. No staging directory is
             left behind; a moved candidate is put back. If the pointer write
             fails, the bundle is already in the registry (the error says which
@@ -141,7 +145,8 @@ def promote_bundle(
     root = absolute(models_dir)
     target_name = name if name is not None else candidate.name
     limit = DEFAULT_MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
-    _check_candidate(candidate, target_name, root, move, limit)
+    config = config if config is not None else load_registry_config(root)
+    _check_candidate(candidate, target_name, root, move, limit, config)
 
     created_root = not os.path.lexists(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -161,7 +166,7 @@ def promote_bundle(
         # Moved files too: whoever wrote them may never have fsynced them, and after
         # the final rename a power loss must not leave a visible bundle of empty files.
         fsync_tree(staged)
-        bundle = _check_staged(staged, target_name, candidate)
+        bundle = _check_staged(staged, target_name, candidate, config)
         with registry_lock(root):
             target = root / target_name
             # Checked again under the lock: another promotion may have taken the
@@ -173,7 +178,7 @@ def promote_bundle(
             landed = True
             fsync_dir(root)
             bundle = bundle.model_copy(update={"path": target})
-            result = _activate_if_best(root, bundle, policy)
+            result = _activate_if_best(root, bundle, policy, config)
     except BaseException:
         if moved_source and not landed:
             keep_staging = not _restore_source(staged, candidate)
@@ -190,7 +195,12 @@ def promote_bundle(
 
 
 def _check_candidate(
-    candidate: Path, target_name: str, root: Path, move: bool, max_bytes: int
+    candidate: Path,
+    target_name: str,
+    root: Path,
+    move: bool,
+    max_bytes: int,
+    config: RegistryConfig,
 ) -> None:
     """Refuse a candidate before anything is written."""
     problem = _name_problem(target_name)
@@ -221,7 +231,7 @@ def _check_candidate(
     bundle = read_bundle(candidate)
     if bundle is None:
         raise PromotionError(target_name, candidate, "candidate directory does not exist")
-    problem = declared_incompatibility(bundle, LABEL_SET_V1)
+    problem = _incompatibility(bundle, config)
     if problem is not None:
         raise PromotionError(target_name, candidate, problem)
     _check_integrity(bundle, target_name, candidate, "")
@@ -492,12 +502,23 @@ def _in_units(nbytes: int) -> str:
     return ""
 
 
-def _check_staged(staged: Path, target_name: str, candidate: Path) -> ModelBundle:
+def _incompatibility(bundle: ModelBundle, config: RegistryConfig) -> str | None:
+    """Why the registry cannot take ``bundle``, with the labels or hashes involved."""
+    schemas = config.schema_hashes
+    problem = declared_incompatibility(bundle, config.labels, schemas)
+    if problem is None:
+        return None
+    return explain_incompatibility(bundle, problem, config.labels, schemas)
+
+
+def _check_staged(
+    staged: Path, target_name: str, candidate: Path, config: RegistryConfig
+) -> ModelBundle:
     """Validate what was actually copied: the source may have changed since the first check."""
     bundle = read_bundle(staged)
     if bundle is None:
         raise PromotionError(target_name, candidate, "candidate vanished while it was copied")
-    problem = declared_incompatibility(bundle, LABEL_SET_V1)
+    problem = _incompatibility(bundle, config)
     if problem is not None:
         raise PromotionError(target_name, candidate, f"{problem} (changed while it was copied)")
     # The staged copy is what lands: hash it (outside the lock), not only the source.
@@ -540,15 +561,17 @@ def _remove_source(candidate: Path) -> None:
         log.warning("Promoted a copy of %s but could not delete the source: %s", candidate, exc)
 
 
-def _activate_if_best(root: Path, bundle: ModelBundle, policy: SelectionPolicy) -> PromotionResult:
+def _activate_if_best(
+    root: Path, bundle: ModelBundle, policy: SelectionPolicy, config: RegistryConfig
+) -> PromotionResult:
     """Rank, refresh the index and move the pointer if allowed; the caller holds the lock."""
-    report = find_best_model(root, policy)
+    report = find_best_model(root, policy, config=config)
     try:
         write_index_cache(root, report)
     except OSError as exc:
         log.warning("Could not write %s in %s (it is only a cache): %s", INDEX_FILE, root, exc)
     previous = read_active(root)
-    target = follow_pointer(root, previous)
+    target = follow_pointer(root, previous, None, config.labels, config.schema_hashes)
     current = previous if target.bundle is not None else None
     best = report.best
     active = previous

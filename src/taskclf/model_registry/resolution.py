@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from taskclf.core.schema import FEATURE_SCHEMA_VERSION_ORDER, get_feature_schema
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, registry_lock
+from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import BundleIntegrityError
 from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import (
@@ -27,6 +27,7 @@ from taskclf.model_registry.pointer import (
 from taskclf.model_registry.scan import list_bundles, read_bundle
 from taskclf.model_registry.selection import (
     compatibility_problem,
+    explain_incompatibility,
     has_eligible,
     select_best,
 )
@@ -39,6 +40,8 @@ def find_best_model(
     policy: SelectionPolicy | None = None,
     required_schema_hash: str | None = None,
     required_label_set: Collection[str] | None = None,
+    *,
+    config: RegistryConfig | None = None,
 ) -> SelectionReport:
     """Rank every bundle in ``models_dir``; never writes.
 
@@ -46,19 +49,27 @@ def find_best_model(
         models_dir: The registry directory.
         policy: Default ``SelectionPolicy()``.
         required_schema_hash: Rank against this hash only. Without it, each
-            known schema version is tried newest-first and the first pass
-            with an eligible bundle is returned (else the oldest's pass).
-        required_label_set: Default ``LABEL_SET_V1``.
+            schema version the registry knows is tried newest-first and the
+            first pass with an eligible bundle is returned (else the oldest's
+            pass).
+        required_label_set: Default: the registry's labels (``LABEL_SET_V1``
+            unless its configuration says otherwise).
+        config: The registry's labels and schemas; default
+            :func:`~taskclf.model_registry.config.load_registry_config`.
 
     Returns:
         The report; every scanned bundle is either ranked or excluded. The
         directory is scanned once, however many versions are tried.
+
+    Raises:
+        RegistryConfigError: ``registry.toml`` (or ``$TASKCLF_LABELS``) is malformed.
     """
     policy = policy if policy is not None else SelectionPolicy()
-    labels = required_label_set if required_label_set is not None else LABEL_SET_V1
+    config = config if config is not None else load_registry_config(models_dir)
+    labels = required_label_set if required_label_set is not None else config.labels
     bundles = list_bundles(models_dir)
     if required_schema_hash is None:
-        hashes = [get_feature_schema(v).SCHEMA_HASH for v in FEATURE_SCHEMA_VERSION_ORDER]
+        hashes = [schema.hash for schema in config.schemas]
         required_schema_hash = next(
             (h for h in hashes if has_eligible(bundles, policy, h, labels)), hashes[-1]
         )
@@ -70,6 +81,8 @@ def resolve_active_model(
     policy: SelectionPolicy | None = None,
     required_schema_hash: str | None = None,
     required_label_set: Collection[str] | None = None,
+    *,
+    config: RegistryConfig | None = None,
 ) -> tuple[ModelBundle | None, SelectionReport | None]:
     """The bundle inference should run, following the pointer and repairing it if needed.
 
@@ -82,19 +95,33 @@ def resolve_active_model(
     not point at a sealed bundle whose files changed (logged; the answer is
     still returned, and ``ActiveModelReloader`` refuses to load it).
 
+    Args:
+        models_dir: The registry directory.
+        policy: Default ``SelectionPolicy()``.
+        required_schema_hash: As for :func:`find_best_model`; without it the
+            pointed bundle must match the hash of its own declared version.
+        required_label_set: Default: the registry's labels.
+        config: The registry's labels and schemas; default
+            :func:`~taskclf.model_registry.config.load_registry_config`.
+
     Returns:
         ``(bundle, None)`` from the pointer, ``(best, report)`` after a
         scan, or ``(None, report)`` when nothing is eligible.
+
+    Raises:
+        RegistryConfigError: ``registry.toml`` (or ``$TASKCLF_LABELS``) is malformed.
     """
     root = absolute(models_dir)
-    labels = required_label_set if required_label_set is not None else LABEL_SET_V1
-    target = _follow_active_pointer(root, required_schema_hash, labels)
+    config = config if config is not None else load_registry_config(root)
+    labels = required_label_set if required_label_set is not None else config.labels
+    schemas = config.schema_hashes
+    target = _follow_active_pointer(root, required_schema_hash, labels, schemas)
     if target.bundle is not None:
         return target.bundle, None
     # The one warning of this call: the reads below are quiet, so a corrupt or
     # escaping pointer is reported once, not once per look at it.
     log.warning("%s; selecting the best bundle by scanning", target.problem)
-    report = find_best_model(root, policy, required_schema_hash, labels)
+    report = find_best_model(root, policy, required_schema_hash, labels, config=config)
     best = report.best
     if best is None:
         return None, report
@@ -104,14 +131,14 @@ def resolve_active_model(
         require_sealed_match(best)
         with registry_lock(root):
             # Another process may have repaired the pointer while we scanned.
-            target = _follow_active_pointer(root, required_schema_hash, labels)
+            target = _follow_active_pointer(root, required_schema_hash, labels, schemas)
             if target.bundle is not None:
                 return target.bundle, None
             if not os.path.isdir(best.path):
                 # Pruned (or deleted) between our scan and the lock; writing the pointer
                 # would raise BundleRejectedError from a reader. Rank again: under the
                 # lock, prune cannot remove bundles.
-                report = find_best_model(root, policy, required_schema_hash, labels)
+                report = find_best_model(root, policy, required_schema_hash, labels, config=config)
                 best = report.best
                 if best is None:
                     return None, report
@@ -148,6 +175,7 @@ def follow_pointer(
     pointer: ActivePointer | None,
     required_schema_hash: str | None = None,
     labels: Collection[str] = LABEL_SET_V1,
+    schemas: Mapping[str, str] | None = None,
 ) -> PointerTarget:
     """Locate and read the bundle ``pointer`` names, and check it can be loaded.
 
@@ -157,6 +185,7 @@ def follow_pointer(
         required_schema_hash: Check compatibility against this hash; by
             default against the bundle's own declared schema version.
         labels: The required label set.
+        schemas: ``{version: hash}`` of the accepted schemas (default v1/v2/v3).
 
     Returns:
         The located path, the usable bundle (or ``None``) and, when it is
@@ -170,15 +199,19 @@ def follow_pointer(
     bundle = read_bundle(path)
     if bundle is None:
         return PointerTarget(path, None, f"Active pointer targets missing bundle {path}")
-    problem = compatibility_problem(bundle, required_schema_hash, labels)
+    problem = compatibility_problem(bundle, required_schema_hash, labels, schemas)
     if problem is not None:
+        problem = explain_incompatibility(bundle, problem, labels, schemas)
         why = f"Active pointer targets unusable bundle {bundle.model_id} ({problem})"
         return PointerTarget(path, None, why)
     return PointerTarget(path, bundle, "")
 
 
 def _follow_active_pointer(
-    root: Path, required_schema_hash: str | None, labels: Collection[str]
+    root: Path,
+    required_schema_hash: str | None,
+    labels: Collection[str],
+    schemas: Mapping[str, str],
 ) -> PointerTarget:
     """:func:`follow_pointer` for the registry's current ``active.json``."""
     if not root.is_dir():
@@ -186,4 +219,4 @@ def _follow_active_pointer(
     pointer, problem = read_active_checked(root)
     if problem is not None:
         return PointerTarget(None, None, problem)
-    return follow_pointer(root, pointer, required_schema_hash, labels)
+    return follow_pointer(root, pointer, required_schema_hash, labels, schemas)

@@ -62,6 +62,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from taskclf.model_registry._fs import absolute, fsync_dir, is_temp_name, registry_lock
+from taskclf.model_registry.config import RegistryConfig
 from taskclf.model_registry.errors import PruneError, registry_not_found
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
 from taskclf.model_registry.models import SelectionPolicy, SelectionReport
@@ -132,6 +133,7 @@ def plan_prune(
     keep_history: int = 10,
     include_invalid: bool = False,
     policy: SelectionPolicy | None = None,
+    config: RegistryConfig | None = None,
 ) -> PrunePlan:
     """Decide, for every bundle, whether ``prune`` keeps or deletes it; writes nothing.
 
@@ -146,6 +148,8 @@ def plan_prune(
         keep_history: How many recent history entries protect their bundles (>= 0).
         include_invalid: Also delete invalid bundles that nothing else protects.
         policy: Selection policy for the ranking (default ``SelectionPolicy()``).
+        config: The registry's labels and schemas for the ranking (default:
+            read from ``models_dir``).
 
     Returns:
         The plan.
@@ -165,7 +169,7 @@ def plan_prune(
     _refuse_non_registry(root)
     policy = policy if policy is not None else SelectionPolicy()
 
-    report = find_best_model(root, policy)
+    report = find_best_model(root, policy, config=config)
     active_id = pointed_model_id(root, read_active(root))
     recent = read_active_history(root)[-keep_history:] if keep_history else []
     # Quietly: an old entry naming a since-deleted bundle is normal, not news.

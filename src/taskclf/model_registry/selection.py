@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from taskclf.core.schema import FeatureSchemaV1, known_schema_hash
@@ -48,15 +49,28 @@ def incompatibility(
     return None
 
 
-def declared_schema_hash(bundle: ModelBundle) -> str | None:
-    """The known hash of the schema version the bundle declares, or ``None`` if unknown."""
+def declared_schema_hash(
+    bundle: ModelBundle, schemas: Mapping[str, str] | None = None
+) -> str | None:
+    """The hash of the schema version the bundle declares, or ``None`` if unknown.
+
+    Args:
+        bundle: The bundle.
+        schemas: ``{version: hash}`` of the accepted schemas (a registry's
+            configuration); default taskclf's v1/v2/v3.
+    """
     if bundle.metadata is None:
         return None
-    return known_schema_hash(bundle.metadata.schema_version)
+    version = bundle.metadata.schema_version
+    if schemas is None:
+        return known_schema_hash(version)
+    return schemas.get(version)
 
 
 def declared_incompatibility(
-    bundle: ModelBundle, required_label_set: Collection[str] = LABEL_SET_V1
+    bundle: ModelBundle,
+    required_label_set: Collection[str] = LABEL_SET_V1,
+    schemas: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why ``bundle`` is not compatible with the schema it declares and the label set.
 
@@ -64,12 +78,17 @@ def declared_incompatibility(
     bundle's ``schema_hash`` must equal the known hash of its own declared
     ``schema_version`` (an unknown version is incompatible).
 
+    Args:
+        bundle: The bundle.
+        required_label_set: The labels it must predict, in any order.
+        schemas: ``{version: hash}`` of the accepted schemas; default v1/v2/v3.
+
     Returns:
         An exclusion-style reason, or ``None`` when compatible.
     """
     if not bundle.valid:
         return f"{REASON_INVALID}{bundle.invalid_reason}"
-    expected = declared_schema_hash(bundle)
+    expected = declared_schema_hash(bundle, schemas)
     if expected is None:
         version = bundle.metadata.schema_version if bundle.metadata else None
         return f"incompatible: unknown schema_version {version!r}"
@@ -77,7 +96,10 @@ def declared_incompatibility(
 
 
 def compatibility_problem(
-    bundle: ModelBundle, required_schema_hash: str | None, required_label_set: Collection[str]
+    bundle: ModelBundle,
+    required_schema_hash: str | None,
+    required_label_set: Collection[str],
+    schemas: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why ``bundle`` is not compatible, or ``None``: the one place that reads a ``None`` hash.
 
@@ -88,13 +110,82 @@ def compatibility_problem(
             instead (:func:`declared_incompatibility`), as commands do
             without ``--schema-hash``.
         required_label_set: The labels it must predict, in any order.
+        schemas: ``{version: hash}`` of the accepted schemas, for the
+            declared check; default v1/v2/v3.
 
     Returns:
         An exclusion-style reason, or ``None`` when compatible.
     """
     if required_schema_hash is None:
-        return declared_incompatibility(bundle, required_label_set)
+        return declared_incompatibility(bundle, required_label_set, schemas)
     return incompatibility(bundle, required_schema_hash, required_label_set)
+
+
+def label_set_difference(
+    bundle_labels: Sequence[str], required_label_set: Collection[str]
+) -> tuple[list[str], list[str]]:
+    """``(missing, extra)``: required labels the bundle lacks, and labels it has beyond them.
+
+    Counted as multisets, like the sorted-list comparison of
+    :func:`incompatibility`, so a label listed twice shows as extra.
+    Missing labels keep the required order, extra ones the bundle's.
+    """
+    have, want = Counter(bundle_labels), Counter(required_label_set)
+    missing = list((want - have).elements())
+    extra = list((have - want).elements())
+    if isinstance(required_label_set, Sequence):
+        order = {label: index for index, label in enumerate(required_label_set)}
+        missing.sort(key=lambda label: order.get(label, len(order)))
+    else:
+        # A set has no order of its own (and str hashing varies between processes).
+        missing.sort()
+    return missing, extra
+
+
+def describe_label_mismatch(
+    bundle_labels: Sequence[str], required_label_set: Collection[str]
+) -> str:
+    """``missing: A, B; extra: x`` for two label sets that differ (empty when equal)."""
+    missing, extra = label_set_difference(bundle_labels, required_label_set)
+    parts = []
+    if missing:
+        parts.append(f"missing: {', '.join(missing)}")
+    if extra:
+        parts.append(f"extra: {', '.join(extra)}")
+    return "; ".join(parts)
+
+
+def explain_incompatibility(
+    bundle: ModelBundle,
+    problem: str,
+    required_label_set: Collection[str],
+    schemas: Mapping[str, str] | None = None,
+) -> str:
+    """An exclusion reason with what a person needs to act on it appended.
+
+    ``incompatible: label_set mismatch`` gains the missing and extra labels;
+    a declared-schema hash mismatch gains the hashes involved. The reason
+    itself stays first and unchanged, so it can still be matched.
+
+    Args:
+        bundle: The bundle the reason is about.
+        problem: Its reason, from :func:`compatibility_problem`.
+        required_label_set: The labels it was checked against.
+        schemas: The accepted schemas it was checked against (default v1/v2/v3).
+    """
+    metadata = bundle.metadata
+    if metadata is None:
+        return problem
+    if problem == REASON_LABELS:
+        difference = describe_label_mismatch(metadata.label_set, required_label_set)
+        return f"{problem} ({difference})" if difference else problem
+    expected = declared_schema_hash(bundle, schemas)
+    if problem == REASON_SCHEMA and expected is not None and metadata.schema_hash != expected:
+        return (
+            f"{problem} (declares schema_version {metadata.schema_version}, whose hash is "
+            f"{expected}, but carries schema_hash {metadata.schema_hash})"
+        )
+    return problem
 
 
 def passes_constraints(bundle: ModelBundle, policy: SelectionPolicy) -> bool:
@@ -159,12 +250,13 @@ def exclusion_reason(
     policy: SelectionPolicy,
     required_schema_hash: str | None,
     required_label_set: Collection[str],
+    schemas: Mapping[str, str] | None = None,
 ) -> str | None:
     """The first exclusion reason that applies to ``bundle``, or ``None`` if it is eligible.
 
-    ``required_schema_hash`` is as for :func:`compatibility_problem`.
+    ``required_schema_hash`` and ``schemas`` are as for :func:`compatibility_problem`.
     """
-    reason = compatibility_problem(bundle, required_schema_hash, required_label_set)
+    reason = compatibility_problem(bundle, required_schema_hash, required_label_set, schemas)
     if reason is None and not passes_constraints(bundle, policy):
         reason = REASON_CONSTRAINT
     return reason

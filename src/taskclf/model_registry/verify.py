@@ -36,6 +36,9 @@ Errors:
   what an interrupted atomic write, promotion or prune leaves.
 - ``registry-file-symlink``: ``active.json``, the history, ``index.json``
   or the lock file is a symlink (every write to it will be refused).
+- ``config-invalid``: ``registry.toml`` (or ``$TASKCLF_LABELS``) is
+  unusable; bundles are then judged against taskclf's default labels and
+  schemas, and the finding says so.
 
 - ``bundle-manifest-mismatch``: a sealed bundle does not match its
   ``manifest.json`` (one finding per differing file, naming it).
@@ -51,7 +54,7 @@ Warnings:
   bundle its ``model_dir`` names; resolution (and every message) follows
   ``model_dir``.
 - ``bundle-incompatible``: valid, but not compatible with its declared
-  schema and ``LABEL_SET_V1``.
+  schema and the registry's label set (with the missing and extra labels).
 - ``history-missing``: a pointer exists but no history (a hand-made pointer).
 - ``history-large``: the history outgrew the read cap; only its newest
   entries were checked.
@@ -78,8 +81,9 @@ consistency checks are findings only: they never make a bundle invalid,
 so rankings and bundles from older tools are unaffected.
 
 Bundle health uses the same compatibility as ``train list`` without
-``--schema-hash``: the bundle's own declared schema version and
-``LABEL_SET_V1``; eligible = compatible and passes the policy constraints.
+``--schema-hash``: the bundle's own declared schema version and the
+registry's label set (``registry.toml``, else ``LABEL_SET_V1``); eligible =
+compatible and passes the policy constraints.
 Problems with the *current* state are errors: an unparseable history
 line misleads ``rollback`` and ``prune``, and a last entry that
 disagrees with the pointer means the last write did not complete. Gaps
@@ -102,10 +106,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskclf.core.metrics import f1_summary
-from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import LOCK_FILE, MAX_FILE_BYTES, absolute, read_capped, read_tail
 from taskclf.model_registry.authoring import CONFUSION_MATRIX_FILE
-from taskclf.model_registry.errors import registry_not_found
+from taskclf.model_registry.config import (
+    CONFIG_FILE,
+    DEFAULT_REGISTRY_CONFIG,
+    RegistryConfig,
+    load_registry_config,
+)
+from taskclf.model_registry.errors import RegistryConfigError, registry_not_found
 from taskclf.model_registry.index import INDEX_FILE, index_staleness
 from taskclf.model_registry.manifest import MANIFEST_FILE, check_manifest
 from taskclf.model_registry.models import (
@@ -133,7 +142,11 @@ from taskclf.model_registry.scan import (
     read_bundle,
     registry_entry,
 )
-from taskclf.model_registry.selection import declared_incompatibility, passes_constraints
+from taskclf.model_registry.selection import (
+    declared_incompatibility,
+    explain_incompatibility,
+    passes_constraints,
+)
 
 _FIX_POINTER = "run `taskclf model set-active --model-id ID` or `taskclf model rollback`"
 
@@ -187,6 +200,8 @@ def verify_registry(
     *,
     bundles: Sequence[ModelBundle] | None = None,
     deep: bool = False,
+    config: RegistryConfig | None = None,
+    labels: str | Sequence[str] | None = None,
 ) -> VerifyReport:
     """Check every bundle, the pointer, the history, the index and leftovers; write nothing.
 
@@ -196,6 +211,10 @@ def verify_registry(
             report checks and draws the same scan); default: scan here.
         deep: Hash every sealed bundle's files (default: only the active
             bundle's; the others are checked for presence, type and sizes).
+        config: The labels and schemas bundles are judged against (default:
+            read from ``models_dir``; a malformed one is a finding).
+        labels: Labels overriding the registry's (``--labels``), when
+            ``config`` is not given.
 
     Returns:
         The report; ``healthy`` is False when any finding is an error.
@@ -214,11 +233,15 @@ def verify_registry(
             findings=[finding],
         )
     findings: list[Finding] = []
+    if config is None:
+        config, config_findings = _load_config(root, labels)
+        findings += config_findings
     bundles = list_bundles(root) if bundles is None else list(bundles)
-    health = [_bundle_health(bundle) for bundle in bundles]
-    findings += _bundle_findings(root, bundles, health)
+    schemas = config.schema_hashes
+    health = [_bundle_health(bundle, config.labels, schemas) for bundle in bundles]
+    findings += _bundle_findings(root, bundles, health, config)
     pointer, active_id, pointer_findings = _check_pointer(
-        root, {bundle.path: bundle for bundle in bundles}, any(h.eligible for h in health)
+        root, {bundle.path: bundle for bundle in bundles}, any(h.eligible for h in health), config
     )
     findings += pointer_findings
     findings += _check_pointer_id(root, pointer)
@@ -242,8 +265,24 @@ def verify_registry(
     )
 
 
-def _bundle_health(bundle: ModelBundle) -> BundleHealth:
-    problem = declared_incompatibility(bundle, LABEL_SET_V1)
+def _load_config(
+    root: Path, labels: str | Sequence[str] | None
+) -> tuple[RegistryConfig, list[Finding]]:
+    """The registry's configuration, or the defaults and an error finding saying so."""
+    try:
+        return load_registry_config(root, labels=labels), []
+    except RegistryConfigError as exc:
+        message = (
+            f"{exc} Until then taskclf commands refuse this registry; the bundle checks "
+            "below judged it against taskclf's default labels and schemas"
+        )
+        return DEFAULT_REGISTRY_CONFIG, [_error("config-invalid", message, root / CONFIG_FILE)]
+
+
+def _bundle_health(
+    bundle: ModelBundle, labels: Sequence[str], schemas: Mapping[str, str]
+) -> BundleHealth:
+    problem = declared_incompatibility(bundle, labels, schemas)
     compatible = problem is None
     return BundleHealth(
         model_id=bundle.model_id,
@@ -255,7 +294,7 @@ def _bundle_health(bundle: ModelBundle) -> BundleHealth:
 
 
 def _bundle_findings(
-    root: Path, bundles: list[ModelBundle], health: list[BundleHealth]
+    root: Path, bundles: list[ModelBundle], health: list[BundleHealth], config: RegistryConfig
 ) -> list[Finding]:
     findings: list[Finding] = []
     for bundle, state in zip(bundles, health, strict=True):
@@ -268,8 +307,11 @@ def _bundle_findings(
             )
             findings.append(_error("bundle-invalid", message, bundle.path, bundle.model_id))
         elif not state.compatible:
+            why = explain_incompatibility(
+                bundle, str(state.reason), config.labels, config.schema_hashes
+            )
             message = (
-                f"Bundle {bundle.model_id} is valid but not eligible ({state.reason}); "
+                f"Bundle {bundle.model_id} is valid but not eligible ({why}); "
                 "set-active and rollback refuse it; prune it if it is no longer needed"
             )
             findings.append(_warning("bundle-incompatible", message, bundle.path, bundle.model_id))
@@ -410,7 +452,7 @@ def _error(code: str, message: str, path: Path, model_id: str | None = None) -> 
 
 
 def _check_pointer(
-    root: Path, scanned: Mapping[Path, ModelBundle], any_eligible: bool
+    root: Path, scanned: Mapping[Path, ModelBundle], any_eligible: bool, config: RegistryConfig
 ) -> tuple[ActivePointer | None, str | None, list[Finding]]:
     """The pointer (if it parses), the id of the bundle it locates (if any), findings.
 
@@ -458,8 +500,9 @@ def _check_pointer(
             f"({bundle.invalid_reason}); {_FIX_POINTER}"
         )
         return pointer, model_id, [_error("pointer-target-invalid", message, path, model_id)]
-    problem = declared_incompatibility(bundle, LABEL_SET_V1)
+    problem = declared_incompatibility(bundle, config.labels, config.schema_hashes)
     if problem is not None:
+        problem = explain_incompatibility(bundle, problem, config.labels, config.schema_hashes)
         message = (
             f"Active pointer {path} locates bundle {model_id}, which is not compatible "
             f"({problem}); {_FIX_POINTER}"
