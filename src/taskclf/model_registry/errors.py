@@ -8,6 +8,7 @@ problem) and carries the data its message was built from.
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -269,3 +270,37 @@ def argument_phrase(argument: str) -> str:
     messages never mention command-line options.
     """
     return f"the {argument}= argument"
+
+
+class ModelLoadError(RegistryError, ValueError):
+    """A bundle's model cannot be loaded: no or an unknown ``model_format``, a
+    missing or unusable artifact, a file its library rejects, or untrusted types.
+
+    Attributes:
+        path: The bundle directory.
+        reason: What is wrong and what to do.
+        untrusted: For a skops file, the types it holds that were not trusted.
+    """
+
+    def __init__(self, path: Path, reason: str, untrusted: Sequence[str] = ()) -> None:
+        self.path = path
+        self.reason = reason
+        self.untrusted = list(untrusted)
+        super().__init__(f"Cannot load the model of bundle {path.name} ({path}): {reason}")
+
+
+class MissingExtraError(RegistryError, ImportError):
+    """The library a model format needs is not installed.
+
+    Attributes:
+        model_format: The format being loaded (``lightgbm-text``...).
+        extra: The taskclf extra that installs it (``lightgbm``, ``sklearn``).
+    """
+
+    def __init__(self, model_format: str, extra: str, missing: str) -> None:
+        self.model_format = model_format
+        self.extra = extra
+        super().__init__(
+            f"Loading {model_format} models needs {missing}, which is not installed; "
+            f"run pip install 'taskclf[{extra}]'"
+        )

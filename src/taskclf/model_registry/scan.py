@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 import re
@@ -320,6 +321,24 @@ def _read_bundle(path: Path, base: str) -> ModelBundle | None:
             "created_at": created_at,
         }
     )
+
+
+def read_metadata_document(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A bundle's ``metadata.json`` as a JSON object, extension keys included.
+
+    ``ModelMetadata`` drops keys §2 does not define; the loaders and
+    ``model show`` need ``save_bundle``'s extensions (``model_format``,
+    ``model_files``, ``test_date_from``/``test_date_to``).
+
+    Raises:
+        FileNotFoundError: No ``metadata.json``.
+        OSError: It cannot be read (or is over the read cap).
+        ValueError: It is not UTF-8 JSON, or not a JSON object.
+    """
+    document = json.loads(read_capped(os.path.join(bundle_dir, METADATA_FILE)))
+    if not isinstance(document, dict):
+        raise ValueError(f"{METADATA_FILE} is not a JSON object")
+    return document
 
 
 def parse_timestamp(text: str) -> datetime:
