@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from taskclf.model_registry import ModelBundle, PromotionResult, SelectionReport
 
 model_app = typer.Typer(
-    help="Manage the active model: activate, resolve, promote, roll back, index, verify, prune.",
+    help="Manage the active model: activate, resolve, promote, roll back, index, verify, prune, "
+    "show, diff.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -482,6 +483,66 @@ def prune(
         output.emit_json(output.prune_json(plan, executed=True))
     else:
         output.render_prune_plan(plan, executed=True, table=not shown)
+
+
+Deep = Annotated[
+    bool,
+    typer.Option("--deep", help="Hash the bundle's files for the manifest check (default: sizes)."),
+]
+
+
+@model_app.command()
+def show(
+    model_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Bundle directory name.", show_default=False)
+    ],
+    models_dir: ModelsDir = DEFAULT_MODELS_DIR,
+    deep: Deep = False,
+    labels: Labels = None,
+    json_mode: Json = False,
+) -> None:
+    """One bundle in full: training facts, schema, labels, per-class scores, files, manifest."""
+    from taskclf.cli import output
+    from taskclf.model_registry.inspection import describe_bundle
+
+    root = require_registry(models_dir)
+    description = describe_bundle(root, model_id, deep=deep, config=registry_config(root, labels))
+    _require_valid(description.model_id, description.invalid_reason)
+    if json_mode:
+        output.emit_json(description.model_dump(mode="json"))
+    else:
+        output.render_bundle_description(description)
+
+
+@model_app.command()
+def diff(
+    a: Annotated[str, typer.Argument(metavar="A", help="First bundle id.", show_default=False)],
+    b: Annotated[str, typer.Argument(metavar="B", help="Second bundle id.", show_default=False)],
+    models_dir: ModelsDir = DEFAULT_MODELS_DIR,
+    deep: Deep = False,
+    labels: Labels = None,
+    json_mode: Json = False,
+) -> None:
+    """What differs between two bundles, side by side (params, scores, schema, files...)."""
+    from taskclf.cli import output
+    from taskclf.model_registry.inspection import diff_bundles
+
+    root = require_registry(models_dir)
+    result = diff_bundles(root, a, b, deep=deep, config=registry_config(root, labels))
+    for side in (result.a, result.b):
+        _require_valid(side.model_id, side.invalid_reason)
+    if json_mode:
+        output.emit_json(output.bundle_diff_json(result))
+    else:
+        output.render_bundle_diff(result)
+
+
+def _require_valid(model_id: str, invalid_reason: str | None) -> None:
+    if invalid_reason is not None:
+        fail(
+            f"Bundle {model_id} is invalid ({invalid_reason}); fix it, or see "
+            "`taskclf model verify` for the whole registry."
+        )
 
 
 @model_app.command()

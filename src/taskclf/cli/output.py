@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         SelectionReport,
     )
     from taskclf.model_registry.activation import RollbackPlan
+    from taskclf.model_registry.inspection import BundleDescription, BundleDiff, ManifestSummary
     from taskclf.model_registry.retention import PrunePlan
     from taskclf.model_registry.verify import VerifyReport
 
@@ -834,3 +835,127 @@ def render_prune_plan(plan: PrunePlan, *, executed: bool, table: bool = True) ->
         verb = "Removed" if executed else "Would remove"
         names = ", ".join(path.name for path in plan.leftovers)
         say(f"{verb} {len(plan.leftovers)} stale leftover(s) of interrupted operations: {names}.")
+
+
+# --- show, diff ---------------------------------------------------------------------------
+
+
+def _manifest_text(manifest: ManifestSummary) -> str:
+    how = "hashed" if manifest.deep else "sizes checked; --deep hashes"
+    if manifest.status == "unsealed":
+        return "unsealed (no manifest.json; `taskclf model seal ID` adds one)"
+    if manifest.status == "match":
+        return f"sealed, matches ({how})"
+    return f"sealed, MISMATCH: {len(manifest.problems)} problem(s) ({how})"
+
+
+def _schema_text(d: BundleDescription) -> str:
+    if d.schema_version is None:
+        return NULL
+    if d.schema_known:
+        state = "known"
+    elif d.expected_schema_hash is None:
+        state = "unknown version"
+    else:
+        state = f"hash mismatch: {d.schema_version} is {d.expected_schema_hash}"
+    return f"{d.schema_version} ({d.schema_hash}; {state})"
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return num(value)
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) if value else "[]"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text(value)
+
+
+def render_bundle_description(d: BundleDescription) -> None:
+    """``model show``: facts, per-class scores, params, files and manifest problems."""
+    eligible = "yes" if d.eligible else f"no: {d.reason_detail}"
+    print_fields(
+        f"Bundle {d.model_id}",
+        [
+            ("path", d.path),
+            ("active", "yes" if d.active else "no"),
+            ("eligible", eligible),
+            ("created_at", text(d.created_at)),
+            ("macro_f1", num(d.macro_f1)),
+            ("weighted_f1", num(d.weighted_f1)),
+            ("schema", _schema_text(d)),
+            ("label_set", _value_text(d.label_set)),
+            ("train dates", f"{text(d.train_date_from)} .. {text(d.train_date_to)}"),
+            ("test dates", f"{text(d.test_date_from)} .. {text(d.test_date_to)}"),
+            ("dataset_hash", text(d.dataset_hash)),
+            ("git_commit", text(d.git_commit)),
+            ("data_provenance", text(d.data_provenance)),
+            ("reject_threshold", num(d.reject_threshold)),
+            ("model_format", text(d.model_format)),
+            ("model_files", _value_text(d.model_files)),
+            ("manifest", _manifest_text(d.manifest)),
+            ("files", f"{len(d.files)} ({human_bytes(d.total_bytes)})"),
+        ],
+    )
+    if d.classes:
+        columns = [("label", "left"), ("precision", "right"), ("recall", "right")]
+        columns += [("f1", "right"), ("support", "right")]
+        print_table(
+            "Per-class scores (from the confusion matrix)",
+            columns,
+            [
+                [c.label, num(c.precision), num(c.recall), num(c.f1), str(c.support)]
+                for c in d.classes
+            ],
+        )
+    if d.params:
+        print_table(
+            "params",
+            [("param", "left"), ("value", "left")],
+            [[key, _value_text(value)] for key, value in d.params.items()],
+        )
+    print_table(
+        "Files",
+        [("path", "left"), ("size", "right"), ("kind", "left")],
+        [[f.path, human_bytes(f.size), f.kind] for f in d.files],
+    )
+    for problem in d.manifest.problems:
+        say(f"manifest mismatch: {problem}")
+
+
+def bundle_diff_json(diff: BundleDiff) -> dict[str, Any]:
+    """Both ids and paths, and every differing field with both values."""
+    return {
+        "a": {"model_id": diff.a.model_id, "path": diff.a.path},
+        "b": {"model_id": diff.b.model_id, "path": diff.b.path},
+        "identical": diff.identical,
+        "differences": [d.model_dump(mode="json") for d in diff.differences],
+    }
+
+
+def _change(a: object, b: object) -> str:
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
+    if not numbers:
+        return ""
+    delta = b - a  # type: ignore[operator]
+    if isinstance(delta, int):
+        return f"{delta:+d}"
+    return f"{delta:+.4f}"
+
+
+def render_bundle_diff(diff: BundleDiff) -> None:
+    """``model diff``: one row per differing field, A and B side by side."""
+    a, b = diff.a.model_id, diff.b.model_id
+    if diff.identical:
+        say(f"{a} and {b} do not differ in any compared field.")
+        return
+    print_table(
+        f"{a} (A) vs {b} (B): {len(diff.differences)} differing field(s)",
+        [("field", "left"), ("A", "left"), ("B", "left"), ("B - A", "right")],
+        [
+            [d.field, _value_text(d.a), _value_text(d.b), _change(d.a, d.b)]
+            for d in diff.differences
+        ],
+    )

@@ -29,6 +29,7 @@ from taskclf.model_registry.errors import (
     AuthoringError,
     BundleError,
     BundleIntegrityError,
+    BundleNotFoundError,
     BundleRejectedError,
     MissingExtraError,
     ModelLoadError,
@@ -44,6 +45,12 @@ from taskclf.model_registry.errors import (
 )
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import index_staleness, read_index_cache, write_index_cache
+from taskclf.model_registry.inspection import (
+    BundleDescription,
+    BundleDiff,
+    describe_bundle,
+    diff_bundles,
+)
 from taskclf.model_registry.listing import (
     SORT_KEYS,
     BundleRow,
@@ -103,10 +110,13 @@ __all__ = [
     "ActiveHistoryEntry",
     "ActivePointer",
     "AuthoringError",
+    "BundleDescription",
+    "BundleDiff",
     "BundleError",
     "BundleHealth",
     "BundleIntegrityError",
     "BundleMetrics",
+    "BundleNotFoundError",
     "BundleRejectedError",
     "BundleRow",
     "ExclusionRecord",
@@ -148,6 +158,8 @@ __all__ = [
     "check_manifest",
     "class_precisions",
     "current_git_commit",
+    "describe_bundle",
+    "diff_bundles",
     "execute_prune",
     "execute_rollback",
     "find_best_model",

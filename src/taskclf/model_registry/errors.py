@@ -42,6 +42,16 @@ class BundleRejectedError(BundleError):
     """A bundle cannot be pointed at (invalid, no metrics, not a direct child)."""
 
 
+class BundleNotFoundError(BundleError):
+    """No bundle directory of that id (``model show``, ``model diff``)."""
+
+    def _message(self) -> str:
+        return (
+            f"Bundle directory not found: {self.path} ({self.reason}); "
+            "run `taskclf train list` to see the bundle ids"
+        )
+
+
 class PromotionError(BundleError):
     """A candidate bundle was refused by ``promote_bundle``; nothing was written."""
 
