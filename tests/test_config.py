@@ -506,3 +506,44 @@ def test_label_difference_is_empty_exactly_when_compatible(
     missing, extra = label_set_difference(bundle_labels, required)
     assert (not missing and not extra) == (sorted(bundle_labels) == sorted(required))
     assert Counter(bundle_labels) + Counter(missing) == Counter(required) + Counter(extra)
+
+
+_NAMES = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters='"\\'),
+    min_size=1,
+    max_size=12,
+).filter(lambda name: name == name.strip())
+
+
+@given(
+    labels=st.lists(_NAMES, min_size=2, max_size=6, unique=True),  # samples need 2+
+    columns=st.lists(
+        st.tuples(_NAMES, st.sampled_from(["str", "int", "float", "bool", "list", "datetime"])),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda column: column[0],
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_declared_labels_and_columns_round_trip_and_match_bundles(
+    tmp_path_factory: pytest.TempPathFactory,
+    labels: list[str],
+    columns: list[tuple[str, str]],
+    seed: int,
+) -> None:
+    models = tmp_path_factory.mktemp("models")
+    (models / CONFIG_FILE).write_text(
+        f"labels = {json.dumps(labels, ensure_ascii=False)}\n[[schemas]]\n"
+        f'version = "mine"\ncolumns = {json.dumps(columns, ensure_ascii=False)}\n',
+        "utf-8",
+    )
+    config = load_registry_config(models)
+    assert config.labels == tuple(labels)
+    expected = stable_hash(json.dumps([list(c) for c in columns], separators=(",", ":")))
+    assert config.schema_hash("mine") == expected
+
+    shuffled = sorted(labels, key=lambda label: hash((label, seed)))
+    write_bundle(models / "run", label_set=shuffled, schema_version="mine", schema_hash=expected)
+    report = find_best_model(models)
+    assert [b.model_id for b in report.ranked] == ["run"]
+    assert report.required_schema_hash == expected
