@@ -40,6 +40,7 @@ from taskclf.model_registry import (
 )
 from taskclf.model_registry.config import CONFIG_FILE, LABELS_ENV
 from taskclf.model_registry.selection import label_set_difference
+from taskclf.report.data import build_report_data
 from taskclf.samples import write_bundle
 
 if TYPE_CHECKING:
@@ -547,3 +548,16 @@ def test_declared_labels_and_columns_round_trip_and_match_bundles(
     report = find_best_model(models)
     assert [b.model_id for b in report.ranked] == ["run"]
     assert report.required_schema_hash == expected
+
+
+def test_report_judges_eligibility_by_the_registry_config(iris: Path) -> None:
+    iris_bundle(iris / "iris-a", seed=1)
+    activate_bundle(iris, "iris-a")
+    data = build_report_data(iris)
+    assert [(r.row.model_id, r.row.eligible) for r in data.ranking] == [("iris-a", True)]
+    assert data.overview.model_dump()  # builds
+
+    (iris / CONFIG_FILE).write_text("labels = [\n")
+    broken = build_report_data(iris)
+    assert any("registry.toml" in line and "default labels" in line for line in broken.missing)
+    assert [(r.row.model_id, r.row.eligible) for r in broken.ranking] == [("iris-a", False)]

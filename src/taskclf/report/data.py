@@ -25,9 +25,12 @@ from taskclf.model_registry import (
     BundleError,
     BundleRow,
     ModelBundle,
+    RegistryConfig,
+    RegistryConfigError,
     VerifyReport,
     build_rows,
     list_bundles,
+    load_registry_config,
     rank_bundles,
     read_active_history,
     verify_registry,
@@ -184,13 +187,22 @@ def build_report_data(
     root = absolute(models_dir)
     generated = (now or datetime.now(UTC)).astimezone(UTC)
     bundles = list_bundles(root)
-    health = verify_registry(root, bundles=bundles)
+    missing: list[str] = []
+    try:
+        config: RegistryConfig | None = load_registry_config(root)
+    except RegistryConfigError as exc:
+        # Still a report: verify lists it as a config-invalid finding, and the rows say
+        # what they were judged against.
+        config = None
+        missing.append(f"{exc} Eligibility is shown against taskclf's default labels.")
+    health = verify_registry(root, bundles=bundles, config=config)
     active_id = health.active_model_id
     by_id = {bundle.model_id: bundle for bundle in bundles}
     active_bundle = by_id.get(active_id) if active_id is not None else None
-    rows = build_rows(bundles, active_path=active_bundle.path if active_bundle else None)
+    rows = build_rows(
+        bundles, active_path=active_bundle.path if active_bundle else None, config=config
+    )
     eligible_ids = {row.model_id for row in rows if row.eligible}
-    missing: list[str] = []
     if not root.is_dir():
         missing.append(f"The registry directory {root} does not exist.")
     elif not bundles:
