@@ -30,13 +30,17 @@ from taskclf.model_registry import (
     SchemaDeclaration,
     activate_bundle,
     check_activatable,
+    execute_prune,
     find_best_model,
     list_rows,
     load_registry_config,
+    plan_prune,
     promote_bundle,
     read_active,
+    read_index_cache,
     resolve_active_model,
     verify_registry,
+    write_index_cache,
 )
 from taskclf.model_registry.config import CONFIG_FILE, LABELS_ENV
 from taskclf.model_registry.selection import label_set_difference
@@ -561,3 +565,23 @@ def test_report_judges_eligibility_by_the_registry_config(iris: Path) -> None:
     broken = build_report_data(iris)
     assert any("registry.toml" in line and "default labels" in line for line in broken.missing)
     assert [(r.row.model_id, r.row.eligible) for r in broken.ranking] == [("iris-a", False)]
+
+
+def test_prune_with_a_labels_override_ranks_and_refreshes_the_index_with_it(
+    models_dir: Path,
+) -> None:
+    for seed, f1 in enumerate([0.5, 0.6, 0.7]):
+        write_bundle(models_dir / f"pet-{seed}", seed=seed, label_set=["cat", "dog"], macro_f1=f1)
+    config = load_registry_config(models_dir, labels="cat,dog")
+    activate_bundle(models_dir, "pet-1", config=config)
+    write_index_cache(models_dir, find_best_model(models_dir, config=config))
+
+    plan = plan_prune(models_dir, keep=1, keep_history=0, config=config)
+    assert [d.model_id for d in plan.to_delete] == ["pet-0"]
+    assert "config" not in plan.model_dump(mode="json")
+    executed = execute_prune(plan)
+
+    assert [d.model_id for d in executed.to_delete] == ["pet-0"]
+    assert sorted(p.name for p in models_dir.iterdir() if p.is_dir()) == ["pet-1", "pet-2"]
+    index = read_index_cache(models_dir)
+    assert index is not None and [e.model_id for e in index.ranked] == ["pet-2", "pet-1"]

@@ -59,7 +59,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from taskclf.model_registry._fs import absolute, fsync_dir, is_temp_name, registry_lock
 from taskclf.model_registry.config import RegistryConfig
@@ -112,6 +112,9 @@ class PrunePlan(BaseModel):
     policy: SelectionPolicy = SelectionPolicy()
     leftovers: list[Path] = []
     """Stale temp files and trash directories of interrupted operations, to remove."""
+    config: RegistryConfig | None = Field(default=None, exclude=True)
+    """The labels and schemas the ranking used (``None``: the registry's own); the
+    re-plan under the lock and the index refresh use the same. Not part of the JSON."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -201,6 +204,7 @@ def plan_prune(
         decisions=decisions,
         policy=policy,
         leftovers=find_stale_leftovers(root),
+        config=config,
     )
 
 
@@ -401,6 +405,7 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
                 keep_history=plan.keep_history,
                 include_invalid=plan.include_invalid,
                 policy=plan.policy,
+                config=plan.config,
             )
             executed = _restrict_to(fresh, approved, set(plan.leftovers))
             for leftover in executed.leftovers:
@@ -415,7 +420,7 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
                     with contextlib.suppress(FileNotFoundError):
                         os.rename(root / model_id, trash / model_id)
                 fsync_dir(root)
-                _refresh_index(root, plan.policy)
+                _refresh_index(root, plan.policy, plan.config)
         return executed
     finally:
         if trash is not None:
@@ -428,12 +433,12 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
                 )
 
 
-def _refresh_index(root: Path, policy: SelectionPolicy) -> None:
+def _refresh_index(root: Path, policy: SelectionPolicy, config: RegistryConfig | None) -> None:
     """Rewrite an existing ``index.json`` so it never lists a deleted bundle (lock held)."""
     if not os.path.lexists(root / INDEX_FILE):
         return
     try:
-        write_index_cache(root, find_best_model(root, policy))
+        write_index_cache(root, find_best_model(root, policy, config=config))
     except OSError as exc:
         log.warning(
             "Could not refresh %s after the prune (it is only a cache; it may list deleted "
