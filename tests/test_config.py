@@ -585,3 +585,24 @@ def test_prune_with_a_labels_override_ranks_and_refreshes_the_index_with_it(
     assert sorted(p.name for p in models_dir.iterdir() if p.is_dir()) == ["pet-1", "pet-2"]
     index = read_index_cache(models_dir)
     assert index is not None and [e.model_id for e in index.ranked] == ["pet-2", "pet-1"]
+
+
+def test_cli_package_fills_in_the_registry_labels_and_schema(tmp_path: Path, iris: Path) -> None:
+    artifact = tmp_path / "model.txt"
+    artifact.write_text("a model\n")
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text(
+        "y_true,y_pred\nsetosa,setosa\nversicolor,virginica\nvirginica,virginica\n"
+    )
+
+    result = run(
+        "model", "package", artifact, "--schema-version", "iris-v1",
+        "--predictions", predictions, "--out", tmp_path / "runs" / "iris-run",
+        "--models-dir", iris, "--promote", "--json",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["promotion"]["active_updated"] is True
+    bundle = check_activatable(iris, "iris-run")
+    assert bundle.metadata is not None
+    assert bundle.metadata.label_set == IRIS and bundle.metadata.schema_hash == IRIS_HASH

@@ -559,7 +559,8 @@ def package(
         str,
         typer.Option(
             "--schema-version",
-            help="Feature schema the model was trained on (v1...).",
+            help="Feature schema the model was trained on (v1..., or a version the "
+            "--models-dir registry.toml declares).",
             show_default=False,
         ),
     ],
@@ -584,7 +585,9 @@ def package(
     labels: Annotated[
         str | None,
         typer.Option(
-            "--labels", help="Comma-separated labels in matrix order (default: taskclf's 8 labels)."
+            "--labels",
+            help="Comma-separated labels in matrix order (default: the --models-dir registry's: "
+            "registry.toml, $TASKCLF_LABELS, else taskclf's 8 labels).",
         ),
     ] = None,
     params: Annotated[
@@ -625,7 +628,6 @@ def package(
     from taskclf.cli import output
     from taskclf.model_registry import promote_bundle, save_bundle
     from taskclf.model_registry.authoring import (
-        DEFAULT_LABELS,
         check_prediction_labels,
         read_confusion_matrix_json,
         read_predictions_csv,
@@ -638,6 +640,9 @@ def package(
             f"--out {out} is inside --models-dir {models_dir}, where --promote would copy it; "
             "write the bundle elsewhere (e.g. runs/NAME) and let --promote copy it in."
         )
+    # The registry's labels and schemas fill in what the options leave out, so a bundle
+    # packaged for a registry.toml registry is compatible with it.
+    config = registry_config(Path(models_dir), None)
     label_list = _parse_labels(labels)
     y_true = y_pred = matrix = None
     try:
@@ -645,7 +650,7 @@ def package(
         if predictions is not None:
             y_true, y_pred = read_predictions_csv(predictions)
             # Checked here, not by save_bundle, so the error can name the CSV line.
-            check_prediction_labels(predictions, y_true, y_pred, label_list or DEFAULT_LABELS)
+            check_prediction_labels(predictions, y_true, y_pred, label_list or config.labels)
         else:
             assert confusion_matrix is not None
             matrix, file_labels = read_confusion_matrix_json(confusion_matrix)
@@ -658,6 +663,8 @@ def package(
                 )
     except ValueError as exc:
         fail(str(exc))
+    if label_list is None:
+        label_list = list(config.labels)
     bundle = save_bundle(
         out,
         list(artifacts),
@@ -674,6 +681,7 @@ def package(
         test_date_to=test_to,
         git_commit=git_commit,
         model_format=model_format,
+        schema_hash=config.schema_hash(schema_version),
     )
     result = None
     explanation = None
