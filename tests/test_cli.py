@@ -70,10 +70,12 @@ def test_train_list_json_has_exactly_ten_keys(registry: Path) -> None:
 
     assert [r["model_id"] for r in rows] == ["alien", "c", "b", "a", "broken"]
     for row in rows:
+        # CLI.md's ten keys, plus the ``aliases`` list issue 14 adds beside ``active``.
         assert set(row) == {
             "model_id", "created_at", "schema_hash", "macro_f1", "weighted_f1",
-            "bi_prec", "min_prec", "eligible", "active", "notes",
+            "bi_prec", "min_prec", "eligible", "active", "notes", "aliases",
         }  # fmt: skip
+        assert row["aliases"] == []
     assert rows[0]["eligible"] is False and rows[0]["notes"] == "incompatible: schema_hash mismatch"
     assert rows[-1]["macro_f1"] is None
 

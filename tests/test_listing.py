@@ -42,6 +42,8 @@ TEN_KEYS = {
     "active",
     "notes",
 }
+ROW_KEYS = TEN_KEYS | {"aliases"}
+"""CLI.md's ten keys plus ``aliases`` (issue 14 adds it beside ``active``)."""
 
 
 def test_class_precisions_uses_columns_and_zero_for_unpredicted_class() -> None:
@@ -66,8 +68,9 @@ def test_row_has_exactly_the_ten_keys_and_precision_from_the_matrix(
 
     (row,) = list_rows(models_dir)
 
-    assert set(row.model_dump()) == TEN_KEYS
-    assert set(BundleRow.model_fields) == TEN_KEYS
+    assert set(row.model_dump()) == ROW_KEYS
+    assert set(BundleRow.model_fields) == ROW_KEYS
+    assert row.aliases == []
     assert row.bi_prec == pytest.approx(expected_bi)
     assert row.min_prec == pytest.approx(expected_min)
     assert row.macro_f1 == metrics["macro_f1"]

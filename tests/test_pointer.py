@@ -28,7 +28,7 @@ from taskclf.model_registry import (
     write_active_atomic,
 )
 from taskclf.model_registry._fs import LOCK_FILE
-from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE
+from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE, default_actor
 
 BundleFactory = Callable[..., Path]
 
@@ -295,9 +295,11 @@ def test_write_active_appends_history(models_dir: Path, make_bundle: BundleFacto
     first = write_active_atomic(models_dir, a)
     second = write_active_atomic(models_dir, b, reason="switch")
     history = read_active_history(models_dir)
+    # Issue 14: every entry also records who made the change (user@host by default).
+    actor = default_actor()
     assert history == [
-        ActiveHistoryEntry(at=first.selected_at, old=None, new=first),
-        ActiveHistoryEntry(at=second.selected_at, old=first, new=second),
+        ActiveHistoryEntry(at=first.selected_at, old=None, new=first, actor=actor),
+        ActiveHistoryEntry(at=second.selected_at, old=first, new=second, actor=actor),
     ]
     lines = (models_dir / HISTORY_FILE).read_text("utf-8").splitlines()
     assert len(lines) == 2
@@ -437,9 +439,11 @@ def test_written_pointer_is_pretty_json_object(
 
 def test_append_creates_file_and_sets_at(models_dir: Path) -> None:
     new = _pointer("models/b", selected_at="2026-02-02T00:00:00+00:00")
-    append_active_history(models_dir, None, new)
+    append_active_history(models_dir, None, new, actor="ci@runner")
     [entry] = read_active_history(models_dir)
-    assert entry == ActiveHistoryEntry(at="2026-02-02T00:00:00+00:00", old=None, new=new)
+    assert entry == ActiveHistoryEntry(
+        at="2026-02-02T00:00:00+00:00", old=None, new=new, actor="ci@runner"
+    )
     raw = (models_dir / HISTORY_FILE).read_bytes()
     assert raw.endswith(b"\n") and raw.count(b"\n") == 1
 

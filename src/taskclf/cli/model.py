@@ -17,9 +17,13 @@ import typer
 
 from taskclf.cli import options
 from taskclf.cli.options import (
+    DEFAULT_ALIAS,
     DEFAULT_MODELS_DIR,
+    Actor,
+    Alias,
     Json,
     Labels,
+    Message,
     ModelsDir,
     fail,
     registry_config,
@@ -37,6 +41,13 @@ model_app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
+alias_app = typer.Typer(
+    help="Manage named aliases (pointers besides active).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+model_app.add_typer(alias_app, name="alias")
 
 MAX_BUNDLE_BYTES_ENV = "TASKCLF_MAX_BUNDLE_BYTES"
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
@@ -75,27 +86,55 @@ def set_active(
         ),
     ] = None,
     models_dir: ModelsDir = DEFAULT_MODELS_DIR,
+    alias: Alias = DEFAULT_ALIAS,
+    pin: Annotated[
+        bool | None,
+        typer.Option(
+            "--pin/--unpin",
+            help="Pin the alias (promotion and self-heal never move it) or release the pin; "
+            "default: keep the alias's pin state.",
+            show_default=False,
+        ),
+    ] = None,
+    message: Message = None,
+    actor: Actor = None,
     labels: Labels = None,
     json_mode: Json = False,
 ) -> None:
-    """Point active.json at a bundle (it must exist, be valid and be compatible)."""
+    """Point active.json (or --alias NAME) at a bundle (it must exist, be valid, be compatible)."""
     from taskclf.cli import output
-    from taskclf.model_registry.activation import activate
+    from taskclf.model_registry.activation import activate, set_alias_pin
 
-    model_id = _one_model_id(model_id_argument, model_id_option)
-    require_name("--model-id" if model_id_option is not None else "ID", model_id)
+    model_id = _one_model_id(model_id_argument, model_id_option, required=pin is None)
+    if model_id is not None:
+        require_name("--model-id" if model_id_option is not None else "ID", model_id)
     root = require_registry(models_dir)
-    done = activate(
-        root, model_id, reason="manual set-active", config=registry_config(root, labels)
-    )
+    config = registry_config(root, labels)
+    if model_id is None:
+        assert pin is not None
+        done = set_alias_pin(root, pin, alias=alias, message=message, actor=actor, config=config)
+    else:
+        done = activate(
+            root,
+            model_id,
+            reason="manual set-active",
+            alias=alias,
+            message=message,
+            actor=actor,
+            pin=pin,
+            config=config,
+        )
     if json_mode:
         output.emit_json(output.pointer_json(done.pointer))
     else:
-        output.render_set_active(done.pointer, changed=done.changed)
+        output.render_set_active(
+            done.pointer, alias, changed=done.changed, pin_only=model_id is None
+        )
 
 
-def _one_model_id(argument: str | None, option: str | None) -> str:
-    """The bundle id given as ``ID`` or ``--model-id``; a usage error if neither, or two."""
+def _one_model_id(argument: str | None, option: str | None, *, required: bool) -> str | None:
+    """The bundle id given as ``ID`` or ``--model-id``; a usage error if two, or if neither
+    and it is ``required`` (``--pin``/``--unpin`` alone keep the alias's bundle)."""
     from typer._click.exceptions import UsageError
 
     if argument is not None and option is not None and argument != option:
@@ -104,14 +143,20 @@ def _one_model_id(argument: str | None, option: str | None) -> str:
             "give one."
         )
     model_id = argument if argument is not None else option
-    if model_id is None:
-        raise UsageError("Missing the bundle id: give it as ID or with --model-id.")
+    if model_id is None and required:
+        raise UsageError(
+            "Missing the bundle id: give it as ID or with --model-id (or --pin / --unpin alone "
+            "to change the pin where the alias points)."
+        )
     return model_id
 
 
 @model_app.command()
 def resolve(
-    models_dir: ModelsDir = DEFAULT_MODELS_DIR, labels: Labels = None, json_mode: Json = False
+    models_dir: ModelsDir = DEFAULT_MODELS_DIR,
+    alias: Alias = DEFAULT_ALIAS,
+    labels: Labels = None,
+    json_mode: Json = False,
 ) -> None:
     """Show the bundle inference would run, and whether the pointer had to be repaired."""
     from taskclf.cli import output
@@ -120,7 +165,7 @@ def resolve(
     root = require_registry(models_dir)
     config = registry_config(root, labels)
     with output.scanning(root, json_mode=json_mode):
-        bundle, report = resolve_active_model(root, config=config)
+        bundle, report = resolve_active_model(root, config=config, alias=alias)
     if bundle is None:
         assert report is not None
         if json_mode:
@@ -132,39 +177,52 @@ def resolve(
         else:
             output.render_no_eligible(report, root)
         raise typer.Exit(1)
-    data, detail = resolution_view(root, bundle, report)
+    data, detail = resolution_view(root, bundle, report, alias=alias)
     if json_mode:
         output.emit_json(data)
     else:
-        output.render_resolution(bundle, data["source"], detail)
+        output.render_resolution(
+            bundle, data["source"], detail, alias=alias, pinned=data.get("pinned", False)
+        )
 
 
 def resolution_view(
-    root: Path, bundle: ModelBundle, report: SelectionReport | None
+    root: Path, bundle: ModelBundle, report: SelectionReport | None, *, alias: str = DEFAULT_ALIAS
 ) -> tuple[dict[str, Any], str]:
     """The JSON document and the explaining sentence of a successful resolution."""
     from taskclf.cli import output
-    from taskclf.model_registry.pointer import locate_active_bundle
+    from taskclf.model_registry.aliases import alias_paths
+    from taskclf.model_registry.pointer import locate_active_bundle, read_active
 
+    pointer = read_active(root, alias=alias)
+    pinned = pointer is not None and pointer.pinned
     data: dict[str, Any] = {"active": output.bundle_summary(bundle)}
+    file = alias_paths(root, alias).pointer
+    label = "the active pointer" if alias == DEFAULT_ALIAS else f"the pointer of alias {alias}"
     if report is None:
-        data.update(source="pointer", pointer_repaired=False)
-        return data, f"Followed the active pointer ({root / 'active.json'}) to {bundle.model_id}."
+        data.update(source="pointer", pointer_repaired=False, alias=alias, pinned=pinned)
+        return data, f"Followed {label} ({file}) to {bundle.model_id}."
     # Quietly: resolution has already warned about the pointer it could not use.
-    repaired = locate_active_bundle(root, warn=False) == bundle.path
+    repaired = locate_active_bundle(root, warn=False, alias=alias) == bundle.path
     data.update(
         source="scan",
         pointer_repaired=repaired,
         ranked=len(report.ranked),
         excluded=output.exclusions_json(report),
+        alias=alias,
+        pinned=pinned,
     )
-    outcome = (
-        "and repaired active.json to point at it"
-        if repaired
-        else "but could not repair active.json (see the warning above)"
-    )
+    if pinned and not repaired:
+        outcome = (
+            f"WITHOUT moving the pointer: {file.name} is pinned to a bundle that cannot be used "
+            f"(unpin it or `taskclf model set-active --alias {alias} --model-id ID`)"
+        )
+    elif repaired:
+        outcome = f"and repaired {file.name} to point at it"
+    else:
+        outcome = f"but could not repair {file.name} (see the warning above)"
     detail = (
-        f"The active pointer was missing or unusable: scanned the registry, selected "
+        f"{label[:1].upper()}{label[1:]} was missing or unusable: scanned the registry, selected "
         f"{bundle.model_id} (best of {len(report.ranked)} eligible, "
         f"{len(report.excluded)} excluded) {outcome}."
     )
@@ -177,20 +235,21 @@ def history(
     limit: Annotated[
         int, typer.Option("--limit", help="Show at most this many transitions (newest first).")
     ] = 20,
+    alias: Alias = DEFAULT_ALIAS,
     json_mode: Json = False,
 ) -> None:
-    """The active pointer's transitions from active_history.jsonl, newest first."""
+    """The pointer's transitions (who, why) from active_history.jsonl, newest first."""
     from taskclf.cli import output
     from taskclf.model_registry import read_active_history
 
     if limit < 1:
         fail(f"--limit must be at least 1 (got {limit}).")
     root = require_registry(models_dir)
-    entries = list(reversed(read_active_history(root)))[:limit]
+    entries = list(reversed(read_active_history(root, alias=alias)))[:limit]
     if json_mode:
         output.emit_json(output.history_json(entries))
     else:
-        output.render_history(entries)
+        output.render_history(entries, alias)
 
 
 @model_app.command()
@@ -204,6 +263,9 @@ def rollback(
         int | None,
         typer.Option("--steps", help="Go this many distinct previously active models back."),
     ] = None,
+    alias: Alias = DEFAULT_ALIAS,
+    message: Message = None,
+    actor: Actor = None,
     dry_run: DryRun = False,
     labels: Labels = None,
     json_mode: Json = False,
@@ -215,14 +277,14 @@ def rollback(
     require_name("--to", to)
     root = require_registry(models_dir)
     config = registry_config(root, labels)
-    plan = plan_rollback(root, to=to, steps=steps, config=config)
+    plan = plan_rollback(root, to=to, steps=steps, config=config, alias=alias)
     if dry_run:
         if json_mode:
             output.emit_json(output.rollback_json(plan, None))
         else:
             output.render_rollback_plan(plan)
         return
-    pointer = execute_rollback(root, plan, config=config)
+    pointer = execute_rollback(root, plan, config=config, message=message, actor=actor)
     if json_mode:
         output.emit_json(output.rollback_json(plan, pointer))
     else:
@@ -265,6 +327,23 @@ def promote(
             show_default=False,
         ),
     ] = None,
+    alias: Annotated[
+        str,
+        typer.Option(
+            "--alias",
+            help="Run the overthrow against this alias only (default: active); a pinned "
+            "alias never moves.",
+        ),
+    ] = DEFAULT_ALIAS,
+    activate: Annotated[
+        bool,
+        typer.Option(
+            "--activate/--no-activate",
+            help="--no-activate registers the bundle and leaves every pointer alone.",
+        ),
+    ] = True,
+    message: Message = None,
+    actor: Actor = None,
     labels: Labels = None,
     json_mode: Json = False,
 ) -> None:
@@ -295,6 +374,10 @@ def promote(
             name=name,
             max_bytes=limit,
             config=config,
+            alias=alias,
+            activate=activate,
+            message=message,
+            actor=actor,
         )
     explanation = explain_promotion(result, min_improvement)
     if json_mode:
@@ -318,19 +401,36 @@ def explain_promotion(result: PromotionResult, min_improvement: float) -> str:
         )
         standing = f"{promoted} is not ranked ({reason})"
     previous = pointer_model_id(result.previous)
+    pointer = (
+        "The active pointer"
+        if result.alias == DEFAULT_ALIAS
+        else f"The pointer of alias {result.alias}"
+    )
+    if not result.activate:
+        return (
+            f"Registered without activating (--no-activate): no pointer changed; {standing}; "
+            f"point an alias at it with `taskclf model set-active --alias NAME --model-id "
+            f"{promoted}`."
+        )
     if result.active_updated:
         assert best is not None
         return (
-            f"The active pointer moved from {previous or 'nothing'} to {best.model_id} "
+            f"{pointer} moved from {previous or 'nothing'} to {best.model_id} "
             f"(the best eligible bundle, macro_f1={num(_macro(best))}); {standing}."
         )
     if best is None:
-        return f"The active pointer did not change: no bundle is eligible; {standing}."
+        return f"{pointer} did not change: no bundle is eligible; {standing}."
     if best.model_id == previous:
-        return f"The active pointer did not change: {best.model_id} is still the best; {standing}."
+        return f"{pointer} did not change: {best.model_id} is still the best; {standing}."
+    if result.pinned:
+        return (
+            f"{pointer} did not change: it is pinned to {previous} (the best is now "
+            f"{best.model_id}, macro_f1={num(_macro(best))}); {standing}; unpin it with "
+            f"`taskclf model set-active --alias {result.alias} --unpin` to let promotions move it."
+        )
     current_f1 = (result.previous.reason or {}).get("macro_f1") if result.previous else None
     return (
-        f"The active pointer did not change (hysteresis): the best, {best.model_id} "
+        f"{pointer} did not change (hysteresis): the best, {best.model_id} "
         f"(macro_f1={num(_macro(best))}), does not beat the active {previous} "
         f"(macro_f1={num(current_f1)}) by --min-improvement {min_improvement:g}; {standing}."
     )
@@ -750,3 +850,42 @@ def seal(
         output.emit_json(output.seal_json(root / model_id, manifest, replaced))
     else:
         output.render_seal(root / model_id, manifest, replaced)
+
+
+@model_app.command("aliases")
+def aliases(
+    models_dir: ModelsDir = DEFAULT_MODELS_DIR, labels: Labels = None, json_mode: Json = False
+) -> None:
+    """Every alias with its bundle, pin state, and when it last moved."""
+    from taskclf.cli import output
+    from taskclf.model_registry.alias_admin import list_aliases
+
+    root = require_registry(models_dir)
+    infos = list_aliases(root, config=registry_config(root, labels))
+    if json_mode:
+        output.emit_json(output.aliases_json(infos))
+    else:
+        output.render_aliases(infos, root)
+
+
+@alias_app.command("delete")
+def alias_delete(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The alias to delete (not active).")],
+    models_dir: ModelsDir = DEFAULT_MODELS_DIR,
+    message: Message = None,
+    actor: Actor = None,
+    json_mode: Json = False,
+) -> None:
+    """Delete an alias's pointer; its history is kept as an archived audit trail."""
+    from taskclf.cli import output
+    from taskclf.model_registry.alias_admin import delete_alias
+
+    pointer = delete_alias(models_dir, name, message=message, actor=actor)
+    if json_mode:
+        output.emit_json({"deleted": name, "pointer": output.pointer_json(pointer)})
+    else:
+        target = output.pointer_model_id(pointer) or "an unreadable pointer"
+        output.say(
+            f"Deleted alias {name} (it pointed at {target}); its history is kept in "
+            f".aliases/{name}_history.deleted-*.jsonl."
+        )

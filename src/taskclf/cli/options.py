@@ -145,3 +145,28 @@ def require_name(flag: str, value: str | None) -> None:
 def stdin_is_terminal() -> bool:
     """True when a person can answer a confirmation prompt."""
     return sys.stdin.isatty()
+
+
+Alias = Annotated[
+    str,
+    typer.Option(
+        "--alias",
+        help="Which named pointer (default: active, i.e. active.json); names match "
+        "[a-z][a-z0-9_-]{0,63}. `taskclf model aliases` lists them.",
+    ),
+]
+DEFAULT_ALIAS = "active"
+
+Message = Annotated[
+    str | None,
+    typer.Option("--message", help="Why: recorded in the pointer's history entry."),
+]
+
+Actor = Annotated[
+    str | None,
+    typer.Option(
+        "--actor",
+        help="Who: recorded in the history entry (default: $TASKCLF_ACTOR, else user@host).",
+        show_default=False,
+    ),
+]

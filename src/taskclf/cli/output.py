@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         SelectionReport,
     )
     from taskclf.model_registry.activation import RollbackPlan
+    from taskclf.model_registry.alias_admin import AliasInfo
     from taskclf.model_registry.inspection import BundleDescription, BundleDiff, ManifestSummary
     from taskclf.model_registry.retention import PrunePlan
     from taskclf.model_registry.verify import VerifyReport
@@ -274,7 +275,7 @@ RICH_TABLE_MAX_ROWS = 500
 which would make ``train list`` on 10,000 bundles take half a minute."""
 
 _FREE_TEXT_WIDTH = 48
-_FREE_TEXT_COLUMNS = frozenset({"notes", "why", "note"})
+_FREE_TEXT_COLUMNS = frozenset({"notes", "why", "note", "message", "status"})
 """Prose columns: the only ones that wrap, so ids and timestamps stay copy-pasteable."""
 
 Column = tuple[str, str]
@@ -282,6 +283,8 @@ Column = tuple[str, str]
 
 
 _DROP_TO_FIT = (
+    "actor",
+    "message",
     "created_at",
     "schema_hash",
     "bi_prec",
@@ -412,7 +415,7 @@ def print_fields(title: str, fields: Sequence[tuple[str, str]]) -> None:
 
 
 def bundle_rows_json(rows: Sequence[BundleRow]) -> list[dict[str, Any]]:
-    """The rows as plain dicts with exactly the ten ``train list`` keys."""
+    """The rows as plain dicts: the ten ``train list`` keys of CLI.md plus ``aliases``."""
     return [row.model_dump() for row in rows]
 
 
@@ -447,14 +450,28 @@ def bundle_cells(row: BundleRow) -> list[str]:
 
 
 def render_bundle_rows(rows: Sequence[BundleRow], *, eligible_only: bool = False) -> None:
-    """Print the ``Model Bundles`` table, or say that there is nothing to show."""
+    """Print the ``Model Bundles`` table, or say that there is nothing to show.
+
+    An ``aliases`` column (every alias but ``active``, which is the ``*``
+    marker) appears only when some bundle carries one, so a registry without
+    aliases prints exactly the table it always did.
+    """
     if not rows and eligible_only:
         say("No eligible model bundles found; run without --eligible to see why each is out.")
         return
     if not rows:
         say("No model bundles found.")
         return
-    print_table("Model Bundles", BUNDLE_COLUMNS, [bundle_cells(row) for row in rows])
+    cells = [bundle_cells(row) for row in rows]
+    columns = BUNDLE_COLUMNS
+    named = [[a for a in row.aliases if a != "active"] for row in rows]
+    if any(named):
+        columns = (*columns[:2], ("aliases", "left"), *columns[2:])
+        cells = [
+            [*cell[:2], ", ".join(names), *cell[2:]]
+            for cell, names in zip(cells, named, strict=True)
+        ]
+    print_table("Model Bundles", columns, cells)
 
 
 # --- pointer, resolution ----------------------------------------------------------------
@@ -474,15 +491,37 @@ def pointer_sentence(pointer: ActivePointer) -> str:
     )
 
 
-def render_set_active(pointer: ActivePointer, *, changed: bool = True) -> None:
-    """``Active model set to <ID> (macro_f1=<x>, at=<selected_at>)``, or that it already was."""
-    if changed:
-        say(f"Active model set to {pointer_sentence(pointer)}")
+def render_set_active(
+    pointer: ActivePointer,
+    alias: str = "active",
+    *,
+    changed: bool = True,
+    pin_only: bool = False,
+) -> None:
+    """``Active model set to <ID> (macro_f1=<x>, at=<selected_at>)`` (or the alias's
+    sentence), or that it already was so."""
+    pinned = " (pinned)" if pointer.pinned else ""
+    state = "pinned" if pointer.pinned else "unpinned"
+    current = pointer_model_id(pointer)
+    if not changed:
+        if pin_only:
+            say(f"Alias {alias} is already {state} at {current}; nothing was changed.")
+        elif alias == "active":
+            say(
+                f"{current} is already active (the active model since "
+                f"{pointer.selected_at}); nothing was changed."
+            )
+        else:
+            say(
+                f"Alias {alias} already points at {current} (since {pointer.selected_at}); "
+                "nothing was changed."
+            )
+    elif pin_only:
+        say(f"Alias {alias} {state} at {pointer_sentence(pointer)}")
+    elif alias == "active":
+        say(f"Active model set to {pointer_sentence(pointer)}{pinned}")
     else:
-        say(
-            f"{pointer_model_id(pointer)} is already active (the active model since "
-            f"{pointer.selected_at}); nothing was changed."
-        )
+        say(f"Alias {alias} set to {pointer_sentence(pointer)}{pinned}")
 
 
 def bundle_summary(bundle: ModelBundle) -> dict[str, Any]:
@@ -540,14 +579,21 @@ def print_ranking(report: SelectionReport, *, title: str, limit: int = TOP_N) ->
     print_table(title, RANKING_COLUMNS, rows)
 
 
-def render_resolution(bundle: ModelBundle, source: str, detail: str) -> None:
-    """The active bundle, its metrics, and where the answer came from."""
+def render_resolution(
+    bundle: ModelBundle,
+    source: str,
+    detail: str,
+    *,
+    alias: str = "active",
+    pinned: bool = False,
+) -> None:
+    """The active bundle (or an alias's), its metrics, and where the answer came from."""
     summary = bundle_summary(bundle)
     fields = [(key, text(summary[key])) for key in ("model_id", "path", "schema_version")]
     fields += [("created_at", text(summary["created_at"]))]
     fields += [("macro_f1", num(summary["macro_f1"])), ("weighted_f1", num(summary["weighted_f1"]))]
-    fields += [("source", source)]
-    print_fields("Active model", fields)
+    fields += [("source", source), ("alias", alias), ("pinned", "yes" if pinned else "no")]
+    print_fields("Active model" if alias == "active" else f"Model of alias {alias}", fields)
     say(detail)
 
 
@@ -579,6 +625,8 @@ def history_json(entries: Sequence[ActiveHistoryEntry]) -> list[dict[str, Any]]:
             "from": pointer_model_id(e.old),
             "to": pointer_model_id(e.new),
             "note": (e.new.reason or {}).get("note"),
+            "actor": e.actor,
+            "message": e.message,
             "old": pointer_json(e.old),
             "new": pointer_json(e.new),
         }
@@ -586,30 +634,41 @@ def history_json(entries: Sequence[ActiveHistoryEntry]) -> list[dict[str, Any]]:
     ]
 
 
-def render_history(entries: Sequence[ActiveHistoryEntry]) -> None:
-    """The pointer's transitions, newest first (timestamps shortened before columns go)."""
+def render_history(entries: Sequence[ActiveHistoryEntry], alias: str = "active") -> None:
+    """The pointer transitions, newest first, with who made each and why (timestamps
+    shortened before columns go)."""
     if not entries:
-        say("No pointer history yet (active_history.jsonl is empty or missing).")
+        where = "active_history.jsonl" if alias == "active" else f".aliases/{alias}_history.jsonl"
+        say(f"No pointer history yet ({where} is empty or missing).")
         return
     columns = [("when", "left"), ("from", "left"), ("to", "left")]
     columns += [("macro_f1", "right"), ("note", "left")]
+    # Who and why (issue 14) only when recorded: an old history prints as it always did.
+    who = any(e.actor is not None for e in entries)
+    why = any(e.message is not None for e in entries)
+    columns += [("actor", "left")] if who else []
+    columns += [("message", "left")] if why else []
     rows = [
         [
             e.at,
             text(pointer_model_id(e.old)),
-            text(pointer_model_id(e.new)),
+            text(pointer_model_id(e.new)) + (" (pinned)" if e.new.pinned else ""),
             num((e.new.reason or {}).get("macro_f1")),
             text((e.new.reason or {}).get("note")),
+            *([text(e.actor)] if who else []),
+            *([text(e.message)] if why else []),
         ]
         for e in entries
     ]
     compact = [[short_time(row[0]), *row[1:]] for row in rows]
-    print_table("Active pointer history (newest first)", columns, rows, compact_rows=compact)
+    title = "Active pointer" if alias == "active" else f"Alias {alias}"
+    print_table(f"{title} history (newest first)", columns, rows, compact_rows=compact)
 
 
 def rollback_json(plan: RollbackPlan, pointer: ActivePointer | None) -> dict[str, Any]:
     """A rollback plan and, once executed, the pointer written; JSON-ready."""
     return {
+        "alias": plan.alias,
         "from": plan.current_model_id,
         "to": plan.target_model_id,
         "steps": plan.steps,
@@ -658,6 +717,9 @@ def promotion_json(result: PromotionResult, explanation: str) -> dict[str, Any]:
         "model_id": result.bundle.model_id,
         "path": str(result.bundle.path),
         "active_updated": result.active_updated,
+        "alias": result.alias,
+        "activate": result.activate,
+        "pinned": result.pinned,
         "explanation": explanation,
         "previous": pointer_json(result.previous),
         "active": pointer_json(result.active),
@@ -783,6 +845,12 @@ def render_verify(report: VerifyReport) -> None:
         f"{report.models_dir}: {len(bundles)} bundles ({valid} valid, {eligible} eligible); "
         f"active {text(report.active_model_id)}; index {report.index_state}."
     )
+    if any(alias.name != "active" or alias.pinned for alias in report.aliases):
+        shown = "; ".join(
+            f"{alias.name} -> {text(alias.model_id)}" + (" (pinned)" if alias.pinned else "")
+            for alias in report.aliases
+        )
+        say(f"Aliases: {shown}.")
     for finding in report.findings:
         where = f" [{finding.model_id}]" if finding.model_id else ""
         say(f"{finding.severity}: {finding.code}{where}: {finding.message}")
@@ -959,3 +1027,46 @@ def render_bundle_diff(diff: BundleDiff) -> None:
             for d in diff.differences
         ],
     )
+
+
+# --- aliases ----------------------------------------------------------------------------
+
+
+def aliases_json(infos: Sequence[AliasInfo]) -> list[dict[str, Any]]:
+    """Every alias, JSON-ready."""
+    return [
+        {
+            "name": info.name,
+            "model_id": info.model_id,
+            "pinned": info.pinned,
+            "last_moved_at": info.last_moved_at,
+            "broken": info.broken,
+            "problem": info.problem,
+            "pointer_path": str(info.pointer_path),
+            "pointer": pointer_json(info.pointer),
+        }
+        for info in infos
+    ]
+
+
+def render_aliases(infos: Sequence[AliasInfo], models_dir: Path) -> None:
+    """The ``Aliases`` table: name, bundle, pinned, when it last moved, and whether it works."""
+    if not infos:
+        say(
+            f"No aliases in {models_dir} yet (no active.json, nothing in .aliases/); "
+            "create one with `taskclf model set-active [--alias NAME] --model-id ID`."
+        )
+        return
+    rows = [
+        [
+            info.name,
+            text(info.model_id),
+            "yes" if info.pinned else "no",
+            text(info.last_moved_at),
+            f"broken: {info.problem}" if info.broken else "ok",
+        ]
+        for info in infos
+    ]
+    columns = [("alias", "left"), ("model_id", "left"), ("pinned", "left")]
+    columns += [("last moved", "left"), ("status", "left")]
+    print_table("Aliases", columns, rows)

@@ -30,7 +30,7 @@ from taskclf.model_registry import (
     resolve_active_model,
 )
 from taskclf.model_registry._fs import absolute, read_capped
-from taskclf.model_registry.pointer import ACTIVE_FILE
+from taskclf.model_registry.aliases import DEFAULT_ALIAS, alias_paths
 
 T = TypeVar("T")
 
@@ -64,6 +64,7 @@ def resolve_model_dir(
     policy: SelectionPolicy | None = None,
     *,
     config: RegistryConfig | None = None,
+    alias: str = DEFAULT_ALIAS,
 ) -> Path:
     """The bundle directory an inference process should load.
 
@@ -79,6 +80,7 @@ def resolve_model_dir(
         policy: Selection policy for the fallback scan.
         config: The registry's labels and schemas (default: its
             ``registry.toml``, ``$TASKCLF_LABELS``, else taskclf's own).
+        alias: Which pointer to follow (default ``"active"``; e.g. ``"canary"``).
 
     Returns:
         The bundle directory (absolute).
@@ -102,7 +104,7 @@ def resolve_model_dir(
             f"Models directory {what}: {root}. Promote a bundle into it "
             f"(taskclf model promote CANDIDATE_DIR --models-dir {root}) or pass --model-dir."
         )
-    bundle, report = resolve_active_model(root, policy, config=config)
+    bundle, report = resolve_active_model(root, policy, config=config, alias=alias)
     if bundle is not None:
         return bundle.path
     raise ModelResolutionError(_nothing_eligible_message(root, report), report)
@@ -146,6 +148,8 @@ class ActiveModelReloader(Generic[T]):
 
     Attributes:
         models_dir: The registry directory (absolute).
+        alias: The alias followed (``"active"`` unless given).
+        pointer_path: That alias's pointer file, the one compared between checks.
         check_interval_s: Least time between two checks.
         current: The last model loaded successfully, or ``None``.
         current_bundle: The bundle :attr:`current` was loaded from.
@@ -160,6 +164,7 @@ class ActiveModelReloader(Generic[T]):
         policy: SelectionPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         config: RegistryConfig | None = None,
+        alias: str = DEFAULT_ALIAS,
     ) -> None:
         """Set up the reloader; no I/O happens here.
 
@@ -173,13 +178,18 @@ class ActiveModelReloader(Generic[T]):
                 reads the registry's own (so an edit of ``registry.toml``
                 applies without a restart, and a broken one is logged and
                 retried like any failed resolution).
+            alias: Which pointer to follow (default ``"active"``; e.g. ``"canary"``
+                for a canary host); only that alias's pointer file is watched.
 
         Raises:
-            ValueError: ``check_interval_s`` is negative or not finite.
+            ValueError: ``check_interval_s`` is negative or not finite, or
+                ``alias`` is not a usable alias name (``AliasNameError``).
         """
         if not math.isfinite(check_interval_s) or check_interval_s < 0:
             raise ValueError(f"check_interval_s must be finite and >= 0, got {check_interval_s}")
         self.models_dir = absolute(models_dir)
+        self.alias = alias
+        self.pointer_path = alias_paths(self.models_dir, alias).pointer
         self.check_interval_s = check_interval_s
         self.current: T | None = None
         self.current_bundle: ModelBundle | None = None
@@ -224,11 +234,13 @@ class ActiveModelReloader(Generic[T]):
     def _reload_if_changed(self) -> T | None:
         # Taken before resolving, so a rewrite racing with this check is never
         # marked as seen without being loaded.
-        before = _pointer_signature(self.models_dir)
+        before = _pointer_signature(self.pointer_path)
         if self._loaded and before == self._seen:
             return None
         try:
-            bundle, _ = resolve_active_model(self.models_dir, self._policy, config=self._config)
+            bundle, _ = resolve_active_model(
+                self.models_dir, self._policy, config=self._config, alias=self.alias
+            )
         except Exception:
             # A serving loop must survive a bad moment of the registry (lock timeout...).
             log.exception("Resolving the active model in %s failed; will retry", self.models_dir)
@@ -274,7 +286,7 @@ class ActiveModelReloader(Generic[T]):
         write, so our own repair does not trigger a second load; otherwise
         keep ``before`` and let the next check pick up the newer write.
         """
-        after = _pointer_signature(self.models_dir)
+        after = _pointer_signature(self.pointer_path)
         if after is None or after == before:
             return before
         try:
@@ -287,9 +299,8 @@ class ActiveModelReloader(Generic[T]):
         return after if located == bundle.path else before
 
 
-def _pointer_signature(models_dir: Path) -> _Signature | None:
-    """Identify the current write of ``active.json``; ``None`` when it is absent or unreadable."""
-    path = models_dir / ACTIVE_FILE
+def _pointer_signature(path: Path) -> _Signature | None:
+    """Identify the current write of a pointer file; ``None`` when it is absent or unreadable."""
     try:
         info = os.stat(path)
         data = read_capped(path)

@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from taskclf.infer.resolve import ActiveModelReloader
-from taskclf.model_registry.pointer import ACTIVE_FILE
 
 T = TypeVar("T")
 
@@ -42,9 +41,15 @@ def _import_watch() -> _WatchFunction:
     return watch
 
 
-def _is_pointer_change(_change: object, path: str) -> bool:
-    # os.replace shows up as a rename onto active.json; temp files are ignored.
-    return os.path.basename(path) == ACTIVE_FILE
+def _pointer_filter(pointer: str) -> Callable[[object, str], bool]:
+    """A watch filter for one pointer file (``active.json`` or ``.aliases/NAME.json``)."""
+    name = os.path.basename(pointer)
+
+    def is_pointer_change(_change: object, path: str) -> bool:
+        # os.replace shows up as a rename onto the pointer; temp files are ignored.
+        return os.path.basename(path) == name
+
+    return is_pointer_change
 
 
 class ActiveModelWatcher(Generic[T]):
@@ -149,9 +154,11 @@ class ActiveModelWatcher(Generic[T]):
         self._check()
         while not self._stop.is_set():
             try:
+                # The directory of the reloader's alias: the registry for ``active``,
+                # ``.aliases`` for the others (retried until it exists).
                 for _changes in watch(
-                    self.reloader.models_dir,
-                    watch_filter=_is_pointer_change,
+                    self.reloader.pointer_path.parent,
+                    watch_filter=_pointer_filter(str(self.reloader.pointer_path)),
                     stop_event=self._stop,
                     rust_timeout=int(self._fallback_s * 1000),
                     yield_on_timeout=True,

@@ -16,7 +16,10 @@ from taskclf.model_registry.activation import (
     check_activatable,
     execute_rollback,
     plan_rollback,
+    set_alias_pin,
 )
+from taskclf.model_registry.alias_admin import AliasInfo, delete_alias, list_aliases
+from taskclf.model_registry.aliases import ALIAS_PATTERN, DEFAULT_ALIAS, alias_paths
 from taskclf.model_registry.authoring import current_git_commit, save_bundle
 from taskclf.model_registry.config import (
     DEFAULT_REGISTRY_CONFIG,
@@ -26,6 +29,8 @@ from taskclf.model_registry.config import (
 )
 from taskclf.model_registry.errors import (
     ActivationError,
+    AliasError,
+    AliasNameError,
     AuthoringError,
     BundleError,
     BundleIntegrityError,
@@ -84,6 +89,7 @@ from taskclf.model_registry.models import (
 )
 from taskclf.model_registry.pointer import (
     append_active_history,
+    default_actor,
     locate_pointed_bundle,
     read_active,
     read_active_history,
@@ -102,6 +108,8 @@ from taskclf.model_registry.selection import (
 from taskclf.model_registry.verify import BundleHealth, Finding, VerifyReport, verify_registry
 
 __all__ = [
+    "ALIAS_PATTERN",
+    "DEFAULT_ALIAS",
     "DEFAULT_MAX_BUNDLE_BYTES",
     "DEFAULT_REGISTRY_CONFIG",
     "SORT_KEYS",
@@ -109,6 +117,9 @@ __all__ = [
     "ActivationError",
     "ActiveHistoryEntry",
     "ActivePointer",
+    "AliasError",
+    "AliasInfo",
+    "AliasNameError",
     "AuthoringError",
     "BundleDescription",
     "BundleDiff",
@@ -151,6 +162,7 @@ __all__ = [
     "VerifyReport",
     "activate",
     "activate_bundle",
+    "alias_paths",
     "append_active_history",
     "build_manifest",
     "build_rows",
@@ -158,6 +170,8 @@ __all__ = [
     "check_manifest",
     "class_precisions",
     "current_git_commit",
+    "default_actor",
+    "delete_alias",
     "describe_bundle",
     "diff_bundles",
     "execute_prune",
@@ -165,6 +179,7 @@ __all__ = [
     "find_best_model",
     "index_staleness",
     "is_compatible",
+    "list_aliases",
     "list_bundles",
     "list_rows",
     "load_registry_config",
@@ -185,6 +200,7 @@ __all__ = [
     "score",
     "seal_bundle",
     "seal_registry_bundle",
+    "set_alias_pin",
     "should_switch_active",
     "verify_registry",
     "write_active_atomic",

@@ -36,6 +36,10 @@ Decisions where CLI.md is silent:
   change).
 - ``execute_rollback`` refuses if the pointer moved since the plan was
   made: the plan was reviewed against the old state.
+- Aliases (issue 14): every function here takes ``alias`` (default
+  ``"active"``) and works on that alias's pointer and history only. A
+  manual move (set-active, rollback) keeps the alias's pin state; only
+  ``pin=True``/``pin=False`` changes it. Pins stop *automatic* moves.
 """
 
 from __future__ import annotations
@@ -46,9 +50,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from taskclf.model_registry._fs import absolute, registry_lock
+from taskclf.model_registry.aliases import DEFAULT_ALIAS, check_alias_name
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import (
     ActivationError,
+    AliasError,
     BundleIntegrityError,
     RollbackError,
     argument_phrase,
@@ -154,20 +160,28 @@ def activate(
     *,
     policy: SelectionPolicy | None = None,
     reason: str = "manual set-active",
+    alias: str = DEFAULT_ALIAS,
+    message: str | None = None,
+    actor: str | None = None,
+    pin: bool | None = None,
     config: RegistryConfig | None = None,
 ) -> Activation:
-    """Point ``active.json`` at ``models_dir/model_id``, unless it already does.
+    """Point ``active.json`` (or ``alias``) at ``models_dir/model_id``, unless it already does.
 
     Re-activating the active bundle writes nothing, not even a history
     entry: the history records changes of the active model, and a pointer
     written under another registry name that already locates the bundle
-    (§13) stays as it is.
+    (§13) stays as it is. A change of pin state is a change: it is written.
 
     Args:
         models_dir: The registry directory.
         model_id: The bundle directory name.
         policy: Supplies ``policy_version`` (default ``SelectionPolicy()``).
         reason: Stored as the pointer's ``reason["note"]``.
+        alias: Which pointer to move (default ``"active"``).
+        message: Why, recorded in the history entry.
+        actor: Who, recorded in the history entry (default ``user@host``).
+        pin: Pin (``True``) or unpin (``False``) the alias; ``None`` keeps its pin state.
         config: The registry's labels and schemas (default: read from ``models_dir``).
 
     Returns:
@@ -176,12 +190,14 @@ def activate(
     Raises:
         ActivationError: (a ``ValueError``) the bundle is missing, invalid,
             incompatible or does not match its manifest; nothing is written.
+        AliasNameError: ``alias`` is not a usable alias name.
         RegistryConfigError: The registry's configuration is malformed.
         RegistryFileError: A registry file is a symlink.
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
     root = absolute(models_dir)
+    check_alias_name(alias)
     config = config if config is not None else load_registry_config(root)
     # Checked before locking too, so a missing registry gets the "not found"
     # sentence rather than a failure to create the lock file, and so the bundle's
@@ -189,16 +205,25 @@ def activate(
     check_activatable(root, model_id, config=config)
     with registry_lock(root):
         bundle = check_activatable(root, model_id, deep=False, config=config)
-        current = read_active(root)
+        current = read_active(root, alias=alias)
         if (
             current is not None
             and current.model_id in (None, model_id)
             and pointed_model_id(root, current) == model_id
+            and (pin is None or pin == current.pinned)
         ):
             return Activation(pointer=current, changed=False)
-        return Activation(
-            pointer=write_active_verified(root, bundle, policy, reason=reason), changed=True
+        pointer = write_active_verified(
+            root,
+            bundle,
+            policy,
+            reason=reason,
+            alias=alias,
+            message=message,
+            actor=actor,
+            pinned=pin,
         )
+        return Activation(pointer=pointer, changed=True)
 
 
 def activate_bundle(
@@ -207,9 +232,13 @@ def activate_bundle(
     *,
     policy: SelectionPolicy | None = None,
     reason: str = "manual set-active",
+    alias: str = DEFAULT_ALIAS,
+    message: str | None = None,
+    actor: str | None = None,
+    pin: bool | None = None,
     config: RegistryConfig | None = None,
 ) -> ActivePointer:
-    """Point ``active.json`` at ``models_dir/model_id`` (``taskclf model set-active``).
+    """Point ``active.json`` (or ``alias``) at ``models_dir/model_id`` (``set-active``).
 
     :func:`activate`, returning only the pointer in force (when the bundle
     was already active, the existing pointer: nothing is written).
@@ -219,6 +248,10 @@ def activate_bundle(
         model_id: The bundle directory name.
         policy: Supplies ``policy_version`` (default ``SelectionPolicy()``).
         reason: Stored as the pointer's ``reason["note"]``.
+        alias: Which pointer to move (default ``"active"``).
+        message: Why, recorded in the history entry.
+        actor: Who, recorded in the history entry (default ``user@host``).
+        pin: Pin (``True``) or unpin (``False``) the alias; ``None`` keeps its pin state.
         config: The registry's labels and schemas (default: read from ``models_dir``).
 
     Returns:
@@ -227,11 +260,76 @@ def activate_bundle(
     Raises:
         ActivationError: (a ``ValueError``) the bundle is missing, invalid or
             incompatible; nothing is written.
+        AliasNameError: ``alias`` is not a usable alias name.
         RegistryFileError: A registry file is a symlink.
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
-    return activate(models_dir, model_id, policy=policy, reason=reason, config=config).pointer
+    return activate(
+        models_dir,
+        model_id,
+        policy=policy,
+        reason=reason,
+        alias=alias,
+        message=message,
+        actor=actor,
+        pin=pin,
+        config=config,
+    ).pointer
+
+
+def set_alias_pin(
+    models_dir: str | os.PathLike[str],
+    pinned: bool,
+    *,
+    alias: str = DEFAULT_ALIAS,
+    policy: SelectionPolicy | None = None,
+    message: str | None = None,
+    actor: str | None = None,
+    config: RegistryConfig | None = None,
+) -> Activation:
+    """Pin or unpin an alias where it points now (``set-active --pin`` without ``--model-id``).
+
+    The pointer is rewritten to the same bundle with the new pin state (note
+    ``"pin"`` or ``"unpin"``), recorded in the history like any change. The
+    bundle must still pass the ``set-active`` checks: to unpin an alias whose
+    bundle became unusable, move it with ``model_id`` and ``pin=False``.
+    Pinning an alias that is already pinned writes nothing. ``config`` is the
+    registry's labels and schemas (default: read from ``models_dir``).
+
+    Returns:
+        The pointer in force and whether it was written.
+
+    Raises:
+        AliasError: The alias has no pointer, or it locates no bundle.
+        ActivationError: Its bundle is missing, invalid or incompatible.
+        RegistryConfigError: The registry's configuration is malformed.
+    """
+    root = absolute(models_dir)
+    check_alias_name(alias)
+    verb = "pin" if pinned else "unpin"
+    if not root.is_dir():
+        raise AliasError(alias, f"{registry_not_found(root)}.")
+    with registry_lock(root):
+        model_id = pointed_model_id(root, read_active(root, alias=alias))
+        if model_id is None:
+            raise AliasError(
+                alias,
+                f"Alias {alias!r} has no usable pointer in {root}, so there is nothing to {verb}; "
+                f"point it at a bundle with `taskclf model set-active --alias {alias} "
+                f"--model-id ID{' --pin' if pinned else ''}`.",
+            )
+        return activate(
+            root,
+            model_id,
+            policy=policy,
+            reason=verb,
+            alias=alias,
+            message=message,
+            actor=actor,
+            pin=pinned,
+            config=config,
+        )
 
 
 class RollbackPlan(BaseModel):
@@ -239,6 +337,8 @@ class RollbackPlan(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    alias: str = DEFAULT_ALIAS
+    """The alias whose pointer and history the plan is for."""
     current: ActivePointer | None
     """The pointer when the plan was made."""
     current_model_id: str | None
@@ -259,6 +359,7 @@ def plan_rollback(
     to: str | None = None,
     steps: int | None = None,
     config: RegistryConfig | None = None,
+    alias: str = DEFAULT_ALIAS,
 ) -> RollbackPlan:
     """Decide which bundle ``taskclf model rollback`` re-activates; writes nothing.
 
@@ -267,6 +368,7 @@ def plan_rollback(
         to: A bundle id to roll back to (valid and compatible).
         steps: Go this many usable previously active models back (default 1).
         config: The registry's labels and schemas (default: read from ``models_dir``).
+        alias: Whose pointer and history (default ``"active"``).
 
     Returns:
         The plan, for review (``--dry-run``) or :func:`execute_rollback`.
@@ -282,13 +384,15 @@ def plan_rollback(
         )
     if steps is not None and steps < 1:
         raise RollbackError(f"The number of steps must be at least 1 (got {steps}).")
+    check_alias_name(alias)
     root = absolute(models_dir)
     if not root.is_dir():
         raise RollbackError(f"{registry_not_found(root)}.")
     config = config if config is not None else load_registry_config(root)
-    current = read_active(root)
+    current = read_active(root, alias=alias)
     current_id = pointed_model_id(root, current)
-    considered = _previously_active(root, current_id, read_active_history(root))
+    history = read_active_history(root, alias=alias)
+    considered = _previously_active(root, current_id, history)
 
     skipped: list[ExclusionRecord] = []
     distance: int | None = None
@@ -298,6 +402,7 @@ def plan_rollback(
         distance = steps if steps is not None else 1
         target, skipped = _target_steps_back(root, considered, distance, config)
     return RollbackPlan(
+        alias=alias,
         current=current,
         current_model_id=current_id,
         target_model_id=target.model_id,
@@ -397,8 +502,13 @@ def execute_rollback(
     *,
     policy: SelectionPolicy | None = None,
     config: RegistryConfig | None = None,
+    message: str | None = None,
+    actor: str | None = None,
 ) -> ActivePointer:
-    """Carry out a rollback plan: point ``active.json`` at its target (note ``"rollback"``).
+    """Carry out a rollback plan: point the plan's alias at its target (note ``"rollback"``).
+
+    The alias keeps its pin state (a rollback is a manual move). ``message``
+    and ``actor`` are recorded in the history entry.
 
     Under the registry lock, the pointer must still locate the plan's
     ``current_model_id`` and the target must still be valid and compatible.
@@ -427,7 +537,7 @@ def execute_rollback(
     # Hashed before the lock; under it, presence, type and sizes are checked again.
     _check_rollback_target(root, plan.target_model_id, config)
     with registry_lock(root):
-        current_id = pointed_model_id(root, read_active(root))
+        current_id = pointed_model_id(root, read_active(root, alias=plan.alias))
         if current_id != plan.current_model_id:
             raise RollbackError(
                 f"The active model changed since the rollback was planned (planned from "
@@ -435,4 +545,12 @@ def execute_rollback(
                 plan.target_model_id,
             )
         bundle = _check_rollback_target(root, plan.target_model_id, config, deep=False)
-        return write_active_verified(root, bundle, policy, reason="rollback")
+        return write_active_verified(
+            root,
+            bundle,
+            policy,
+            reason="rollback",
+            alias=plan.alias,
+            message=message,
+            actor=actor,
+        )

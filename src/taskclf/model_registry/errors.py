@@ -314,3 +314,31 @@ class MissingExtraError(RegistryError, ImportError):
             f"Loading {model_format} models needs {missing}, which is not installed; "
             f"run pip install 'taskclf[{extra}]'"
         )
+
+
+class AliasNameError(RegistryError, ValueError):
+    """A name cannot be an alias (pattern or reserved name); nothing was read or written.
+
+    Attributes:
+        name: The refused name.
+        reason: What is wrong with it (also ``str(exc)``, as a sentence).
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"{reason[:1].upper()}{reason[1:]}.")
+
+
+class AliasError(RegistryError, ValueError):
+    """An alias operation was refused (unknown alias, deleting ``active``, pinning nothing).
+
+    Attributes:
+        alias: The alias concerned.
+        reason: One sentence saying why and what to do (also ``str(exc)``).
+    """
+
+    def __init__(self, alias: str, reason: str) -> None:
+        self.alias = alias
+        self.reason = reason
+        super().__init__(reason)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from taskclf.core.metrics import class_precisions
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute
+from taskclf.model_registry.aliases import alias_names
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
 from taskclf.model_registry.pointer import locate_active_bundle
@@ -33,7 +34,11 @@ _DEFAULT_POLICY = SelectionPolicy()
 
 
 class BundleRow(BaseModel):
-    """One bundle as ``train list`` shows it; exactly the ten keys of CLI.md."""
+    """One bundle as ``train list`` shows it: the ten keys of CLI.md, plus ``aliases``.
+
+    ``aliases`` (issue 14) lists every alias whose pointer locates the bundle,
+    ``active`` first when it does; ``active`` keeps its CLI.md meaning.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
@@ -47,6 +52,7 @@ class BundleRow(BaseModel):
     eligible: bool
     active: bool
     notes: str | None
+    aliases: list[str] = []
 
 
 def check_sort_key(sort: str) -> None:
@@ -62,12 +68,13 @@ def bundle_row(
     schema_hash: str | None = None,
     labels: Collection[str] = LABEL_SET_V1,
     schemas: Mapping[str, str] | None = None,
+    aliases: Sequence[str] = (),
 ) -> BundleRow:
     """Build the ``train list`` row of one bundle (pure).
 
     ``labels`` and ``schemas`` (``{version: hash}``, default v1/v2/v3) are
     what eligibility is judged against; ``notes`` is the exact exclusion
-    reason CLI.md fixes.
+    reason CLI.md fixes. ``aliases`` are the aliases locating the bundle.
     """
     metadata, metrics = bundle.metadata, bundle.metrics
     bi_prec = min_prec = None
@@ -89,6 +96,7 @@ def bundle_row(
         eligible=notes is None,
         active=active,
         notes=notes,
+        aliases=list(aliases),
     )
 
 
@@ -134,6 +142,7 @@ def build_rows(
     schema_hash: str | None = None,
     eligible_only: bool = False,
     config: RegistryConfig | None = None,
+    aliased: Mapping[Path, Sequence[str]] | None = None,
 ) -> list[BundleRow]:
     """The sorted ``train list`` rows for already-scanned ``bundles`` (pure).
 
@@ -146,6 +155,7 @@ def build_rows(
         eligible_only: Keep only eligible rows.
         config: The labels and schemas eligibility is judged against
             (default: taskclf's own).
+        aliased: For each bundle directory some alias locates, those aliases.
 
     Raises:
         ValueError: Unknown ``sort``.
@@ -160,6 +170,7 @@ def build_rows(
             schema_hash=schema_hash,
             labels=labels,
             schemas=schemas,
+            aliases=(aliased or {}).get(b.path, ()),
         )
         for b in bundles
     ]
@@ -198,9 +209,15 @@ def list_rows(
     check_sort_key(sort)
     root = absolute(models_dir)
     config = config if config is not None else load_registry_config(root)
+    located: dict[Path, list[str]] = {}
+    for alias in alias_names(root):
+        path = locate_active_bundle(root, alias=alias)
+        if path is not None:
+            located.setdefault(path, []).append(alias)
     return build_rows(
         list_bundles(root),
         active_path=locate_active_bundle(root),
+        aliased=located,
         sort=sort,
         schema_hash=schema_hash,
         eligible_only=eligible_only,

@@ -10,7 +10,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictFloat,
+    StrictInt,
+    model_serializer,
+    model_validator,
+)
 
 from taskclf.core.model_io import ModelMetadata
 
@@ -97,16 +106,41 @@ class ActivePointer(BaseModel):
     policy_version: int
     model_id: str | None = None
     reason: dict[str, object] | None = None
+    pinned: bool = False
+    """Automatic moves (promotion, self-heal to another bundle) leave a pinned alias alone."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unpinned(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        # An unpinned pointer is written byte for byte as before pins existed.
+        data: dict[str, object] = handler(self)
+        if not self.pinned:
+            data.pop("pinned", None)
+        return data
 
 
 class ActiveHistoryEntry(BaseModel):
-    """One line of ``active_history.jsonl``."""
+    """One line of ``active_history.jsonl`` (or of an alias's history).
+
+    ``actor`` and ``message`` (who moved the pointer and why) are extra keys
+    that older readers ignore; they are left out of the line when ``None``,
+    so an entry without them round-trips to the original format.
+    """
 
     model_config = _FROZEN
 
     at: str
     old: ActivePointer | None
     new: ActivePointer
+    actor: str | None = None
+    message: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        for key in ("actor", "message"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class IndexCacheBundleSummary(BaseModel):
@@ -145,3 +179,9 @@ class PromotionResult(BaseModel):
     active_updated: bool
     previous: ActivePointer | None
     active: ActivePointer | None
+    alias: str = "active"
+    """The alias the overthrow ran against (``previous`` and ``active`` are its pointer)."""
+    activate: bool = True
+    """False for ``promote --no-activate``: no pointer was considered."""
+    pinned: bool = False
+    """The alias was pinned, so the overthrow left it alone."""

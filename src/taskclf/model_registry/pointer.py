@@ -7,13 +7,22 @@ so both files are exactly as before. A hard crash (SIGKILL, power loss)
 between the two steps can leave one history entry whose ``new`` is not
 the current pointer: ``verify`` reports exactly that, and the pointer
 itself is always the old or the new one, whole.
+
+Every function takes a keyword ``alias`` (default ``"active"``): an alias
+is a pointer of its own, with its own history, written with exactly this
+protocol under the same registry lock (see :mod:`.aliases` for where its
+files live). Each history entry also records who made the change
+(``actor``, default ``user@host`` or ``$TASKCLF_ACTOR``) and, optionally,
+why (``message``).
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import posixpath
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +40,16 @@ from taskclf.model_registry._fs import (
     require_utf8,
     truncate_to,
 )
+
+# ACTIVE_FILE and HISTORY_FILE are re-exported: most modules know them from here.
+from taskclf.model_registry.aliases import ACTIVE_FILE as ACTIVE_FILE
+from taskclf.model_registry.aliases import (
+    DEFAULT_ALIAS,
+    alias_dir_problem,
+    alias_paths,
+    prepare_alias_dir,
+)
+from taskclf.model_registry.aliases import HISTORY_FILE as HISTORY_FILE
 from taskclf.model_registry.errors import BundleRejectedError
 from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import (
@@ -41,8 +60,7 @@ from taskclf.model_registry.models import (
 )
 from taskclf.model_registry.scan import describe_errors, is_json_error
 
-ACTIVE_FILE = "active.json"
-HISTORY_FILE = "active_history.jsonl"
+ACTOR_ENV = "TASKCLF_ACTOR"
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -52,47 +70,71 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def read_active(models_dir: str | os.PathLike[str], *, warn: bool = True) -> ActivePointer | None:
-    """Read ``active.json``.
+def default_actor() -> str:
+    """Who is changing a pointer: ``$TASKCLF_ACTOR`` if set, else ``user@host``."""
+    from_env = os.environ.get(ACTOR_ENV)
+    if from_env:
+        return from_env
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        # No login name and no password entry (a container running as a bare uid).
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def read_active(
+    models_dir: str | os.PathLike[str], *, warn: bool = True, alias: str = DEFAULT_ALIAS
+) -> ActivePointer | None:
+    """Read ``active.json``, or the pointer of another alias.
 
     Args:
         models_dir: The registry directory.
         warn: Log why an existing pointer is unusable. Callers that already
             reported it in this operation pass ``False``, so one corrupt
             pointer is one warning, not one per read.
+        alias: Which pointer (default ``"active"``, i.e. ``active.json``).
 
     Returns:
         The pointer, or ``None`` when the file is missing, unreadable, not
-        JSON or not a valid pointer (the last three are logged). Never raises.
+        JSON or not a valid pointer (the last three are logged), or when
+        ``.aliases`` is a symlink (logged). Never raises for a file problem.
+
+    Raises:
+        AliasNameError: ``alias`` is not a usable alias name.
     """
-    pointer, problem = read_active_checked(models_dir)
+    pointer, problem = read_active_checked(models_dir, alias=alias)
     if problem is not None and warn:
         log.warning("%s", problem)
     return pointer
 
 
 def read_active_checked(
-    models_dir: str | os.PathLike[str],
+    models_dir: str | os.PathLike[str], *, alias: str = DEFAULT_ALIAS
 ) -> tuple[ActivePointer | None, str | None]:
     """:func:`read_active` without logging: the pointer, or ``None`` and why.
 
     Returns:
         ``(pointer, None)``; ``(None, None)`` when there is no pointer file;
-        ``(None, sentence)`` when it is unreadable, not JSON or not a pointer.
+        ``(None, sentence)`` when it is unreadable, not JSON or not a pointer,
+        or when ``.aliases`` is a symlink or not a directory.
     """
-    path = absolute(models_dir) / ACTIVE_FILE
+    path = alias_paths(models_dir, alias).pointer
+    label = "Active pointer" if alias == DEFAULT_ALIAS else f"Pointer of alias {alias!r}"
+    if alias != DEFAULT_ALIAS and (problem := alias_dir_problem(models_dir)) is not None:
+        return None, f"{path.parent} {problem}; ignoring alias {alias!r}"
     try:
         raw = read_capped(path)
     except (FileNotFoundError, NotADirectoryError):
         return None, None
     except OSError as exc:
-        return None, f"Active pointer {path} is unreadable: {exc}"
+        return None, f"{label} {path} is unreadable: {exc}"
     try:
         return ActivePointer.model_validate_json(raw), None
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         kind = "not JSON" if is_json_error(errors) else "not a valid pointer"
-        return None, f"Active pointer {path} is {kind}; ignoring it: {describe_errors(errors, 1)}"
+        return None, f"{label} {path} is {kind}; ignoring it: {describe_errors(errors, 1)}"
 
 
 def locate_pointed_bundle(
@@ -205,13 +247,16 @@ def pointer_bundle_name(pointer: ActivePointer) -> str | None:
     return name
 
 
-def locate_active_bundle(models_dir: str | os.PathLike[str], *, warn: bool = True) -> Path | None:
-    """The bundle directory ``active.json`` locates; ``None`` when absent, unusable or escaping.
+def locate_active_bundle(
+    models_dir: str | os.PathLike[str], *, warn: bool = True, alias: str = DEFAULT_ALIAS
+) -> Path | None:
+    """The bundle directory ``active.json`` (or ``alias``) locates; ``None`` when absent,
+    unusable or escaping.
 
     Like :func:`locate_pointed_bundle`, it does not check that the bundle exists.
     With ``warn=False`` nothing is logged (the caller already reported the pointer).
     """
-    pointer = read_active(models_dir, warn=warn)
+    pointer = read_active(models_dir, warn=warn, alias=alias)
     if pointer is None:
         return None
     if warn:
@@ -236,39 +281,52 @@ def write_active_atomic(
     bundle: ModelBundle,
     policy: SelectionPolicy | None = None,
     reason: str | None = None,
+    *,
+    alias: str = DEFAULT_ALIAS,
+    message: str | None = None,
+    actor: str | None = None,
+    pinned: bool | None = None,
 ) -> ActivePointer:
-    """Point ``active.json`` at ``bundle`` and record the change in the history.
-
-    Args:
-        models_dir: The registry directory.
-        bundle: A valid bundle that is a direct child of ``models_dir``.
-        policy: Supplies ``policy_version`` (default ``SelectionPolicy()``).
-        reason: Optional note stored as ``reason["note"]``.
-
-    Returns:
-        The pointer written.
+    """Point ``active.json`` (or ``alias``) at ``bundle`` and record the change in the history.
 
     A sealed bundle (one with ``manifest.json``) must match its manifest:
     its files are hashed before the registry lock is taken, and checked
     again for presence, type and size under it. Unsealed bundles are
     accepted as before.
 
+    Args:
+        models_dir: The registry directory.
+        bundle: A valid bundle that is a direct child of ``models_dir``.
+        policy: Supplies ``policy_version`` (default ``SelectionPolicy()``).
+        reason: Optional note stored as ``reason["note"]``.
+        alias: Which pointer to move (default ``"active"``).
+        message: Why, recorded in the history entry.
+        actor: Who, recorded in the history entry (default :func:`default_actor`).
+        pinned: Pin or unpin the alias; ``None`` keeps the current pointer's pin state.
+
+    Returns:
+        The pointer written.
+
     Raises:
         BundleRejectedError: (a ``ValueError``) the bundle is invalid, has no
             metrics, or is not a direct child of ``models_dir``; nothing is written.
         BundleIntegrityError: (a ``ValueError``) the bundle does not match its
             ``manifest.json``; nothing is written.
-        RegistryFileError: A registry file is a symlink, or the registry's name
-            is not UTF-8.
+        RegistryFileError: A registry file (or ``.aliases``) is a symlink, or the
+            registry's name is not UTF-8.
+        AliasNameError: ``alias`` is not a usable alias name; nothing is written.
         OSError: The write failed; ``active.json`` and the history are unchanged.
     """
     root = absolute(models_dir)
+    alias_paths(root, alias)  # a bad name is refused before any hashing
     _check_writable_bundle(root, bundle)
     # Hashing a 200 MB model takes a while, so the full check runs before the lock:
     # other writers are not held up, and under the lock a cheap re-check (presence,
     # type and sizes) catches a bundle pruned or truncated in the meantime.
     require_sealed_match(bundle)
-    return write_active_verified(root, bundle, policy, reason)
+    return write_active_verified(
+        root, bundle, policy, reason, alias=alias, message=message, actor=actor, pinned=pinned
+    )
 
 
 def write_active_verified(
@@ -276,6 +334,11 @@ def write_active_verified(
     bundle: ModelBundle,
     policy: SelectionPolicy | None = None,
     reason: str | None = None,
+    *,
+    alias: str = DEFAULT_ALIAS,
+    message: str | None = None,
+    actor: str | None = None,
+    pinned: bool | None = None,
 ) -> ActivePointer:
     """:func:`write_active_atomic` for a bundle whose manifest the caller has just hashed.
 
@@ -288,6 +351,7 @@ def write_active_verified(
         The same as :func:`write_active_atomic`.
     """
     root = absolute(models_dir)
+    paths = alias_paths(root, alias)
     policy = policy if policy is not None else SelectionPolicy()
     _check_writable_bundle(root, bundle)
     # The pointer records the registry's own name: it must be UTF-8 like the file.
@@ -305,17 +369,20 @@ def write_active_verified(
         # bundle since the check above, and the pointer must never name a deleted one.
         _check_writable_bundle(root, bundle)
         require_sealed_match(bundle, deep=False)
+        prepare_alias_dir(root, alias)
+        # Quietly: an unusable old pointer is recorded as null, and whoever is replacing
+        # it (set-active, a repair) has already said what was wrong with it.
+        old = read_active(root, warn=False, alias=alias)
+        keep_pin = old is not None and old.pinned
         new = ActivePointer(
             model_dir=posixpath.join(root.name, bundle.path.name),
             selected_at=utc_now_iso(),
             policy_version=policy.version,
             model_id=bundle.model_id,
             reason=details,
+            pinned=keep_pin if pinned is None else pinned,
         )
-        # Quietly: an unusable old pointer is recorded as null, and whoever is replacing
-        # it (set-active, a repair) has already said what was wrong with it.
-        old = read_active(root, warn=False)
-        _commit_pointer(root, old, new)
+        _commit_pointer(paths.pointer, paths.history, _entry(old, new, actor, message))
     return new
 
 
@@ -334,13 +401,12 @@ def _check_writable_bundle(root: Path, bundle: ModelBundle) -> None:
         raise BundleRejectedError(bundle.model_id, path, problem)
 
 
-def _commit_pointer(root: Path, old: ActivePointer | None, new: ActivePointer) -> None:
+def _commit_pointer(pointer: Path, history: Path, entry: ActiveHistoryEntry) -> None:
     """History first, then the pointer; undo the history append if the pointer fails."""
-    history = root / HISTORY_FILE
     existed = os.path.lexists(history)
-    previous_size = append_line(history, _history_line(old, new))
+    previous_size = append_line(history, entry.model_dump_json().encode())
     try:
-        atomic_write(root / ACTIVE_FILE, new.model_dump_json(indent=2).encode() + b"\n")
+        atomic_write(pointer, entry.new.model_dump_json(indent=2).encode() + b"\n")
     except BaseException as exc:
         try:
             if existed:
@@ -362,35 +428,71 @@ def _commit_pointer(root: Path, old: ActivePointer | None, new: ActivePointer) -
         raise
 
 
-def _history_line(old: ActivePointer | None, new: ActivePointer) -> bytes:
-    return ActiveHistoryEntry(at=new.selected_at, old=old, new=new).model_dump_json().encode()
-
-
 def append_active_history(
-    models_dir: str | os.PathLike[str], old: ActivePointer | None, new: ActivePointer
+    models_dir: str | os.PathLike[str],
+    old: ActivePointer | None,
+    new: ActivePointer,
+    *,
+    alias: str = DEFAULT_ALIAS,
+    message: str | None = None,
+    actor: str | None = None,
 ) -> None:
     """Append one history entry (``at = new.selected_at``), whole, on its own line, fsynced.
 
+    Args:
+        models_dir: The registry directory.
+        old: The pointer before the change (``None``: there was none).
+        new: The pointer after it.
+        alias: Whose history (default ``"active"``).
+        message: Why, recorded in the entry.
+        actor: Who (default :func:`default_actor`).
+
     Raises:
-        RegistryFileError: The history file is a symlink.
+        RegistryFileError: The history file (or ``.aliases``) is a symlink.
+        AliasNameError: ``alias`` is not a usable alias name.
         OSError: The append failed; the file is as it was.
     """
     root = absolute(models_dir)
+    paths = alias_paths(root, alias)
+    entry = _entry(old, new, actor, message)
     with registry_lock(root):
-        append_line(root / HISTORY_FILE, _history_line(old, new))
+        prepare_alias_dir(root, alias)
+        append_line(paths.history, entry.model_dump_json().encode())
 
 
-def read_active_history(models_dir: str | os.PathLike[str]) -> list[ActiveHistoryEntry]:
-    """The pointer's transitions, oldest first.
+def _entry(
+    old: ActivePointer | None, new: ActivePointer, actor: str | None, message: str | None
+) -> ActiveHistoryEntry:
+    """The history entry of a change from ``old`` to ``new``, who made it (default: us) and why."""
+    return ActiveHistoryEntry(
+        at=new.selected_at,
+        old=old,
+        new=new,
+        actor=actor if actor is not None else default_actor(),
+        message=message,
+    )
+
+
+def read_active_history(
+    models_dir: str | os.PathLike[str], *, alias: str = DEFAULT_ALIAS
+) -> list[ActiveHistoryEntry]:
+    """The pointer's (or ``alias``'s) transitions, oldest first.
 
     A line that does not parse (a torn write, a hand edit) is skipped with
     a warning, and so is a line larger than the 16 MiB read cap (never read
     into memory): the entries before it are still returned. A history larger
     than the cap is read from its newest 16 MiB of lines (the skip is
     logged): the newest entries are the ones rollback and verify need.
-    Never raises: an unreadable file reads as no history.
+    Never raises for a file problem: an unreadable file (or a symlinked
+    ``.aliases``) reads as no history.
+
+    Raises:
+        AliasNameError: ``alias`` is not a usable alias name.
     """
-    path = absolute(models_dir) / HISTORY_FILE
+    path = alias_paths(models_dir, alias).history
+    if alias != DEFAULT_ALIAS and (problem := alias_dir_problem(models_dir)) is not None:
+        log.warning("%s %s; ignoring the history of alias %r", path.parent, problem, alias)
+        return []
     try:
         raw, skipped, oversized = read_tail(path)
     except (FileNotFoundError, NotADirectoryError):

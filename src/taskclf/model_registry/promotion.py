@@ -11,6 +11,10 @@ renamed into place in one step, so no reader ever sees a half-written
 bundle. The final name check, the rename, the ranking, the index and the
 pointer move all happen under the registry lock, so concurrent promotions
 serialise cleanly and the history stays a chain.
+
+Aliases (issue 14): the overthrow runs against one alias (default
+``active``) and never touches any other; ``activate=False`` registers the
+bundle and leaves every pointer alone; a pinned alias is never moved.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from taskclf.model_registry._fs import (
     registry_lock,
     write_all,
 )
+from taskclf.model_registry.aliases import DEFAULT_ALIAS, check_alias_name
 from taskclf.model_registry.config import CONFIG_FILE, RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import BundleIntegrityError, PromotionError, argument_phrase
 from taskclf.model_registry.hysteresis import should_switch_active
@@ -91,6 +96,10 @@ def promote_bundle(
     move: bool = False,
     name: str | None = None,
     max_bytes: int | None = None,
+    alias: str = DEFAULT_ALIAS,
+    activate: bool = True,
+    message: str | None = None,
+    actor: str | None = None,
     config: RegistryConfig | None = None,
 ) -> PromotionResult:
     """Add a bundle to the registry and move the pointer to it if it is now the best.
@@ -113,6 +122,12 @@ def promote_bundle(
             apparent size (a sparse file counts in full); default
             :data:`DEFAULT_MAX_BUNDLE_BYTES` (10 GiB). Checked before anything
             is written and again while copying.
+        alias: The pointer the overthrow runs against (default ``"active"``);
+            no other alias is touched. A pinned alias is never moved.
+        activate: ``False`` registers the bundle (and refreshes the index)
+            but leaves every pointer alone.
+        message: Why, recorded in the history entry if the pointer moves.
+        actor: Who, recorded in the history entry (default ``user@host``).
         config: The registry's labels and schemas, which the candidate must
             match (default: read from ``models_dir``).
 
@@ -141,6 +156,7 @@ def promote_bundle(
             file failed) and the pointer and history are unchanged.
     """
     policy = policy if policy is not None else SelectionPolicy()
+    check_alias_name(alias)
     candidate = absolute(candidate_dir)
     root = absolute(models_dir)
     target_name = name if name is not None else candidate.name
@@ -178,7 +194,16 @@ def promote_bundle(
             landed = True
             fsync_dir(root)
             bundle = bundle.model_copy(update={"path": target})
-            result = _activate_if_best(root, bundle, policy, config)
+            result = _activate_if_best(
+                root,
+                bundle,
+                policy,
+                config,
+                alias=alias,
+                activate=activate,
+                message=message,
+                actor=actor,
+            )
     except BaseException:
         if moved_source and not landed:
             keep_staging = not _restore_source(staged, candidate)
@@ -562,7 +587,15 @@ def _remove_source(candidate: Path) -> None:
 
 
 def _activate_if_best(
-    root: Path, bundle: ModelBundle, policy: SelectionPolicy, config: RegistryConfig
+    root: Path,
+    bundle: ModelBundle,
+    policy: SelectionPolicy,
+    config: RegistryConfig,
+    *,
+    alias: str,
+    activate: bool,
+    message: str | None,
+    actor: str | None,
 ) -> PromotionResult:
     """Rank, refresh the index and move the pointer if allowed; the caller holds the lock."""
     report = find_best_model(root, policy, config=config)
@@ -570,24 +603,34 @@ def _activate_if_best(
         write_index_cache(root, report)
     except OSError as exc:
         log.warning("Could not write %s in %s (it is only a cache): %s", INDEX_FILE, root, exc)
-    previous = read_active(root)
-    target = follow_pointer(root, previous, None, config.labels, config.schema_hashes)
+    previous = read_active(root, alias=alias)
+    target = follow_pointer(root, previous, None, config.labels, config.schema_hashes, alias=alias)
     current = previous if target.bundle is not None else None
     best = report.best
     active = previous
     updated = False
+    pinned = previous is not None and previous.pinned
     if (
-        best is not None
+        activate
+        and not pinned
+        and best is not None
         and (target.path is None or best.model_id != target.path.name)
         and should_switch_active(current, best, policy)
     ):
-        if best.model_id == bundle.model_id:
-            # Just hashed in staging and renamed under this lock: sizes suffice.
-            active = write_active_verified(root, best, policy, reason=PROMOTION_NOTE)
-        else:
-            # Another bundle (the pointer was off the best): hashed here, under the lock.
-            active = write_active_atomic(root, best, policy, reason=PROMOTION_NOTE)
+        # The promoted bundle was just hashed in staging and renamed under this lock, so
+        # sizes suffice; another best (the pointer was off it) is hashed here, under the lock.
+        write = write_active_verified if best.model_id == bundle.model_id else write_active_atomic
+        active = write(
+            root, best, policy, reason=PROMOTION_NOTE, alias=alias, message=message, actor=actor
+        )
         updated = True
     return PromotionResult(
-        bundle=bundle, report=report, active_updated=updated, previous=previous, active=active
+        bundle=bundle,
+        report=report,
+        active_updated=updated,
+        previous=previous,
+        active=active,
+        alias=alias,
+        activate=activate,
+        pinned=pinned,
     )

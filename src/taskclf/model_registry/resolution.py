@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry._fs import absolute, registry_lock
+from taskclf.model_registry.aliases import DEFAULT_ALIAS, check_alias_name
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import BundleIntegrityError
 from taskclf.model_registry.manifest import require_sealed_match
@@ -83,6 +84,7 @@ def resolve_active_model(
     required_label_set: Collection[str] | None = None,
     *,
     config: RegistryConfig | None = None,
+    alias: str = DEFAULT_ALIAS,
 ) -> tuple[ModelBundle | None, SelectionReport | None]:
     """The bundle inference should run, following the pointer and repairing it if needed.
 
@@ -95,6 +97,11 @@ def resolve_active_model(
     not point at a sealed bundle whose files changed (logged; the answer is
     still returned, and ``ActiveModelReloader`` refuses to load it).
 
+    A *pinned* pointer is never repaired to another bundle: if its bundle
+    is no longer usable, resolution still refuses that bundle, logs an
+    error saying the pin holds an unusable bundle, and returns the best
+    eligible bundle of the scan, leaving the pointer as it is.
+
     Args:
         models_dir: The registry directory.
         policy: Default ``SelectionPolicy()``.
@@ -103,19 +110,22 @@ def resolve_active_model(
         required_label_set: Default: the registry's labels.
         config: The registry's labels and schemas; default
             :func:`~taskclf.model_registry.config.load_registry_config`.
+        alias: Which pointer to follow (default ``"active"``).
 
     Returns:
         ``(bundle, None)`` from the pointer, ``(best, report)`` after a
         scan, or ``(None, report)`` when nothing is eligible.
 
     Raises:
+        AliasNameError: ``alias`` is not a usable alias name.
         RegistryConfigError: ``registry.toml`` (or ``$TASKCLF_LABELS``) is malformed.
     """
     root = absolute(models_dir)
+    check_alias_name(alias)
     config = config if config is not None else load_registry_config(root)
     labels = required_label_set if required_label_set is not None else config.labels
     schemas = config.schema_hashes
-    target = _follow_active_pointer(root, required_schema_hash, labels, schemas)
+    target = _follow_active_pointer(root, required_schema_hash, labels, schemas, alias)
     if target.bundle is not None:
         return target.bundle, None
     # The one warning of this call: the reads below are quiet, so a corrupt or
@@ -125,15 +135,19 @@ def resolve_active_model(
     best = report.best
     if best is None:
         return None, report
+    if _pinned_elsewhere(root, alias, target, best):
+        return best, report
     try:
         # Hashed before the lock (a repair writes the pointer, which refuses a sealed
         # bundle whose files changed); under the lock only sizes are re-checked.
         require_sealed_match(best)
         with registry_lock(root):
-            # Another process may have repaired the pointer while we scanned.
-            target = _follow_active_pointer(root, required_schema_hash, labels, schemas)
+            # Another process may have repaired (or pinned) the pointer while we scanned.
+            target = _follow_active_pointer(root, required_schema_hash, labels, schemas, alias)
             if target.bundle is not None:
                 return target.bundle, None
+            if _pinned_elsewhere(root, alias, target, best):
+                return best, report
             if not os.path.isdir(best.path):
                 # Pruned (or deleted) between our scan and the lock; writing the pointer
                 # would raise BundleRejectedError from a reader. Rank again: under the
@@ -148,15 +162,37 @@ def resolve_active_model(
                 # declared schema_version disagrees: rewriting the same pointer would only
                 # append a history entry on every call.
                 return best, report
-            write_active_verified(root, best, policy, reason="auto-repair")
+            write_active_verified(root, best, policy, reason="auto-repair", alias=alias)
     except OSError as exc:
-        log.warning("Could not repair the active pointer in %s: %s", root, exc)
+        log.warning("Could not repair the %s in %s: %s", pointer_label(alias).lower(), root, exc)
     except BundleIntegrityError as exc:
         # Resolution itself never checks manifests (it must stay cheap); the pointer
         # just does not move to a bundle whose files changed, and loaders that check
         # (ActiveModelReloader) refuse it.
-        log.warning("Not repairing the active pointer in %s: %s", root, exc)
+        log.warning("Not repairing the %s in %s: %s", pointer_label(alias).lower(), root, exc)
     return best, report
+
+
+def _pinned_elsewhere(root: Path, alias: str, target: PointerTarget, best: ModelBundle) -> bool:
+    """True (and logged loudly) when a pinned pointer forbids repairing it to ``best``."""
+    pointer, _ = read_active_checked(root, alias=alias)
+    if pointer is None or not pointer.pinned or target.path == best.path:
+        return False
+    log.error(
+        "%s is pinned to a bundle that cannot be used (%s); serving the best eligible bundle "
+        "%s instead WITHOUT moving the pinned pointer: set it to a usable bundle with "
+        "`taskclf model set-active%s --model-id ID`, or unpin it",
+        pointer_label(alias),
+        target.problem,
+        best.model_id,
+        "" if alias == DEFAULT_ALIAS else f" --alias {alias}",
+    )
+    return True
+
+
+def pointer_label(alias: str) -> str:
+    """How messages name an alias's pointer: ``Active pointer`` or ``Pointer of alias 'x'``."""
+    return "Active pointer" if alias == DEFAULT_ALIAS else f"Pointer of alias {alias!r}"
 
 
 class PointerTarget(NamedTuple):
@@ -176,6 +212,7 @@ def follow_pointer(
     required_schema_hash: str | None = None,
     labels: Collection[str] = LABEL_SET_V1,
     schemas: Mapping[str, str] | None = None,
+    alias: str = DEFAULT_ALIAS,
 ) -> PointerTarget:
     """Locate and read the bundle ``pointer`` names, and check it can be loaded.
 
@@ -186,23 +223,25 @@ def follow_pointer(
             default against the bundle's own declared schema version.
         labels: The required label set.
         schemas: ``{version: hash}`` of the accepted schemas (default v1/v2/v3).
+        alias: Which alias the pointer belongs to (only for the messages).
 
     Returns:
         The located path, the usable bundle (or ``None``) and, when it is
         ``None``, why.
     """
+    label = pointer_label(alias)
     if pointer is None:
-        return PointerTarget(None, None, f"No valid active pointer in {root}")
+        return PointerTarget(None, None, f"No valid {label.lower()} in {root}")
     path, why = find_pointed_bundle(root, pointer.model_dir, pointer.model_id)
     if path is None:
-        return PointerTarget(None, None, f"Active pointer model_dir {pointer.model_dir!r} {why}")
+        return PointerTarget(None, None, f"{label} model_dir {pointer.model_dir!r} {why}")
     bundle = read_bundle(path)
     if bundle is None:
-        return PointerTarget(path, None, f"Active pointer targets missing bundle {path}")
+        return PointerTarget(path, None, f"{label} targets missing bundle {path}")
     problem = compatibility_problem(bundle, required_schema_hash, labels, schemas)
     if problem is not None:
         problem = explain_incompatibility(bundle, problem, labels, schemas)
-        why = f"Active pointer targets unusable bundle {bundle.model_id} ({problem})"
+        why = f"{label} targets unusable bundle {bundle.model_id} ({problem})"
         return PointerTarget(path, None, why)
     return PointerTarget(path, bundle, "")
 
@@ -212,11 +251,12 @@ def _follow_active_pointer(
     required_schema_hash: str | None,
     labels: Collection[str],
     schemas: Mapping[str, str],
+    alias: str,
 ) -> PointerTarget:
-    """:func:`follow_pointer` for the registry's current ``active.json``."""
+    """:func:`follow_pointer` for the registry's current ``active.json`` (or ``alias``)."""
     if not root.is_dir():
         return PointerTarget(None, None, f"Registry directory {root} does not exist")
-    pointer, problem = read_active_checked(root)
+    pointer, problem = read_active_checked(root, alias=alias)
     if problem is not None:
         return PointerTarget(None, None, problem)
-    return follow_pointer(root, pointer, required_schema_hash, labels, schemas)
+    return follow_pointer(root, pointer, required_schema_hash, labels, schemas, alias)

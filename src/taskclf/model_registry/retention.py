@@ -28,7 +28,7 @@ Decisions where CLI.md is silent:
   following symlinks (a symlinked bundle directory frees 0 bytes).
 - Prune also removes what interrupted registry operations left behind and
   ``verify`` reports: temporary files of atomic writes and ``.trash-*``
-  directories of interrupted prunes, once they are older than
+  directories of interrupted prunes (in the registry and in ``.aliases``), once they are older than
   ``LEFTOVER_MIN_AGE_S`` (so an operation still running is never touched).
   ``.staging-*`` directories are never removed automatically: after a
   crash during ``promote --move`` one may hold the only copy of a
@@ -44,6 +44,9 @@ Decisions where CLI.md is silent:
   subdirectory that looks like a bundle): ``--models-dir`` one level too
   high would otherwise offer the whole registry, or a home directory's
   folders, for deletion.
+- Aliases (issue 14): the bundle every alias locates is kept like the
+  active one, and the last K entries of *every* alias's history protect
+  their bundles. A deleted alias's archived history protects nothing.
 """
 
 from __future__ import annotations
@@ -55,13 +58,14 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from taskclf.model_registry._fs import absolute, fsync_dir, is_temp_name, registry_lock
+from taskclf.model_registry.aliases import ALIAS_DIR, DEFAULT_ALIAS, alias_names
 from taskclf.model_registry.config import RegistryConfig
 from taskclf.model_registry.errors import PruneError, registry_not_found
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
@@ -140,9 +144,10 @@ def plan_prune(
 ) -> PrunePlan:
     """Decide, for every bundle, whether ``prune`` keeps or deletes it; writes nothing.
 
-    Never deleted: the bundle the active pointer locates; the top ``keep``
-    bundles of ``find_best_model``'s ranking; any bundle named (``old`` or
-    ``new``) in the last ``keep_history`` history entries; invalid bundles
+    Never deleted: the bundle the active pointer (or any alias) locates; the
+    top ``keep`` bundles of ``find_best_model``'s ranking; any bundle named
+    (``old`` or ``new``) in the last ``keep_history`` entries of any alias's
+    history; invalid bundles
     unless ``include_invalid``. A kept bundle lists all its reasons.
 
     Args:
@@ -174,10 +179,20 @@ def plan_prune(
 
     report = find_best_model(root, policy, config=config)
     active_id = pointed_model_id(root, read_active(root))
-    recent = read_active_history(root)[-keep_history:] if keep_history else []
-    # Quietly: an old entry naming a since-deleted bundle is normal, not news.
-    located = (pointed_model_id(root, side, warn=False) for e in recent for side in (e.old, e.new))
-    named = {model_id for model_id in located if model_id is not None}
+    aliased: dict[str, list[str]] = {}
+    named: set[str] = set()
+    # ``active`` always: its history protects even when active.json was removed by hand.
+    for alias in dict.fromkeys([DEFAULT_ALIAS, *alias_names(root)]):
+        if alias != DEFAULT_ALIAS:
+            located = pointed_model_id(root, read_active(root, alias=alias))
+            if located is not None:
+                aliased.setdefault(located, []).append(alias)
+        recent = read_active_history(root, alias=alias)[-keep_history:] if keep_history else []
+        # Quietly: an old entry naming a since-deleted bundle is normal, not news.
+        sides = (
+            pointed_model_id(root, side, warn=False) for e in recent for side in (e.old, e.new)
+        )
+        named.update(model_id for model_id in sides if model_id is not None)
     decisions = [
         PruneDecision(
             model_id=model_id,
@@ -194,6 +209,7 @@ def plan_prune(
             keep_history=keep_history,
             include_invalid=include_invalid,
             not_bundles=_not_bundles(report),
+            aliased=aliased,
         )
     ]
     return PrunePlan(
@@ -266,19 +282,30 @@ def leftover_kind(name: str) -> Literal["temp", "staging", "trash"] | None:
 
 
 def find_stale_leftovers(root: Path, min_age_s: float = LEFTOVER_MIN_AGE_S) -> list[Path]:
-    """Temp files and trash directories older than ``min_age_s`` (never staging directories)."""
+    """Temp files and trash directories older than ``min_age_s`` (never staging directories).
+
+    Temp files of alias pointer writes are looked for in ``.aliases`` too
+    (not through a symlinked ``.aliases``: scandir of the link's target is
+    refused by the ``is_dir`` check below).
+    """
     cutoff = time.time() - min_age_s
     stale: list[Path] = []
-    try:
-        with os.scandir(root) as entries:
-            for entry in entries:
-                if leftover_kind(entry.name) not in ("temp", "trash"):
-                    continue
-                with contextlib.suppress(OSError):
-                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                        stale.append(Path(entry.path))
-    except OSError:
-        return []
+    aliases = root / ALIAS_DIR
+    places = [root]
+    if os.path.isdir(aliases) and not os.path.islink(aliases):
+        places.append(aliases)
+    for place in places:
+        try:
+            with os.scandir(place) as entries:
+                for entry in entries:
+                    kind = leftover_kind(entry.name)
+                    if kind not in ("temp", "trash") or (place != root and kind != "temp"):
+                        continue
+                    with contextlib.suppress(OSError):
+                        if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                            stale.append(Path(entry.path))
+        except OSError:
+            continue
     return sorted(stale)
 
 
@@ -300,6 +327,7 @@ def decide_retention(
     keep_history: int,
     include_invalid: bool,
     not_bundles: Mapping[str, str] | None = None,
+    aliased: Mapping[str, Sequence[str]] | None = None,
 ) -> list[tuple[str, Path, Action, list[str]]]:
     """The retention rules, pure: keep or delete each bundle of ``report``, with every reason.
 
@@ -312,6 +340,7 @@ def decide_retention(
         include_invalid: Whether unprotected invalid bundles are deleted.
         not_bundles: Directories that are not bundles (a nested registry, a
             folder without bundle files), with why: always kept.
+        aliased: For each bundle some alias other than ``active`` locates, those aliases.
 
     Returns:
         ``(model_id, path, action, reasons)`` per bundle, sorted by ``model_id``.
@@ -334,6 +363,8 @@ def decide_retention(
             reasons.append(not_bundles[model_id])
         if model_id == active_id:
             reasons.append("active: the active pointer locates it")
+        for alias in (aliased or {}).get(model_id, ()):
+            reasons.append(f"alias: the alias {alias!r} locates it")
         if position is not None and position <= keep:
             reasons.append(f"top {keep}: ranked #{position} of {total} eligible")
         if model_id in named:

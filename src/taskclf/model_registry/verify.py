@@ -34,8 +34,13 @@ Errors:
 - ``history-pointer-mismatch``: the last entry's ``new`` is not the pointer.
 - ``leftover-temp-file`` / ``leftover-staging-dir`` / ``leftover-trash-dir``:
   what an interrupted atomic write, promotion or prune leaves.
-- ``registry-file-symlink``: ``active.json``, the history, ``index.json``
-  or the lock file is a symlink (every write to it will be refused).
+- ``registry-file-symlink``: ``active.json``, the history, ``index.json``,
+  the lock file, ``.aliases`` or an alias's pointer or history is a
+  symlink (every write to it will be refused).
+- ``alias-dir-unusable``: ``.aliases`` is not a directory.
+- ``alias-pinned-unusable``: a pinned alias locates a bundle that is
+  missing, invalid or incompatible: resolution refuses it and serves the
+  best eligible bundle instead, and nothing automatic will move the pin.
 - ``config-invalid``: ``registry.toml`` (or ``$TASKCLF_LABELS``) is
   unusable; bundles are then judged against taskclf's default labels and
   schemas, and the finding says so.
@@ -84,6 +89,11 @@ Bundle health uses the same compatibility as ``train list`` without
 ``--schema-hash``: the bundle's own declared schema version and the
 registry's label set (``registry.toml``, else ``LABEL_SET_V1``); eligible =
 compatible and passes the policy constraints.
+
+Aliases (issue 14): every alias's pointer and history get exactly the
+checks of ``active.json`` and its history, with the same codes; the
+messages name the alias. An alias other than ``active`` exists only
+through its pointer file, so ``pointer-missing`` applies to ``active`` alone.
 Problems with the *current* state are errors: an unparseable history
 line misleads ``rollback`` and ``prune``, and a last entry that
 disagrees with the pointer means the last write did not complete. Gaps
@@ -99,7 +109,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -107,6 +117,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskclf.core.metrics import f1_summary
 from taskclf.model_registry._fs import LOCK_FILE, MAX_FILE_BYTES, absolute, read_capped, read_tail
+from taskclf.model_registry.aliases import (
+    ALIAS_DIR,
+    DEFAULT_ALIAS,
+    AliasPaths,
+    alias_dir_problem,
+    alias_names,
+    alias_paths,
+)
 from taskclf.model_registry.authoring import CONFUSION_MATRIX_FILE
 from taskclf.model_registry.config import (
     CONFIG_FILE,
@@ -131,6 +149,7 @@ from taskclf.model_registry.pointer import (
     parse_history_lines,
     pointer_bundle_name,
 )
+from taskclf.model_registry.resolution import pointer_label
 from taskclf.model_registry.retention import leftover_kind
 from taskclf.model_registry.scan import (
     BUNDLE_FILES,
@@ -149,6 +168,15 @@ from taskclf.model_registry.selection import (
 )
 
 _FIX_POINTER = "run `taskclf model set-active --model-id ID` or `taskclf model rollback`"
+
+
+def _fix_pointer(alias: str) -> str:
+    if alias == DEFAULT_ALIAS:
+        return _FIX_POINTER
+    return (
+        f"run `taskclf model set-active --alias {alias} --model-id ID`, "
+        f"`taskclf model rollback --alias {alias}` or `taskclf model alias delete {alias}`"
+    )
 
 
 class Finding(BaseModel):
@@ -177,7 +205,20 @@ class BundleHealth(BaseModel):
     active: bool = False
     """The active pointer locates this bundle."""
     manifest: Literal["unsealed", "match", "mismatch"] = "unsealed"
-    """The bundle against its ``manifest.json`` (hashed only when ``deep`` or active)."""
+    """The bundle against its ``manifest.json`` (hashed only when ``deep`` or aliased)."""
+    aliases: list[str] = []
+    """Every alias (``active`` included) whose pointer locates this bundle."""
+
+
+class AliasHealth(BaseModel):
+    """One alias's pointer, as ``verify`` sees it."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    name: str
+    model_id: str | None
+    """The bundle the pointer locates (if it parses, stays inside and exists)."""
+    pinned: bool
 
 
 class VerifyReport(BaseModel):
@@ -193,6 +234,8 @@ class VerifyReport(BaseModel):
     index_state: Literal["missing", "fresh", "stale", "invalid"]
     bundles: list[BundleHealth]
     findings: list[Finding]
+    aliases: list[AliasHealth] = []
+    """Every alias pointer file, ``active`` first."""
 
 
 def verify_registry(
@@ -240,18 +283,38 @@ def verify_registry(
     schemas = config.schema_hashes
     health = [_bundle_health(bundle, config.labels, schemas) for bundle in bundles]
     findings += _bundle_findings(root, bundles, health, config)
-    pointer, active_id, pointer_findings = _check_pointer(
-        root, {bundle.path: bundle for bundle in bundles}, any(h.eligible for h in health), config
-    )
-    findings += pointer_findings
-    findings += _check_pointer_id(root, pointer)
-    manifests, integrity_findings = _check_integrity(bundles, active_id, deep=deep)
+    scanned = {bundle.path: bundle for bundle in bundles}
+    any_eligible = any(h.eligible for h in health)
+    active_id: str | None = None
+    aliases: list[AliasHealth] = []
+    carried: dict[str, list[str]] = {}
+    for alias in dict.fromkeys([DEFAULT_ALIAS, *alias_names(root)]):
+        pointer, model_id, pointer_findings = _check_pointer(
+            root, scanned, any_eligible, alias, config
+        )
+        findings += pointer_findings
+        findings += _check_pointer_id(root, pointer, alias)
+        findings += _check_history(root, pointer, alias)
+        if alias == DEFAULT_ALIAS:
+            active_id = model_id
+        if pointer is not None and (alias != DEFAULT_ALIAS or os.path.lexists(root / ACTIVE_FILE)):
+            aliases.append(AliasHealth(name=alias, model_id=model_id, pinned=pointer.pinned))
+        if model_id is not None:
+            carried.setdefault(model_id, []).append(alias)
+        if pointer is not None and pointer.pinned and pointer_findings:
+            findings.append(_pinned_unusable(alias, pointer_findings[0]))
+    manifests, integrity_findings = _check_integrity(bundles, set(carried), deep=deep)
     findings += integrity_findings
     health = [
-        h.model_copy(update={"active": h.model_id == active_id, "manifest": manifests[h.model_id]})
+        h.model_copy(
+            update={
+                "active": h.model_id == active_id,
+                "manifest": manifests[h.model_id],
+                "aliases": carried.get(h.model_id, []),
+            }
+        )
         for h in health
     ]
-    findings += _check_history(root, pointer)
     index_state, index_findings = _check_index(root)
     findings += index_findings
     findings += _check_leftovers(root)
@@ -262,6 +325,7 @@ def verify_registry(
         index_state=index_state,
         bundles=health,
         findings=findings,
+        aliases=aliases,
     )
 
 
@@ -277,6 +341,16 @@ def _load_config(
             "below judged it against taskclf's default labels and schemas"
         )
         return DEFAULT_REGISTRY_CONFIG, [_error("config-invalid", message, root / CONFIG_FILE)]
+
+
+def _pinned_unusable(alias: str, problem: Finding) -> Finding:
+    message = (
+        f"{pointer_label(alias)} is pinned, but its bundle cannot be used ({problem.code}): "
+        "resolution refuses it and serves the best eligible bundle instead, and no automatic "
+        f"move will fix it while it is pinned; {_fix_pointer(alias)} (add --unpin to release it)"
+    )
+    path = Path(problem.path) if problem.path is not None else Path()
+    return _error("alias-pinned-unusable", message, path, problem.model_id)
 
 
 def _bundle_health(
@@ -351,14 +425,18 @@ _UNSEALED_SHOWN = 10
 
 
 def _check_integrity(
-    bundles: list[ModelBundle], active_id: str | None, *, deep: bool
+    bundles: list[ModelBundle], served: Collection[str], *, deep: bool
 ) -> tuple[dict[str, Literal["unsealed", "match", "mismatch"]], list[Finding]]:
-    """Each bundle's manifest status, and the manifest and consistency findings."""
+    """Each bundle's manifest status, and the manifest and consistency findings.
+
+    The bundles in ``served`` (what the active pointer and every alias locate:
+    each is loaded somewhere) are always hashed; the others only with ``deep``.
+    """
     statuses: dict[str, Literal["unsealed", "match", "mismatch"]] = {}
     findings: list[Finding] = []
     unsealed: list[str] = []
     for bundle in bundles:
-        result = check_manifest(bundle.path, deep=deep or bundle.model_id == active_id)
+        result = check_manifest(bundle.path, deep=deep or bundle.model_id in served)
         statuses[bundle.model_id] = result.status
         if result.status == "unsealed":
             unsealed.append(bundle.model_id)
@@ -452,18 +530,24 @@ def _error(code: str, message: str, path: Path, model_id: str | None = None) -> 
 
 
 def _check_pointer(
-    root: Path, scanned: Mapping[Path, ModelBundle], any_eligible: bool, config: RegistryConfig
+    root: Path,
+    scanned: Mapping[Path, ModelBundle],
+    any_eligible: bool,
+    alias: str,
+    config: RegistryConfig,
 ) -> tuple[ActivePointer | None, str | None, list[Finding]]:
     """The pointer (if it parses), the id of the bundle it locates (if any), findings.
 
     The pointed bundle is taken from the scan (``scanned``, by path), so its
     pointer findings and its bundle health come from one read of its files.
     """
-    path = root / ACTIVE_FILE
+    path = alias_paths(root, alias).pointer
+    label = pointer_label(alias)
+    fix = _fix_pointer(alias)
     try:
         raw = read_capped(path)
     except FileNotFoundError:
-        if not any_eligible:
+        if not any_eligible or alias != DEFAULT_ALIAS:
             return None, None, []
         message = (
             f"No active pointer {path} although eligible bundles exist; run "
@@ -471,19 +555,18 @@ def _check_pointer(
         )
         return None, None, [_error("pointer-missing", message, path)]
     except OSError as exc:
-        message = f"Active pointer {path} is unreadable ({exc}); {_FIX_POINTER}"
+        message = f"{label} {path} is unreadable ({exc}); {fix}"
         return None, None, [_error("pointer-unreadable", message, path)]
     try:
         pointer = ActivePointer.model_validate_json(raw)
     except ValidationError as exc:
         what = "not JSON" if is_json_error(exc.errors()) else "not a valid pointer"
-        message = f"Active pointer {path} is {what}; {_FIX_POINTER}"
+        message = f"{label} {path} is {what}; {fix}"
         return None, None, [_error("pointer-invalid", message, path)]
     located = locate_pointed_bundle(root, pointer.model_dir, model_id=pointer.model_id)
     if located is None:
         message = (
-            f"Active pointer {path} names {pointer.model_dir!r}, which is outside the "
-            f"registry; {_FIX_POINTER}"
+            f"{label} {path} names {pointer.model_dir!r}, which is outside the registry; {fix}"
         )
         return pointer, None, [_error("pointer-escapes", message, path)]
     bundle = scanned.get(located)
@@ -491,46 +574,46 @@ def _check_pointer(
         # Not in the scan: created since, or a name scans skip (not UTF-8).
         bundle = read_bundle(located)
     if bundle is None:
-        message = f"Active pointer {path} locates {located}, which does not exist; {_FIX_POINTER}"
+        message = f"{label} {path} locates {located}, which does not exist; {fix}"
         return pointer, None, [_error("pointer-target-missing", message, path)]
     model_id = bundle.model_id
     if not bundle.valid:
         message = (
-            f"Active pointer {path} locates invalid bundle {model_id} "
-            f"({bundle.invalid_reason}); {_FIX_POINTER}"
+            f"{label} {path} locates invalid bundle {model_id} ({bundle.invalid_reason}); {fix}"
         )
         return pointer, model_id, [_error("pointer-target-invalid", message, path, model_id)]
     problem = declared_incompatibility(bundle, config.labels, config.schema_hashes)
     if problem is not None:
         problem = explain_incompatibility(bundle, problem, config.labels, config.schema_hashes)
         message = (
-            f"Active pointer {path} locates bundle {model_id}, which is not compatible "
-            f"({problem}); {_FIX_POINTER}"
+            f"{label} {path} locates bundle {model_id}, which is not compatible ({problem}); {fix}"
         )
         code = "pointer-target-incompatible"
         return pointer, model_id, [_error(code, message, path, model_id)]
     return pointer, model_id, []
 
 
-def _check_pointer_id(root: Path, pointer: ActivePointer | None) -> list[Finding]:
+def _check_pointer_id(root: Path, pointer: ActivePointer | None, alias: str) -> list[Finding]:
     """A pointer whose ``model_id`` names another bundle than its ``model_dir`` (a hand edit)."""
     if pointer is None or pointer.model_id is None:
         return []
     followed = pointer_bundle_name(pointer)
     if followed is None or followed == pointer.model_id:
         return []
-    path = root / ACTIVE_FILE
+    path = alias_paths(root, alias).pointer
+    flag = "" if alias == DEFAULT_ALIAS else f" --alias {alias}"
     message = (
-        f"Active pointer {path} says model_id {pointer.model_id!r} but its model_dir "
+        f"{pointer_label(alias)} {path} says model_id {pointer.model_id!r} but its model_dir "
         f"{pointer.model_dir!r} names {followed!r}; resolution follows model_dir, so "
-        f"{followed} is what runs and what taskclf reports: run `taskclf model set-active "
+        f"{followed} is what runs and what taskclf reports: run `taskclf model set-active{flag} "
         f"--model-id {followed}` (or the id you meant) to make them agree"
     )
     return [_warning("pointer-id-mismatch", message, path, followed)]
 
 
-def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
-    path = root / HISTORY_FILE
+def _check_history(root: Path, pointer: ActivePointer | None, alias: str) -> list[Finding]:
+    paths = alias_paths(root, alias)
+    path = paths.history
     try:
         # A long-lived history may outgrow the read cap; its newest entries are what
         # the chain and pointer checks need (line numbers then count from the tail).
@@ -539,8 +622,8 @@ def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
         if pointer is None:
             return []
         message = (
-            f"No history {path} although an active pointer exists (written by hand or by an "
-            "old tool); the next set-active, promotion or rollback starts it"
+            f"No history {path} although the pointer {paths.pointer.name} exists (written by "
+            "hand or by an old tool); the next set-active, promotion or rollback starts it"
         )
         return [_warning("history-missing", message, path)]
     except OSError as exc:
@@ -587,32 +670,39 @@ def _check_history(root: Path, pointer: ActivePointer | None) -> list[Finding]:
             f"Line {number} of {path} switches from {_describe(entry.old)} but line "
             f"{previous_number} switched to {_describe(previous.new)}: the pointer was replaced, "
             "deleted or corrupted outside taskclf in between; the audit trail has a gap there "
-            "(nothing to do, the history is append-only; keep active.json under taskclf's control)"
+            f"(nothing to do, the history is append-only; keep {paths.pointer.name} under "
+            "taskclf's control)"
         )
         findings.append(_warning("history-chain-broken", message, path))
     if entries:
         number, last = entries[-1]
         if last.new != pointer:
-            findings.append(_mismatch(path, number, last, pointer))
+            findings.append(_mismatch(paths, number, last, pointer, alias))
     return findings
 
 
 def _mismatch(
-    path: Path, number: int, last: ActiveHistoryEntry, pointer: ActivePointer | None
+    paths: AliasPaths,
+    number: int,
+    last: ActiveHistoryEntry,
+    pointer: ActivePointer | None,
+    alias: str,
 ) -> Finding:
+    path = paths.history
     current = _describe(pointer)
+    shown = paths.pointer.name
     if last.old == pointer:
         cause = (
-            f"records a switch to {_describe(last.new)} that {ACTIVE_FILE} does not show (it "
+            f"records a switch to {_describe(last.new)} that {shown} does not show (it "
             f"still names {current}); this is what a crash between the history append and "
             "the pointer replace leaves"
         )
     else:
         cause = (
-            f"says the pointer is {_describe(last.new)} but {ACTIVE_FILE} names {current}; "
-            f"{ACTIVE_FILE} was changed without the history, or a crash interrupted a write"
+            f"says the pointer is {_describe(last.new)} but {shown} names {current}; "
+            f"{shown} was changed without the history, or a crash interrupted a write"
         )
-    message = f"The last entry (line {number}) of {path} {cause}; {_FIX_POINTER}"
+    message = f"The last entry (line {number}) of {path} {cause}; {_fix_pointer(alias)}"
     return _error("history-pointer-mismatch", message, path)
 
 
@@ -673,7 +763,8 @@ def _check_leftovers(root: Path) -> list[Finding]:
             entries = sorted(scan, key=lambda e: e.name)
     except OSError:
         return findings
-    registry_files = {ACTIVE_FILE, HISTORY_FILE, INDEX_FILE, LOCK_FILE}
+    registry_files = {ACTIVE_FILE, HISTORY_FILE, INDEX_FILE, LOCK_FILE, ALIAS_DIR}
+    findings += _check_alias_dir(root)
     for entry in entries:
         path = Path(entry.path)
         name = entry.name
@@ -695,3 +786,32 @@ def _is_symlink(path: Path) -> bool:
         return stat.S_ISLNK(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+def _check_alias_dir(root: Path) -> list[Finding]:
+    """``.aliases`` itself (a symlink, not a directory), its temp files and symlinked files."""
+    directory = root / ALIAS_DIR
+    problem = alias_dir_problem(root)
+    if problem is not None:
+        if _is_symlink(directory):
+            # Reported with the other symlinked registry files.
+            return []
+        return [_error("alias-dir-unusable", f"{directory} {problem}", directory)]
+    try:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError:
+        return []
+    findings: list[Finding] = []
+    for entry in entries:
+        path = Path(entry.path)
+        if leftover_kind(entry.name) == "temp":
+            code, what, advice = _LEFTOVERS["temp"]
+            findings.append(_error(code, f"{path} is {what}; {advice}", path))
+        elif _is_symlink(path):
+            message = (
+                f"{path} is a symlink; the registry never writes through symlinks, so writes "
+                "to this alias will fail: replace it with a regular file"
+            )
+            findings.append(_error("registry-file-symlink", message, path))
+    return findings
