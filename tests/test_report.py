@@ -425,3 +425,32 @@ def test_time_chart_switches_to_webgl_above_the_threshold(
 
     assert kinds(small) == {"scatter"}
     assert kinds(large) == {"scattergl"}
+
+
+def test_report_shows_every_alias_timeline(registry: Path) -> None:
+    from taskclf.model_registry import activate_bundle
+
+    assert build_report_data(registry, now=NOW).aliases[0].name == "active"
+    assert "aliases-section" not in render_report(build_report_data(registry, now=NOW))
+
+    activate_bundle(registry, "run-1", alias="canary", actor="ana", message=EVIL_NOTE)
+    activate_bundle(registry, "run-3", alias="canary", pin=True)
+    activate_bundle(registry, "run-2", alias="staging")
+    before = sorted(p.name for p in registry.rglob("*"))
+    data = build_report_data(registry, now=NOW)
+    assert sorted(p.name for p in registry.rglob("*")) == before  # the report writes nothing
+    by_name = {alias.name: alias for alias in data.aliases}
+    assert list(by_name) == ["active", "canary", "staging"]
+    canary = by_name["canary"]
+    assert canary.model_id == "run-3" and canary.pinned and canary.problem is None
+    assert [(h.from_model_id, h.to_model_id) for h in canary.history] == [
+        (None, "run-1"),
+        ("run-1", "run-3"),
+    ]
+    assert canary.history[0].actor == "ana" and canary.history[0].message == EVIL_NOTE
+    assert canary.history[1].pinned
+    page = render_report(data)
+    assert 'id="aliases-section"' in page
+    assert 'id="history-alias-canary"' in page and 'id="history-alias-staging"' in page
+    assert EVIL_NOTE not in page and html.escape(EVIL_NOTE) in page
+    assert "run-3 (pinned)" in page

@@ -2,7 +2,8 @@
 
 Everything comes through the public registry API: one ``list_bundles``
 scan, handed to ``verify_registry`` (pointer health) and ``build_rows``
-(eligibility, exclusion reasons, precisions), plus ``read_active_history``.
+(eligibility, exclusion reasons, precisions), plus ``read_active_history`` and,
+for every alias (issue 14), ``list_aliases`` and that alias's history.
 Bad input never aborts: each part that cannot be shown says why in
 :attr:`ReportData.missing` or in its own note.
 """
@@ -29,6 +30,7 @@ from taskclf.model_registry import (
     RegistryConfigError,
     VerifyReport,
     build_rows,
+    list_aliases,
     list_bundles,
     load_registry_config,
     rank_bundles,
@@ -104,6 +106,26 @@ class HistoryRow(BaseModel):
     to_model_id: str
     reason: str | None
     macro_f1: float | None
+    actor: str | None = None
+    """Who made the change (absent in entries written before issue 14)."""
+    message: str | None = None
+    """Why, when the change was given a message."""
+    pinned: bool = False
+    """The pointer was pinned after this change."""
+
+
+class AliasTimeline(BaseModel):
+    """One alias: where it points now, and every change of it (issue 14)."""
+
+    model_config = _FROZEN
+
+    name: str
+    model_id: str | None
+    pinned: bool
+    last_moved_at: str | None
+    problem: str | None
+    """Why its pointer does not lead to a usable bundle, else ``None``."""
+    history: list[HistoryRow]
 
 
 class RankingRow(BaseModel):
@@ -160,6 +182,8 @@ class ReportData(BaseModel):
     """Zero, one or two: left (active or the first ``--compare``) then right."""
     matrices_note: str | None
     history: list[HistoryRow]
+    aliases: list[AliasTimeline] = []
+    """Every alias, ``active`` first (its history is :attr:`history` too)."""
     missing: list[str]
     """What the report could not show, one sentence each."""
 
@@ -233,8 +257,25 @@ def build_report_data(
         matrices=matrices,
         matrices_note=matrices_note,
         history=[_history_row(entry, by_id) for entry in history],
+        aliases=_alias_timelines(root, by_id) if root.is_dir() else [],
         missing=missing,
     )
+
+
+def _alias_timelines(root: Path, by_id: dict[str, ModelBundle]) -> list[AliasTimeline]:
+    return [
+        AliasTimeline(
+            name=info.name,
+            model_id=info.model_id,
+            pinned=info.pinned,
+            last_moved_at=info.last_moved_at,
+            problem=info.problem,
+            history=[
+                _history_row(entry, by_id) for entry in read_active_history(root, alias=info.name)
+            ],
+        )
+        for info in list_aliases(root)
+    ]
 
 
 def _overview(
@@ -349,6 +390,9 @@ def _history_row(entry: ActiveHistoryEntry, by_id: dict[str, ModelBundle]) -> Hi
         to_model_id=_pointer_model_id(entry.new) or entry.new.model_dir,
         reason=_pointer_note(entry.new),
         macro_f1=_pointer_f1(entry.new, by_id),
+        actor=entry.actor,
+        message=entry.message,
+        pinned=entry.new.pinned,
     )
 
 

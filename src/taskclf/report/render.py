@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskclf.model_registry.errors import ReportExtraMissingError
-from taskclf.report.data import MatrixView, ReportData
+from taskclf.report.data import HistoryRow, MatrixView, ReportData
 
 WEBGL_POINT_THRESHOLD = 1_000
 """Above this many points the time chart draws with WebGL (``scattergl``) instead of SVG."""
@@ -92,6 +92,7 @@ def render_report(data: ReportData) -> str:
             _ranking_html(data),
             _matrices_html(data, figures),
             _history_html(data),
+            _aliases_html(data),
         ]
     )
     payload = script_json({"figures": figures})
@@ -464,20 +465,54 @@ counts). Left: {_esc(data.matrices[0].role if data.matrices else "--")}; right:
 </section>"""
 
 
-def _history_html(data: ReportData) -> str:
+def _history_table(history: Sequence[HistoryRow], table_id: str) -> str:
+    """A pointer's changes, newest first, with who made each and why."""
     rows = "".join(
         f"<tr><td>{_esc(h.at)}</td><td class=mono>{_esc(h.from_model_id or '--')}</td>"
-        f"<td class=mono>{_esc(h.to_model_id)}</td><td>{_num(h.macro_f1)}</td>"
-        f"<td>{_esc(h.reason or '--')}</td></tr>"
-        for h in reversed(data.history)
+        f"<td class=mono>{_esc(h.to_model_id)}{' (pinned)' if h.pinned else ''}</td>"
+        f"<td>{_num(h.macro_f1)}</td><td>{_esc(h.reason or '--')}</td>"
+        f"<td>{_esc(h.actor or '--')}</td><td>{_esc(h.message or '--')}</td></tr>"
+        for h in reversed(history)
     )
-    table = (
-        '<div class="scroll"><table id="history"><thead><tr><th>when</th><th>from</th>'
-        f"<th>to</th><th>macro F1</th><th>reason</th></tr></thead><tbody>{rows}</tbody>"
-        "</table></div>"
+    return (
+        f'<div class="scroll"><table id="{_esc(table_id)}"><thead><tr><th>when</th>'
+        "<th>from</th><th>to</th><th>macro F1</th><th>reason</th><th>who</th><th>why</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table></div>"
         if rows
         else '<p class="note">The pointer history is empty.</p>'
     )
+
+
+def _aliases_html(data: ReportData) -> str:
+    """Every alias (issue 14): where it points, whether pinned, and its own timeline."""
+    others = [alias for alias in data.aliases if alias.name != "active"]
+    if not others:
+        return ""
+    summary = "".join(
+        f"<tr><td class=mono>{_esc(a.name)}</td><td class=mono>{_esc(a.model_id or '--')}</td>"
+        f"<td>{'yes' if a.pinned else 'no'}</td><td>{_esc(a.last_moved_at or '--')}</td>"
+        f"<td>{_esc(a.problem or 'ok')}</td></tr>"
+        for a in data.aliases
+    )
+    timelines = "".join(
+        f"<h3>Alias <code>{_esc(a.name)}</code></h3>"
+        f"{_history_table(a.history, f'history-alias-{a.name}')}"
+        for a in others
+    )
+    return f"""
+<section id="aliases-section">
+<h2>Aliases</h2>
+<p>Every named pointer: where it points now, whether it is pinned (promotion and self-heal
+never move a pinned alias), and when it last moved; then each alias's own history, newest
+first (the <code>active</code> alias's is the pointer history above).</p>
+<div class="scroll"><table id="aliases"><thead><tr><th>alias</th><th>bundle</th><th>pinned</th>
+<th>last moved</th><th>status</th></tr></thead><tbody>{summary}</tbody></table></div>
+{timelines}
+</section>"""
+
+
+def _history_html(data: ReportData) -> str:
+    table = _history_table(data.history, "history")
     return f"""
 <section id="history-section">
 <h2>Pointer history</h2>
