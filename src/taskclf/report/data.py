@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from taskclf.core.metrics import class_scores
 from taskclf.model_registry import (
+    DEFAULT_REGISTRY_CONFIG,
     ActiveHistoryEntry,
     ActivePointer,
     BundleError,
@@ -257,12 +258,16 @@ def build_report_data(
         matrices=matrices,
         matrices_note=matrices_note,
         history=[_history_row(entry, by_id) for entry in history],
-        aliases=_alias_timelines(root, by_id) if root.is_dir() else [],
+        aliases=_alias_timelines(root, by_id, config) if root.is_dir() else [],
         missing=missing,
     )
 
 
-def _alias_timelines(root: Path, by_id: dict[str, ModelBundle]) -> list[AliasTimeline]:
+def _alias_timelines(
+    root: Path, by_id: dict[str, ModelBundle], config: RegistryConfig | None
+) -> list[AliasTimeline]:
+    # A broken registry.toml is already in ``missing``; aliases are judged like the rows.
+    config = config if config is not None else DEFAULT_REGISTRY_CONFIG
     return [
         AliasTimeline(
             name=info.name,
@@ -274,7 +279,7 @@ def _alias_timelines(root: Path, by_id: dict[str, ModelBundle]) -> list[AliasTim
                 _history_row(entry, by_id) for entry in read_active_history(root, alias=info.name)
             ],
         )
-        for info in list_aliases(root)
+        for info in list_aliases(root, config=config)
     ]
 
 
