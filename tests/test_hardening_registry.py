@@ -183,6 +183,8 @@ def test_renamed_read_only_registry_resolves_for_a_non_root_user(tmp_path: Path)
 
         if result.returncode != 0 and "setpriv" in result.stderr:
             pytest.skip(f"setpriv refused: {result.stderr.strip()}")
+        if result.returncode != 0 and "can't open file" in result.stderr:
+            pytest.skip(f"the virtualenv is not readable by another user: {result.stderr.strip()}")
         assert result.returncode == 0, result.stderr
         data = json.loads(result.stdout)
         assert (data["active"]["model_id"], data["source"]) == ("b0", "pointer")
