@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import stat
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -38,6 +40,8 @@ from taskclf.model_registry._fs import (
 from taskclf.model_registry.errors import BundleIntegrityError, SealError, argument_phrase
 from taskclf.model_registry.models import ModelBundle
 from taskclf.model_registry.scan import describe_errors, is_bundle_name
+
+log = logging.getLogger("taskclf.model_registry")
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -279,6 +283,35 @@ def require_sealed_match(bundle: ModelBundle, *, deep: bool = True) -> None:
         raise BundleIntegrityError(
             bundle.model_id, bundle.path, first.file, first.problem, len(result.problems)
         )
+
+
+def intact_bundles(
+    ranked: Iterable[ModelBundle], *, deep: bool = True, verified: Collection[str] = ()
+) -> Iterable[ModelBundle]:
+    """The bundles of a ranking that match their manifest (or are unsealed), in order.
+
+    Lazy, so a caller that needs only the first (a repair, a promotion's
+    overthrow) hashes only until it finds one. Each skipped bundle is
+    logged as a warning naming the file that changed: ranking itself never
+    hashes (REGISTRY.md keeps the scan cheap), so this is where a tampered
+    bundle stops competing for the pointer.
+
+    Args:
+        ranked: Bundles, best first.
+        deep: Hash the files (default); ``False`` checks presence, type and sizes only.
+        verified: Ids the caller has just checked itself (not checked again).
+
+    Yields:
+        Every bundle of ``ranked`` that passes :func:`require_sealed_match`.
+    """
+    for bundle in ranked:
+        if bundle.model_id not in verified:
+            try:
+                require_sealed_match(bundle, deep=deep)
+            except BundleIntegrityError as exc:
+                log.warning("Passing over %s: %s", bundle.model_id, exc)
+                continue
+        yield bundle
 
 
 _Kind = Literal["file", "symlink", "special", "unreadable-dir"]

@@ -40,7 +40,7 @@ from taskclf.model_registry.config import CONFIG_FILE, RegistryConfig, load_regi
 from taskclf.model_registry.errors import BundleIntegrityError, PromotionError, argument_phrase
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
-from taskclf.model_registry.manifest import require_sealed_match
+from taskclf.model_registry.manifest import intact_bundles, require_sealed_match
 from taskclf.model_registry.models import (
     ModelBundle,
     PromotionResult,
@@ -50,7 +50,6 @@ from taskclf.model_registry.pointer import (
     ACTIVE_FILE,
     HISTORY_FILE,
     read_active,
-    write_active_atomic,
     write_active_verified,
 )
 from taskclf.model_registry.resolution import find_best_model, follow_pointer
@@ -146,9 +145,12 @@ def promote_bundle(
             more than ``max_bytes``, changed that way while it was copied, or
             its name is taken, reserved or unusable. The registry is left
             unchanged (a moved candidate is put back).
-        BundleIntegrityError: (a ``ValueError``) the new best is another,
-            sealed bundle that no longer matches its manifest; the promoted
-            bundle is in the registry, the pointer did not move.
+        BundleIntegrityError: (a ``ValueError``) the bundle chosen to take the
+            pointer changed between its hash and the write (sizes are checked
+            again under the lock); the promoted bundle is in the registry, the
+            pointer did not move. A sealed bundle that already no longer
+            matches its manifest is simply passed over (logged) when choosing
+            who takes the pointer.
         RegistryConfigError: The registry's configuration is malformed.
         OSError: Copying or a registry write failed. No staging directory is
             left behind; a moved candidate is put back. If the pointer write
@@ -606,7 +608,10 @@ def _activate_if_best(
     previous = read_active(root, alias=alias)
     target = follow_pointer(root, previous, None, config.labels, config.schema_hashes, alias=alias)
     current = previous if target.bundle is not None else None
-    best = report.best
+    # A sealed bundle whose files changed never takes the pointer: the overthrow goes to
+    # the best bundle that matches its manifest. The promoted one was just hashed in
+    # staging; another (the pointer was off it) is hashed here, under this lock.
+    best = next(iter(intact_bundles(report.ranked, verified={bundle.model_id})), None)
     active = previous
     updated = False
     pinned = previous is not None and previous.pinned
@@ -617,10 +622,7 @@ def _activate_if_best(
         and (target.path is None or best.model_id != target.path.name)
         and should_switch_active(current, best, policy)
     ):
-        # The promoted bundle was just hashed in staging and renamed under this lock, so
-        # sizes suffice; another best (the pointer was off it) is hashed here, under the lock.
-        write = write_active_verified if best.model_id == bundle.model_id else write_active_atomic
-        active = write(
+        active = write_active_verified(
             root, best, policy, reason=PROMOTION_NOTE, alias=alias, message=message, actor=actor
         )
         updated = True

@@ -13,7 +13,7 @@ from taskclf.model_registry._fs import absolute, registry_lock
 from taskclf.model_registry.aliases import DEFAULT_ALIAS, check_alias_name
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import BundleIntegrityError
-from taskclf.model_registry.manifest import require_sealed_match
+from taskclf.model_registry.manifest import intact_bundles
 from taskclf.model_registry.models import (
     ActivePointer,
     ModelBundle,
@@ -132,15 +132,14 @@ def resolve_active_model(
     # escaping pointer is reported once, not once per look at it.
     log.warning("%s; selecting the best bundle by scanning", target.problem)
     report = find_best_model(root, policy, required_schema_hash, labels, config=config)
-    best = report.best
+    # Hashed before the lock (a repair writes the pointer, which refuses a sealed bundle
+    # whose files changed): a tampered top bundle is passed over, never served.
+    best = _first_intact(report)
     if best is None:
         return None, report
     if _pinned_elsewhere(root, alias, target, best):
         return best, report
     try:
-        # Hashed before the lock (a repair writes the pointer, which refuses a sealed
-        # bundle whose files changed); under the lock only sizes are re-checked.
-        require_sealed_match(best)
         with registry_lock(root):
             # Another process may have repaired (or pinned) the pointer while we scanned.
             target = _follow_active_pointer(root, required_schema_hash, labels, schemas, alias)
@@ -153,10 +152,9 @@ def resolve_active_model(
                 # would raise BundleRejectedError from a reader. Rank again: under the
                 # lock, prune cannot remove bundles.
                 report = find_best_model(root, policy, required_schema_hash, labels, config=config)
-                best = report.best
+                best = _first_intact(report)
                 if best is None:
                     return None, report
-                require_sealed_match(best)
             if target.path == best.path:
                 # Ranked by its schema hash, yet refused by the pointer check because its
                 # declared schema_version disagrees: rewriting the same pointer would only
@@ -171,6 +169,11 @@ def resolve_active_model(
         # (ActiveModelReloader) refuse it.
         log.warning("Not repairing the %s in %s: %s", pointer_label(alias).lower(), root, exc)
     return best, report
+
+
+def _first_intact(report: SelectionReport) -> ModelBundle | None:
+    """The best ranked bundle whose files match its manifest (unsealed ones count)."""
+    return next(iter(intact_bundles(report.ranked)), None)
 
 
 def _pinned_elsewhere(root: Path, alias: str, target: PointerTarget, best: ModelBundle) -> bool:

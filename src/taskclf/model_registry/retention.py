@@ -67,8 +67,9 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from taskclf.model_registry._fs import absolute, fsync_dir, is_temp_name, registry_lock
 from taskclf.model_registry.aliases import ALIAS_DIR, DEFAULT_ALIAS, alias_names
 from taskclf.model_registry.config import RegistryConfig
-from taskclf.model_registry.errors import PruneError, registry_not_found
+from taskclf.model_registry.errors import BundleIntegrityError, PruneError, registry_not_found
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
+from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import SelectionPolicy, SelectionReport
 from taskclf.model_registry.pointer import pointed_model_id, read_active, read_active_history
 from taskclf.model_registry.promotion import STAGING_PREFIX
@@ -210,6 +211,7 @@ def plan_prune(
             include_invalid=include_invalid,
             not_bundles=_not_bundles(report),
             aliased=aliased,
+            tampered=_tampered_top(report, keep),
         )
     ]
     return PrunePlan(
@@ -250,6 +252,28 @@ def _refuse_non_registry(root: Path) -> None:
             "directory probably should be the one holding active.json and the bundles. "
             "Nothing was deleted."
         )
+
+
+def _tampered_top(report: SelectionReport, keep: int) -> dict[str, str]:
+    """Sealed bundles at the top of the ranking whose files no longer match their manifest.
+
+    Walks the ranking until ``keep`` matching bundles are found, so a bundle
+    whose files changed never takes a "top N" place from a good one. Hashes
+    (prune deletes, so it must not be fooled by a same-size edit), but only
+    the top of the ranking: ``keep`` bundles plus the tampered ones.
+    """
+    tampered: dict[str, str] = {}
+    found = 0
+    for bundle in report.ranked:
+        if found >= keep:
+            break
+        try:
+            require_sealed_match(bundle)
+        except BundleIntegrityError as exc:
+            tampered[bundle.model_id] = exc.problem
+            continue
+        found += 1
+    return tampered
 
 
 def _not_bundles(report: SelectionReport) -> dict[str, str]:
@@ -328,6 +352,7 @@ def decide_retention(
     include_invalid: bool,
     not_bundles: Mapping[str, str] | None = None,
     aliased: Mapping[str, Sequence[str]] | None = None,
+    tampered: Mapping[str, str] | None = None,
 ) -> list[tuple[str, Path, Action, list[str]]]:
     """The retention rules, pure: keep or delete each bundle of ``report``, with every reason.
 
@@ -341,16 +366,20 @@ def decide_retention(
         not_bundles: Directories that are not bundles (a nested registry, a
             folder without bundle files), with why: always kept.
         aliased: For each bundle some alias other than ``active`` locates, those aliases.
+        tampered: Sealed bundles whose files no longer match their manifest, with
+            the problem: they take no "top N" place and are kept for inspection.
 
     Returns:
         ``(model_id, path, action, reasons)`` per bundle, sorted by ``model_id``.
     """
-    rank = {bundle.model_id: position for position, bundle in enumerate(report.ranked, 1)}
+    tampered = tampered or {}
+    intact = [bundle for bundle in report.ranked if bundle.model_id not in tampered]
+    rank = {bundle.model_id: position for position, bundle in enumerate(intact, 1)}
     excluded = {record.model_id: record.reason for record in report.excluded}
     paths = {b.model_id: b.path for b in report.ranked} | {
         r.model_id: r.path for r in report.excluded
     }
-    total = len(report.ranked)
+    total = len(intact)
     history_note = f"named in the last {keep_history} history entries"
 
     decisions: list[tuple[str, Path, Action, list[str]]] = []
@@ -369,6 +398,11 @@ def decide_retention(
             reasons.append(f"top {keep}: ranked #{position} of {total} eligible")
         if model_id in named:
             reasons.append(f"history: {history_note} (a rollback target)")
+        if model_id in tampered:
+            reasons.append(
+                f"does not match its manifest.json ({tampered[model_id]}): kept for "
+                "inspection, not counted among the top bundles"
+            )
         if invalid and not include_invalid and not (not_bundles and model_id in not_bundles):
             reasons.append(
                 f"{exclusion} (kept: invalid bundles are deleted only with --include-invalid)"
