@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import f1_score
 from typer.testing import CliRunner, Result
 
-from conftest import one_sentence_error
+from conftest import one_sentence_error, tree_contents
 from taskclf.cli.main import app
 from taskclf.core.schema import FeatureSchemaV1, FeatureSchemaV3
 from taskclf.model_registry import (
@@ -490,3 +490,38 @@ def test_readme_promotion_snippet_runs(tmp_path: Path) -> None:
     assert second.returncode == 1
     assert "AuthoringError: Cannot save bundle 'run-0042'" in second.stderr
     assert "already exists; bundles are never overwritten" in second.stderr
+
+
+def test_save_bundle_refuses_to_write_into_a_registry_or_a_bundle(tmp_path: Path) -> None:
+    """A bundle written straight into models/ would skip promotion; inside a bundle it
+    would break that bundle's manifest (review finding: `package --out models/b0/inner`)."""
+    from taskclf.model_registry import AuthoringError, activate_bundle, verify_registry
+
+    models = tmp_path / "models"
+    models.mkdir()
+    model = tmp_path / "m.txt"
+    model.write_text("weights\n")
+    matrix = [[3, 1], [0, 4]]
+    save_bundle(
+        tmp_path / "b0", model, schema_version="v1", confusion_matrix=matrix, labels=["a", "b"]
+    )
+    os.rename(tmp_path / "b0", models / "b0")
+    (models / "registry.toml").write_text('labels = ["a", "b"]\n')
+    activate_bundle(models, "b0")
+    before = tree_contents(models)
+
+    with pytest.raises(AuthoringError, match="is a registry; write the bundle elsewhere"):
+        save_bundle(
+            models / "b1", model, schema_version="v1", confusion_matrix=matrix, labels=["a", "b"]
+        )
+    with pytest.raises(AuthoringError, match="would be inside the bundle"):
+        save_bundle(
+            models / "b0" / "inner",
+            model,
+            schema_version="v1",
+            confusion_matrix=matrix,
+            labels=["a", "b"],
+        )
+
+    assert tree_contents(models) == before
+    assert not [f for f in verify_registry(models).findings if f.severity == "error"]

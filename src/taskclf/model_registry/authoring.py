@@ -34,7 +34,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, SupportsIndex
@@ -60,7 +60,9 @@ from taskclf.model_registry.scan import (
     METRICS_FILE,
     describe_errors,
     is_bundle_name,
+    looks_like_bundle,
     read_bundle,
+    registry_entry,
 )
 
 CONFUSION_MATRIX_FILE = "confusion_matrix.csv"
@@ -158,6 +160,7 @@ def save_bundle(
         )
     if os.path.lexists(target):
         raise refuse("it already exists; bundles are never overwritten, choose another directory")
+    _refuse_inside_registry(target, refuse)
     plan = _plan_artifacts(artifacts, refuse)
     label_list = list(labels) if labels is not None else list(DEFAULT_LABELS)
     metrics = _metrics(y_true, y_pred, confusion_matrix, label_list, refuse)
@@ -213,6 +216,26 @@ def save_bundle(
     if bundle is None:
         raise refuse("it vanished right after it was written (deleted by another process)")
     return bundle
+
+
+def _refuse_inside_registry(target: Path, refuse: Callable[[str], AuthoringError]) -> None:
+    """A new bundle never lands in a registry by itself, nor inside another bundle.
+
+    Written straight into ``models/``, it would skip promotion's checks and
+    the pointer's overthrow; written inside a sealed bundle, it would break
+    that bundle's manifest (and with it the bundle a pointer may serve).
+    """
+    if registry_entry(target.parent) is not None:
+        raise refuse(
+            f"{target.parent} is a registry; write the bundle elsewhere and promote it "
+            "(promote_bundle, or `taskclf model package --promote`)"
+        )
+    # Inside a registry's bundle at any depth, or directly inside a bundle found elsewhere.
+    inside = next((a for a in target.parents if registry_entry(a.parent) is not None), None)
+    if inside is None and looks_like_bundle(target.parent):
+        inside = target.parent
+    if inside is not None:
+        raise refuse(f"it would be inside the bundle {inside}; choose a directory outside it")
 
 
 def _plan_artifacts(artifacts: Artifacts, refuse: Any) -> list[tuple[str, Path, bool]]:
