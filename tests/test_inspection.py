@@ -46,7 +46,7 @@ def pets(models_dir: Path, tmp_path: Path) -> Path:
     artifact.parent.mkdir()
     artifact.write_text("a model\n")
     save_bundle(
-        models_dir / "pets-1",
+        tmp_path / "runs" / "pets-1",
         artifact,
         schema_version="v1",
         y_true=Y_TRUE,
@@ -61,6 +61,9 @@ def pets(models_dir: Path, tmp_path: Path) -> Path:
         git_commit="a" * 40,
         model_format="lightgbm-text",
     )
+    # Registered by hand (promote_bundle would also activate it, and these tests want
+    # an inactive bundle); save_bundle itself refuses to write into a registry.
+    os.rename(tmp_path / "runs" / "pets-1", models_dir / "pets-1")
     return models_dir
 
 
