@@ -482,7 +482,7 @@ def test_readme_promotion_snippet_runs(tmp_path: Path) -> None:
         [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert first.returncode == 0, first.stderr
-    assert "run-0042 is active: True" in first.stdout
+    assert "promoted run-0042 - active: run-0042" in first.stdout
     assert check_manifest(tmp_path / "models" / "run-0042").status == "match"
     second = subprocess.run(
         [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, check=False
