@@ -525,3 +525,21 @@ def test_save_bundle_refuses_to_write_into_a_registry_or_a_bundle(tmp_path: Path
 
     assert tree_contents(models) == before
     assert not [f for f in verify_registry(models).findings if f.severity == "error"]
+
+
+@pytest.mark.parametrize(
+    "evaluation",
+    [{"y_true": [], "y_pred": []}, {"confusion_matrix": [[0, 0], [0, 0]], "labels": ["a", "b"]}],
+)
+def test_save_bundle_refuses_an_empty_evaluation(
+    tmp_path: Path, evaluation: dict[str, Any]
+) -> None:
+    """Like `model package` with a header-only CSV: a model evaluated on nothing has no F1."""
+    from taskclf.model_registry import AuthoringError
+
+    model = tmp_path / "m.txt"
+    model.write_text("weights\n")
+    with pytest.raises(AuthoringError, match="the evaluation has no samples"):
+        save_bundle(tmp_path / "run", model, schema_version="v1", **evaluation)
+    assert not (tmp_path / "run").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.txt"]

@@ -319,6 +319,9 @@ def _metrics(
         cells = [[operator.index(cell) for cell in row] for row in matrix]
     except TypeError:
         raise refuse("confusion matrix cells must be integers >= 0") from None
+    if not any(any(row) for row in cells):
+        # All-zero metrics would rank (0.0) as if the model had been evaluated.
+        raise refuse("the evaluation has no samples; evaluate the model on a test set first")
     if len(cells) != len(labels):
         raise refuse(
             f"the confusion matrix has {len(cells)} rows but there are {len(labels)} labels "
