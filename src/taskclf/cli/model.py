@@ -498,10 +498,11 @@ def verify(
 ) -> None:
     """Check bundles, pointer, history, index and leftovers; exit 1 on any error (for CI)."""
     from taskclf.cli import output
+    from taskclf.model_registry.storage import is_remote
     from taskclf.model_registry.verify import verify_registry
 
     # A missing registry is a finding like any other, reported in the same format.
-    root = Path(os.path.abspath(models_dir))
+    root = models_dir if is_remote(models_dir) else Path(os.path.abspath(models_dir))
     with output.scanning(root, json_mode=json_mode, what="Verifying"):
         report = verify_registry(root, deep=deep, labels=labels)
     if json_mode:
@@ -643,6 +644,31 @@ def _require_valid(model_id: str, invalid_reason: str | None) -> None:
             f"Bundle {model_id} is invalid ({invalid_reason}); fix it, or see "
             "`taskclf model verify` for the whole registry."
         )
+
+
+@model_app.command()
+def sync(
+    source: Annotated[
+        str, typer.Argument(metavar="SRC", help="Registry to copy from (a directory or s3://...).")
+    ],
+    destination: Annotated[
+        str, typer.Argument(metavar="DST", help="Registry to copy into (a directory or s3://...).")
+    ],
+    with_pointer: Annotated[
+        bool,
+        typer.Option("--with-pointer", help="Also point DST at the bundle SRC's pointer names."),
+    ] = False,
+    json_mode: Json = False,
+) -> None:
+    """Copy the bundles DST lacks from SRC (verified by manifest), in either direction."""
+    from taskclf.cli import output
+    from taskclf.model_registry.sync import sync_registry
+
+    result = sync_registry(source, destination, with_pointer=with_pointer)
+    if json_mode:
+        output.emit_json(result.model_dump(mode="json"))
+    else:
+        output.render_sync(result)
 
 
 @model_app.command()

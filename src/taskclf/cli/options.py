@@ -115,7 +115,11 @@ def require_registry(models_dir: Path) -> Path:
     one reads the same everywhere: the library's sentence, then the CLI's advice.
     """
     from taskclf.model_registry.errors import registry_not_found
+    from taskclf.model_registry.storage import is_remote
 
+    if is_remote(models_dir):
+        # An object-store registry: the library reports a missing bucket or prefix.
+        return models_dir
     root = Path(os.path.abspath(models_dir))
     problem = registry_not_found(root)
     if problem is None:

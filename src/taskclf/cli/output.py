@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from taskclf.model_registry.alias_admin import AliasInfo
     from taskclf.model_registry.inspection import BundleDescription, BundleDiff, ManifestSummary
     from taskclf.model_registry.retention import PrunePlan
+    from taskclf.model_registry.sync import SyncResult
     from taskclf.model_registry.verify import VerifyReport
 
 NULL = "--"
@@ -255,7 +256,9 @@ def scanning(models_dir: Path, *, json_mode: bool, what: str = "Scanning") -> It
     Only on a terminal, never in ``--json`` mode, and only for registries
     large enough for the scan to take a noticeable moment.
     """
-    if json_mode or not is_terminal():
+    from taskclf.model_registry.storage import is_remote
+
+    if json_mode or not is_terminal() or is_remote(models_dir):
         yield
         return
     from taskclf.model_registry.scan import bundle_names
@@ -1070,3 +1073,17 @@ def render_aliases(infos: Sequence[AliasInfo], models_dir: Path) -> None:
     columns = [("alias", "left"), ("model_id", "left"), ("pinned", "left")]
     columns += [("last moved", "left"), ("status", "left")]
     print_table("Aliases", columns, rows)
+
+
+def render_sync(result: SyncResult) -> None:
+    """``taskclf model sync``: what was copied, already there, skipped, and the pointer."""
+    say(
+        f"Synced {result.source} -> {result.destination}: {len(result.copied)} copied, "
+        f"{len(result.present)} already there, {len(result.skipped)} skipped."
+    )
+    for name in result.copied:
+        say(f"  copied {name}")
+    for name, why in sorted(result.skipped.items()):
+        say(f"  skipped {name}: {why}")
+    if result.pointer is not None:
+        say(f"The destination's active model is now {result.pointer}.")

@@ -31,6 +31,8 @@ from taskclf.model_registry import (
 )
 from taskclf.model_registry._fs import absolute, read_capped
 from taskclf.model_registry.aliases import DEFAULT_ALIAS, alias_paths
+from taskclf.model_registry.pointer import ACTIVE_FILE
+from taskclf.model_registry.storage import is_remote, open_storage
 
 T = TypeVar("T")
 
@@ -65,6 +67,7 @@ def resolve_model_dir(
     *,
     config: RegistryConfig | None = None,
     alias: str = DEFAULT_ALIAS,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """The bundle directory an inference process should load.
 
@@ -81,9 +84,14 @@ def resolve_model_dir(
         config: The registry's labels and schemas (default: its
             ``registry.toml``, ``$TASKCLF_LABELS``, else taskclf's own).
         alias: Which pointer to follow (default ``"active"``; e.g. ``"canary"``).
+        cache_dir: For an ``s3://`` registry, where the active bundle is
+            downloaded (default: the platform's user cache, or
+            ``$TASKCLF_CACHE_DIR``).
 
     Returns:
-        The bundle directory (absolute).
+        The bundle directory (absolute). For an ``s3://`` registry, a local,
+        verified copy of the active bundle (see
+        :mod:`taskclf.model_registry.bundle_cache`).
 
     Raises:
         ModelResolutionError: The explicit directory does not exist, the
@@ -97,6 +105,13 @@ def resolve_model_dir(
         if not os.path.isdir(model_dir):
             raise ModelResolutionError(f"Explicit --model-dir does not exist: {model_dir}")
         return absolute(model_dir)
+    if is_remote(models_dir):
+        bundle, report = resolve_active_model(models_dir, policy, alias=alias)
+        if bundle is None:
+            raise ModelResolutionError(_nothing_eligible_message(Path(models_dir), report), report)
+        from taskclf.model_registry.bundle_cache import fetch_bundle
+
+        return fetch_bundle(models_dir, bundle, cache_dir).path
     root = absolute(models_dir)
     if not root.is_dir():
         what = "is not a directory" if os.path.lexists(root) else "does not exist"
@@ -165,6 +180,7 @@ class ActiveModelReloader(Generic[T]):
         clock: Callable[[], float] = time.monotonic,
         config: RegistryConfig | None = None,
         alias: str = DEFAULT_ALIAS,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         """Set up the reloader; no I/O happens here.
 
@@ -180,6 +196,8 @@ class ActiveModelReloader(Generic[T]):
                 retried like any failed resolution).
             alias: Which pointer to follow (default ``"active"``; e.g. ``"canary"``
                 for a canary host); only that alias's pointer file is watched.
+            cache_dir: For an ``s3://`` registry, where bundles are downloaded
+                (see :func:`resolve_model_dir`); the loader gets the local copy.
 
         Raises:
             ValueError: ``check_interval_s`` is negative or not finite, or
@@ -187,9 +205,17 @@ class ActiveModelReloader(Generic[T]):
         """
         if not math.isfinite(check_interval_s) or check_interval_s < 0:
             raise ValueError(f"check_interval_s must be finite and >= 0, got {check_interval_s}")
-        self.models_dir = absolute(models_dir)
         self.alias = alias
-        self.pointer_path = alias_paths(self.models_dir, alias).pointer
+        self._cache_dir = cache_dir
+        if is_remote(models_dir):
+            from taskclf.model_registry.remote import require_default_alias
+
+            require_default_alias(alias)
+            self.models_dir = Path(models_dir)
+            self.pointer_path = self.models_dir / ACTIVE_FILE
+        else:
+            self.models_dir = absolute(models_dir)
+            self.pointer_path = alias_paths(self.models_dir, alias).pointer
         self.check_interval_s = check_interval_s
         self.current: T | None = None
         self.current_bundle: ModelBundle | None = None
@@ -252,7 +278,16 @@ class ActiveModelReloader(Generic[T]):
             return None
         try:
             # Before the loader runs: a model file changed since sealing is never served.
-            require_sealed_match(bundle)
+            if is_remote(self.models_dir):
+                from taskclf.model_registry.bundle_cache import fetch_bundle
+
+                # Downloaded (or reused) and hashed against the manifest.
+                bundle = fetch_bundle(self.models_dir, bundle, self._cache_dir)
+            else:
+                require_sealed_match(bundle)
+        except OSError:
+            log.exception("Fetching %s failed; will retry on a later check", bundle.model_id)
+            return None
         except BundleIntegrityError as exc:
             log.error(
                 "%s Keeping %s, will retry on a later check",
@@ -293,6 +328,10 @@ class ActiveModelReloader(Generic[T]):
             pointer = ActivePointer.model_validate_json(after[-1])
         except ValidationError:
             return before
+        if is_remote(self.models_dir):
+            from taskclf.model_registry.remote import located_id
+
+            return after if located_id(pointer) == bundle.model_id else before
         located = locate_pointed_bundle(
             self.models_dir, pointer.model_dir, model_id=pointer.model_id
         )
@@ -300,7 +339,16 @@ class ActiveModelReloader(Generic[T]):
 
 
 def _pointer_signature(path: Path) -> _Signature | None:
-    """Identify the current write of a pointer file; ``None`` when it is absent or unreadable."""
+    """Identify the current write of a pointer file; ``None`` when it is absent or unreadable.
+
+    On an ``s3://`` registry: one GET of the (small) pointer object, whose
+    bytes differ on every change.
+    """
+    if is_remote(path):
+        try:
+            return (0, 0, 0, 0, 0, open_storage(path.parent).read(path.name)[0])
+        except OSError:
+            return None
     try:
         info = os.stat(path)
         data = read_capped(path)

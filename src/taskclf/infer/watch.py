@@ -86,8 +86,16 @@ class ActiveModelWatcher(Generic[T]):
                 arrives (> 0, finite).
 
         Raises:
-            ValueError: ``fallback_interval_s`` is not positive and finite.
+            ValueError: ``fallback_interval_s`` is not positive and finite, or the
+                reloader's registry is on object storage (no file events there).
         """
+        from taskclf.model_registry.storage import is_remote
+
+        if is_remote(reloader.models_dir):
+            raise ValueError(
+                f"{reloader.models_dir} is on object storage, which sends no file events; "
+                "poll it with ActiveModelReloader.check_reload (one small GET per check)"
+            )
         if not math.isfinite(fallback_interval_s) or fallback_interval_s <= 0:
             raise ValueError(
                 f"fallback_interval_s must be finite and > 0, got {fallback_interval_s}"

@@ -41,12 +41,15 @@ from taskclf.model_registry.errors import (
     PromotionError,
     PruneError,
     RegistryConfigError,
+    RegistryConflictError,
     RegistryError,
     RegistryFileError,
     RegistryLockTimeout,
     ReportExtraMissingError,
     RollbackError,
     SealError,
+    StorageError,
+    StorageExtraMissingError,
 )
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import index_staleness, read_index_cache, write_index_cache
@@ -149,6 +152,7 @@ __all__ = [
     "PrunePlan",
     "RegistryConfig",
     "RegistryConfigError",
+    "RegistryConflictError",
     "RegistryError",
     "RegistryFileError",
     "RegistryLockTimeout",
@@ -159,6 +163,8 @@ __all__ = [
     "SealError",
     "SelectionPolicy",
     "SelectionReport",
+    "StorageError",
+    "StorageExtraMissingError",
     "VerifyReport",
     "activate",
     "activate_bundle",

@@ -76,6 +76,7 @@ from taskclf.model_registry.pointer import (
 )
 from taskclf.model_registry.scan import is_bundle_name, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility, explain_incompatibility
+from taskclf.model_registry.storage import is_remote
 
 _INCOMPATIBLE_PREFIX = "incompatible: "
 
@@ -196,6 +197,11 @@ def activate(
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        remote.require_default_alias(alias)
+        return remote.activate(models_dir, model_id, policy=policy, reason=reason)
     root = absolute(models_dir)
     check_alias_name(alias)
     config = config if config is not None else load_registry_config(root)
@@ -385,6 +391,11 @@ def plan_rollback(
     if steps is not None and steps < 1:
         raise RollbackError(f"The number of steps must be at least 1 (got {steps}).")
     check_alias_name(alias)
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        remote.require_default_alias(alias)
+        return remote.plan_rollback(models_dir, to=to, steps=steps)
     root = absolute(models_dir)
     if not root.is_dir():
         raise RollbackError(f"{registry_not_found(root)}.")
@@ -524,6 +535,10 @@ def execute_rollback(
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        return remote.execute_rollback(models_dir, plan, policy=policy)
     root = absolute(models_dir)
     if absolute(plan.target_path).parent != root:
         raise RollbackError(

@@ -342,3 +342,53 @@ class AliasError(RegistryError, ValueError):
         self.alias = alias
         self.reason = reason
         super().__init__(reason)
+
+
+class StorageError(RegistryError, OSError):
+    """A remote registry's object store refused or failed a request.
+
+    Attributes:
+        url: The registry (``s3://bucket/prefix``).
+        reason: One sentence: what failed and what to do.
+    """
+
+    def __init__(self, url: str, reason: str, err: int = errno.EIO) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(err, f"{url}: {reason}")
+
+    def __str__(self) -> str:
+        return f"Registry {self.url}: {self.reason}"
+
+
+class RegistryConflictError(RegistryError, OSError):
+    """Another writer changed a registry object between our read and our write.
+
+    Raised by the compare-and-swap of a remote pointer (and a create-if-absent
+    that finds the object already there); nothing of ours was committed.
+
+    Attributes:
+        url: The registry.
+        key: The object that changed (``active.json``...).
+    """
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.key = key
+        super().__init__(
+            errno.EBUSY,
+            f"Registry {url}: {key} was changed by another writer while this change was "
+            "being made; nothing was written. Re-run the command to apply it on top.",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
+class StorageExtraMissingError(RegistryError, ImportError):
+    """An ``s3://`` registry needs obstore, which the ``s3`` extra installs."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "An s3:// registry needs obstore; install it with: pip install 'taskclf[s3]'"
+        )

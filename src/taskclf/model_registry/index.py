@@ -18,27 +18,16 @@ from taskclf.model_registry._fs import (
 from taskclf.model_registry.models import IndexCache, IndexCacheBundleSummary, SelectionReport
 from taskclf.model_registry.pointer import utc_now_iso
 from taskclf.model_registry.scan import METADATA_FILE, METRICS_FILE, bundle_names, parse_timestamp
+from taskclf.model_registry.storage import is_remote
 
 INDEX_FILE = "index.json"
 
 log = logging.getLogger("taskclf.model_registry")
 
 
-def write_index_cache(models_dir: str | os.PathLike[str], report: SelectionReport) -> IndexCache:
-    """Write a snapshot of ``report`` to ``index.json`` atomically.
-
-    Returns:
-        The cache written.
-
-    Raises:
-        RegistryFileError: ``index.json`` is a symlink, or the registry path is
-            not UTF-8.
-        OSError: The write failed; the previous ``index.json`` is untouched.
-    """
-    root = absolute(models_dir)
-    # The cache records absolute bundle paths.
-    require_utf8(root)
-    cache = IndexCache(
+def index_of(report: SelectionReport) -> IndexCache:
+    """The ``index.json`` contents describing ``report`` (``generated_at`` now)."""
+    return IndexCache(
         generated_at=utc_now_iso(),
         schema_hash=report.required_schema_hash,
         policy_version=report.policy.version,
@@ -56,6 +45,27 @@ def write_index_cache(models_dir: str | os.PathLike[str], report: SelectionRepor
         excluded=list(report.excluded),
         best_model_id=report.best.model_id if report.best else None,
     )
+
+
+def write_index_cache(models_dir: str | os.PathLike[str], report: SelectionReport) -> IndexCache:
+    """Write a snapshot of ``report`` to ``index.json`` atomically.
+
+    Returns:
+        The cache written.
+
+    Raises:
+        RegistryFileError: ``index.json`` is a symlink, or the registry path is
+            not UTF-8.
+        OSError: The write failed; the previous ``index.json`` is untouched.
+    """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        return remote.write_index_cache(models_dir, report)
+    root = absolute(models_dir)
+    # The cache records absolute bundle paths.
+    require_utf8(root)
+    cache = index_of(report)
     with registry_lock(root):
         atomic_write(root / INDEX_FILE, cache.model_dump_json(indent=2).encode() + b"\n")
     return cache
@@ -63,6 +73,10 @@ def write_index_cache(models_dir: str | os.PathLike[str], report: SelectionRepor
 
 def read_index_cache(models_dir: str | os.PathLike[str]) -> IndexCache | None:
     """Read ``index.json``; ``None`` when missing, unreadable, not JSON or invalid. Never raises."""
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        return remote.read_index_cache(models_dir)
     path = absolute(models_dir) / INDEX_FILE
     try:
         return IndexCache.model_validate_json(read_capped(path))
@@ -91,6 +105,10 @@ def index_staleness(models_dir: str | os.PathLike[str], cache: IndexCache) -> li
         One human-readable reason per stale bundle (added, removed, changed),
         sorted by model id within each kind; ``[]`` when the cache is fresh.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        return remote.index_staleness(models_dir, cache)
     root = absolute(models_dir)
     try:
         generated = parse_timestamp(cache.generated_at)

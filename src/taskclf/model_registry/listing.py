@@ -24,6 +24,7 @@ from taskclf.model_registry.models import ModelBundle, SelectionPolicy
 from taskclf.model_registry.pointer import locate_active_bundle
 from taskclf.model_registry.scan import list_bundles
 from taskclf.model_registry.selection import created_instant, exclusion_reason
+from taskclf.model_registry.storage import is_remote
 
 SortKey = Literal["macro_f1", "weighted_f1", "created_at"]
 SORT_KEYS: tuple[str, ...] = get_args(SortKey)
@@ -207,6 +208,12 @@ def list_rows(
         RegistryConfigError: The registry's configuration is malformed.
     """
     check_sort_key(sort)
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        return remote.list_rows(
+            models_dir, sort=sort, schema_hash=schema_hash, eligible_only=eligible_only
+        )
     root = absolute(models_dir)
     config = config if config is not None else load_registry_config(root)
     located: dict[Path, list[str]] = {}

@@ -228,6 +228,15 @@ def seal_registry_bundle(
             ``force``, a symlink or special file in it, or a file changed meanwhile.
         OSError: A file cannot be read, or the write failed.
     """
+    from taskclf.model_registry.storage import is_remote
+
+    if is_remote(models_dir):
+        raise SealError(
+            model_id,
+            Path(models_dir) / model_id,
+            "bundles in an object-store registry are sealed when they are uploaded, and "
+            "never change there; there is nothing to seal",
+        )
     root = Path(os.path.abspath(models_dir))
     path = root / model_id
     if not is_bundle_name(model_id) or not os.path.isdir(path) or os.path.islink(path):

@@ -59,6 +59,7 @@ from taskclf.model_registry.models import (
     SelectionPolicy,
 )
 from taskclf.model_registry.scan import describe_errors, is_json_error
+from taskclf.model_registry.storage import is_remote
 
 ACTOR_ENV = "TASKCLF_ACTOR"
 
@@ -103,6 +104,11 @@ def read_active(
     Raises:
         AliasNameError: ``alias`` is not a usable alias name.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        remote.require_default_alias(alias)
+        return remote.read_active(models_dir)
     pointer, problem = read_active_checked(models_dir, alias=alias)
     if problem is not None and warn:
         log.warning("%s", problem)
@@ -317,6 +323,11 @@ def write_active_atomic(
         AliasNameError: ``alias`` is not a usable alias name; nothing is written.
         OSError: The write failed; ``active.json`` and the history are unchanged.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        remote.require_default_alias(alias)
+        return remote.write_active(models_dir, bundle, policy, reason)
     root = absolute(models_dir)
     alias_paths(root, alias)  # a bad name is refused before any hashing
     _check_writable_bundle(root, bundle)
@@ -489,6 +500,11 @@ def read_active_history(
     Raises:
         AliasNameError: ``alias`` is not a usable alias name.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        remote.require_default_alias(alias)
+        return remote.read_active_history(models_dir)
     path = alias_paths(models_dir, alias).history
     if alias != DEFAULT_ALIAS and (problem := alias_dir_problem(models_dir)) is not None:
         log.warning("%s %s; ignoring the history of alias %r", path.parent, problem, alias)

@@ -55,6 +55,7 @@ from taskclf.model_registry.pointer import (
 from taskclf.model_registry.resolution import find_best_model, follow_pointer
 from taskclf.model_registry.scan import is_bundle_name, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility, explain_incompatibility
+from taskclf.model_registry.storage import is_remote
 
 STAGING_PREFIX = ".staging-"
 PROMOTION_NOTE = "promotion"
@@ -157,6 +158,13 @@ def promote_bundle(
             fails, the bundle is already in the registry (the error says which
             file failed) and the pointer and history are unchanged.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        remote.require_default_alias(alias)
+        return remote.promote_bundle(
+            candidate_dir, models_dir, policy=policy, move=move, name=name, max_bytes=max_bytes
+        )
     policy = policy if policy is not None else SelectionPolicy()
     check_alias_name(alias)
     candidate = absolute(candidate_dir)

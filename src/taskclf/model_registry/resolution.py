@@ -32,8 +32,33 @@ from taskclf.model_registry.selection import (
     has_eligible,
     select_best,
 )
+from taskclf.model_registry.storage import is_remote
 
 log = logging.getLogger("taskclf.model_registry")
+
+
+def rank_scanned(
+    bundles: list[ModelBundle],
+    policy: SelectionPolicy | None = None,
+    required_schema_hash: str | None = None,
+    required_label_set: Collection[str] | None = None,
+    *,
+    config: RegistryConfig | None = None,
+) -> SelectionReport:
+    """:func:`find_best_model` on bundles already scanned (from any backend); pure.
+
+    ``config`` supplies the default labels and the schemas tried (default:
+    taskclf's own, ``RegistryConfig()``).
+    """
+    policy = policy if policy is not None else SelectionPolicy()
+    config = config if config is not None else RegistryConfig()
+    labels = required_label_set if required_label_set is not None else config.labels
+    if required_schema_hash is None:
+        hashes = [schema.hash for schema in config.schemas]
+        required_schema_hash = next(
+            (h for h in hashes if has_eligible(bundles, policy, h, labels)), hashes[-1]
+        )
+    return select_best(bundles, policy, required_schema_hash, labels)
 
 
 def find_best_model(
@@ -65,16 +90,11 @@ def find_best_model(
     Raises:
         RegistryConfigError: ``registry.toml`` (or ``$TASKCLF_LABELS``) is malformed.
     """
-    policy = policy if policy is not None else SelectionPolicy()
     config = config if config is not None else load_registry_config(models_dir)
-    labels = required_label_set if required_label_set is not None else config.labels
-    bundles = list_bundles(models_dir)
-    if required_schema_hash is None:
-        hashes = [schema.hash for schema in config.schemas]
-        required_schema_hash = next(
-            (h for h in hashes if has_eligible(bundles, policy, h, labels)), hashes[-1]
-        )
-    return select_best(bundles, policy, required_schema_hash, labels)
+    # list_bundles reads either backend; the ranking is the same pure code for both.
+    return rank_scanned(
+        list_bundles(models_dir), policy, required_schema_hash, required_label_set, config=config
+    )
 
 
 def resolve_active_model(
@@ -120,6 +140,13 @@ def resolve_active_model(
         AliasNameError: ``alias`` is not a usable alias name.
         RegistryConfigError: ``registry.toml`` (or ``$TASKCLF_LABELS``) is malformed.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        remote.require_default_alias(alias)
+        return remote.resolve_active_model(
+            models_dir, policy, required_schema_hash, required_label_set
+        )
     root = absolute(models_dir)
     check_alias_name(alias)
     config = config if config is not None else load_registry_config(root)

@@ -81,6 +81,7 @@ from taskclf.model_registry.scan import (
     registry_entry,
 )
 from taskclf.model_registry.selection import REASON_INVALID
+from taskclf.model_registry.storage import is_remote
 
 TRASH_PREFIX = ".trash-"
 LEFTOVER_MIN_AGE_S = 3600.0
@@ -171,6 +172,16 @@ def plan_prune(
     if keep_history < 0:
         raise PruneError(
             f"The number of history entries to keep must be 0 or more (got {keep_history})."
+        )
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        return remote.plan_prune(
+            models_dir,
+            keep=keep,
+            keep_history=keep_history,
+            include_invalid=include_invalid,
+            policy=policy,
         )
     root = absolute(models_dir)
     if not root.is_dir():
@@ -460,6 +471,10 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
     approved = {decision.model_id for decision in plan.to_delete}
     if not approved and not plan.leftovers:
         return plan
+    if is_remote(plan.models_dir):
+        from taskclf.model_registry import remote
+
+        return remote.execute_prune(plan)
     root = absolute(plan.models_dir)
     trash: Path | None = None
     try:

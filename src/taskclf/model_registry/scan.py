@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
+from taskclf.model_registry.storage import is_remote
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -152,6 +153,10 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
         skipped), sorted by ``model_id``; ``[]`` when ``models_dir`` is
         missing or not a directory. Never raises for anything on disk.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        return remote.list_bundles(models_dir)
     root = absolute(models_dir)
     prefix = os.path.join(os.fspath(root), "")
     bundles: list[ModelBundle] = []
@@ -465,4 +470,36 @@ def _invalid(
         metadata=metadata,
         metrics=metrics,
         created_at=None,
+    )
+
+
+def bundle_from_files(
+    model_id: str, path: Path, metadata_raw: bytes | None, metrics_raw: bytes | None
+) -> ModelBundle:
+    """Parse a bundle from its two files' bytes (``None``: the file is missing).
+
+    The same checks, order and reason strings as :func:`read_bundle`, for a
+    bundle whose files were fetched from elsewhere (an object store).
+    """
+    if metadata_raw is None:
+        return _invalid(path, f"missing {METADATA_FILE}")
+    if metrics_raw is None:
+        return _invalid(path, f"missing {METRICS_FILE}")
+    metadata, problem = _parse(ModelMetadata, metadata_raw, METADATA_FILE)
+    if metadata is None:
+        return _invalid(path, problem)
+    metrics, problem = _parse(BundleMetrics, metrics_raw, METRICS_FILE)
+    if metrics is None:
+        return _invalid(path, problem, metadata=metadata)
+    try:
+        created_at = parse_timestamp(metadata.created_at)
+    except ValueError as exc:
+        return _invalid(path, f"created_at parse error: {exc}", metadata=metadata, metrics=metrics)
+    return ModelBundle(
+        model_id=model_id,
+        path=path,
+        valid=True,
+        metadata=metadata,
+        metrics=metrics,
+        created_at=created_at,
     )

@@ -166,6 +166,7 @@ from taskclf.model_registry.selection import (
     explain_incompatibility,
     passes_constraints,
 )
+from taskclf.model_registry.storage import is_remote
 
 _FIX_POINTER = "run `taskclf model set-active --model-id ID` or `taskclf model rollback`"
 
@@ -262,6 +263,10 @@ def verify_registry(
     Returns:
         The report; ``healthy`` is False when any finding is an error.
     """
+    if is_remote(models_dir):
+        from taskclf.model_registry import remote
+
+        return remote.verify_registry(models_dir, bundles=bundles, deep=deep)
     root = absolute(models_dir)
     missing = registry_not_found(root)
     if missing is not None:

@@ -209,7 +209,11 @@ def build_report_data(
     Raises:
         BundleError: A ``compare`` id is not a bundle of the registry or has no metrics.
     """
-    root = absolute(models_dir)
+    from taskclf.model_registry.storage import is_remote
+
+    remote = is_remote(models_dir)
+    root = Path(models_dir) if remote else absolute(models_dir)
+    present = remote or root.is_dir()
     generated = (now or datetime.now(UTC)).astimezone(UTC)
     bundles = list_bundles(root)
     missing: list[str] = []
@@ -228,12 +232,12 @@ def build_report_data(
         bundles, active_path=active_bundle.path if active_bundle else None, config=config
     )
     eligible_ids = {row.model_id for row in rows if row.eligible}
-    if not root.is_dir():
+    if not present:
         missing.append(f"The registry directory {root} does not exist.")
     elif not bundles:
         missing.append(f"The registry {root} holds no bundles.")
 
-    history = read_active_history(root) if root.is_dir() else []
+    history = read_active_history(root) if present else []
     points, points_note = _time_points(bundles, eligible_ids, active_id)
     matrices, matrices_note = _matrices(bundles, by_id, eligible_ids, active_id, compare)
     ranking, ranking_note = _ranking(rows, by_id)

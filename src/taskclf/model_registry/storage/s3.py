@@ -1,0 +1,354 @@
+"""The storage seam on S3-compatible object storage, through obstore.
+
+Object stores have no rename and no locks; what they do have since 2024
+(AWS S3, MinIO, R2, moto) are conditional writes: ``If-None-Match: *``
+creates an object only if absent, ``If-Match: <etag>`` replaces it only if
+unchanged. Those two are the whole concurrency story: :meth:`S3Storage.create`
+and :meth:`S3Storage.replace` map onto them one to one. A store that
+ignores them would silently let two writers race, so before the first
+write the store is probed once, and a store that fails the probe is
+refused with one sentence.
+
+Credentials, region and endpoint come from the standard AWS environment
+(``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
+``AWS_REGION``, ``AWS_ENDPOINT_URL``); with ``AWS_PROFILE`` set and boto3
+installed, the profile's credentials are used. A plain ``http://``
+endpoint (MinIO on a laptop, the tests' loopback server) is allowed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import os
+import threading
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taskclf.model_registry._fs import MAX_FILE_BYTES
+from taskclf.model_registry.errors import (
+    RegistryConflictError,
+    StorageError,
+    StorageExtraMissingError,
+)
+from taskclf.model_registry.storage.base import MANIFEST_KEY, ObjectInfo, Storage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from obstore.store import S3Store
+
+TRANSFER_CONCURRENCY = 16
+"""Most requests a scan, upload or download keeps in flight at once."""
+
+_PROBE_PREFIX = ".taskclf-probe"
+
+
+def _import_obstore() -> Any:
+    try:
+        import obstore
+    except ImportError:
+        raise StorageExtraMissingError() from None
+    return obstore
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` as ``("bucket", "some/prefix")``.
+
+    Raises:
+        StorageError: No bucket name.
+    """
+    rest = url[len("s3://") :]
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise StorageError(url, "names no bucket; write it as s3://BUCKET/PREFIX", errno.EINVAL)
+    return bucket, prefix.strip("/")
+
+
+class S3Storage(Storage):
+    """A registry under a prefix of an S3-compatible bucket."""
+
+    remote = True
+
+    def __init__(self, url: str) -> None:
+        """Configure the client; no request is made here.
+
+        Args:
+            url: ``s3://bucket/prefix`` (the prefix may be empty).
+
+        Raises:
+            StorageExtraMissingError: obstore is not installed.
+            StorageError: The URL names no bucket.
+        """
+        self._obstore = _import_obstore()
+        self.bucket, self.prefix = split_url(url)
+        self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self._store = self._make_store()
+        self._probed = False
+        self._probe_lock = threading.Lock()
+
+    def _make_store(self) -> S3Store:
+        from obstore.store import S3Store
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        kwargs: dict[str, Any] = {
+            "client_options": {
+                # MinIO on a laptop and the tests' loopback server speak plain http.
+                "allow_http": bool(endpoint and endpoint.startswith("http://")),
+                "connect_timeout": timedelta(seconds=5),
+            },
+            # 5xx, throttling (503 SlowDown) and dropped connections are retried
+            # with exponential backoff and jitter; bounded so a dead endpoint
+            # fails in seconds rather than minutes.
+            "retry_config": {
+                "max_retries": 4,
+                "backoff": {
+                    "init_backoff": timedelta(milliseconds=100),
+                    "max_backoff": timedelta(seconds=5),
+                    "base": 2,
+                },
+                "retry_timeout": timedelta(seconds=60),
+            },
+        }
+        if not os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
+            kwargs["region"] = "us-east-1"
+        if os.environ.get("AWS_PROFILE") and not os.environ.get("AWS_ACCESS_KEY_ID"):
+            kwargs["credential_provider"] = _profile_credentials()
+        return S3Store(self.bucket, prefix=self.prefix or None, **kwargs)
+
+    # -- error translation -------------------------------------------------
+
+    def _fail(self, exc: Exception, doing: str) -> StorageError:
+        text = str(exc)
+        exceptions = self._obstore.exceptions
+        if "NoSuchBucket" in text:
+            return StorageError(
+                self.url,
+                f"bucket {self.bucket!r} does not exist; create it or fix the URL",
+                errno.ENOENT,
+            )
+        if isinstance(exc, exceptions.PermissionDeniedError | exceptions.UnauthenticatedError) or (
+            "InvalidAccessKeyId" in text
+            or "SignatureDoesNotMatch" in text
+            or "AccessDenied" in text
+        ):
+            return StorageError(
+                self.url,
+                f"the store refused the credentials while {doing}; check AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
+                errno.EACCES,
+            )
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        return StorageError(
+            self.url,
+            f"{doing} failed ({first_line[:300]}); check AWS_ENDPOINT_URL and the network",
+        )
+
+    def _call(self, doing: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except FileNotFoundError as exc:
+            if "NoSuchBucket" in str(exc):
+                raise self._fail(exc, doing) from None
+            raise
+        except self._obstore.exceptions.BaseError as exc:
+            raise self._fail(exc, doing) from None
+
+    # -- the verbs -----------------------------------------------------------
+
+    def list_files(self, prefix: str = "") -> list[ObjectInfo]:
+        def run() -> list[ObjectInfo]:
+            found = []
+            for chunk in self._obstore.list(self._store, prefix or None, chunk_size=1000):
+                for meta in chunk:
+                    found.append(
+                        ObjectInfo(
+                            meta["path"],
+                            meta["size"],
+                            meta["e_tag"] or "",
+                            meta["last_modified"].timestamp(),
+                        )
+                    )
+            return found
+
+        return sorted(self._call(f"listing {prefix or 'the registry'}", run))
+
+    def list_bundle_names(self) -> list[str]:
+        return bundle_names_from(self.list_files())
+
+    def read(self, key: str, cap: int = MAX_FILE_BYTES) -> tuple[bytes, str]:
+        def run() -> tuple[bytes, str]:
+            result = self._obstore.get(self._store, key)
+            if result.meta["size"] > cap:
+                raise StorageError(
+                    self.url, f"{key} is larger than the {cap} byte limit", errno.EFBIG
+                )
+            return bytes(result.bytes()), result.meta["e_tag"] or ""
+
+        return self._call(f"reading {key}", run)  # type: ignore[no-any-return]
+
+    def head(self, key: str) -> str | None:
+        try:
+            meta = self._call(f"checking {key}", self._obstore.head, self._store, key)
+        except FileNotFoundError:
+            return None
+        return meta["e_tag"] or ""
+
+    def _require_conditional_writes(self) -> None:
+        """Refuse to write to a store that would silently ignore ``If-None-Match``."""
+        with self._probe_lock:
+            if self._probed:
+                return
+            key = f"{_PROBE_PREFIX}/{uuid.uuid4().hex}"
+            exceptions = self._obstore.exceptions
+            self._call("writing a probe object", self._obstore.put, self._store, key, b"")
+            try:
+                self._obstore.put(self._store, key, b"", mode="create")
+            except exceptions.AlreadyExistsError:
+                honoured = True
+            except exceptions.NotSupportedError:
+                honoured = False
+            except exceptions.BaseError as exc:
+                honoured = False
+                if "NotImplemented" not in str(exc) and "501" not in str(exc):
+                    raise self._fail(exc, "probing for conditional writes") from None
+            else:
+                honoured = False
+            finally:
+                self._call("removing the probe object", self._obstore.delete, self._store, key)
+            if not honoured:
+                raise StorageError(
+                    self.url,
+                    "this store does not support conditional writes (If-None-Match / If-Match), "
+                    "which the registry needs to change it safely; nothing was written",
+                    errno.ENOTSUP,
+                )
+            self._probed = True
+
+    def create(self, key: str, data: bytes) -> str:
+        self._require_conditional_writes()
+        return self._put_if(key, data, "create")
+
+    def _put_if(self, key: str, data: bytes, mode: Any) -> str:
+        exceptions = self._obstore.exceptions
+        try:
+            result = self._obstore.put(self._store, key, data, mode=mode)
+        except (exceptions.AlreadyExistsError, exceptions.PreconditionError):
+            raise RegistryConflictError(self.url, key) from None
+        except exceptions.BaseError as exc:
+            raise self._fail(exc, f"writing {key}") from None
+        return result["e_tag"] or ""
+
+    def replace(self, key: str, data: bytes, *, expected: str | None) -> str:
+        self._require_conditional_writes()
+        if expected is None:
+            return self._put_if(key, data, "create")
+        return self._put_if(key, data, {"e_tag": expected})
+
+    def delete(self, key: str) -> None:
+        self._call(f"deleting {key}", self._obstore.delete, self._store, key)
+
+    def delete_tree(self, prefix: str) -> None:
+        # The manifest first: the bundle leaves every listing at once, and what is
+        # left of an interrupted delete is an incomplete upload, which prune removes.
+        self.delete(f"{prefix}/{MANIFEST_KEY}")
+        keys = [info.key for info in self.list_files(prefix)]
+        if keys:
+            self._call(f"deleting {prefix}", self._obstore.delete, self._store, keys)
+
+    def upload_tree(self, source: Path, prefix: str) -> None:
+        self._require_conditional_writes()
+        if self.head(f"{prefix}/{MANIFEST_KEY}") is not None:
+            raise RegistryConflictError(self.url, prefix)
+        files = sorted(_regular_files(source))
+        if MANIFEST_KEY not in files:
+            raise StorageError(
+                self.url,
+                f"bundle {prefix} has no {MANIFEST_KEY}; remote bundles are always sealed",
+                errno.EINVAL,
+            )
+        body = [name for name in files if name != MANIFEST_KEY]
+
+        def put_file(name: str) -> None:
+            self._call(
+                f"uploading {prefix}/{name}",
+                self._obstore.put,
+                self._store,
+                f"{prefix}/{name}",
+                Path(source, name),
+            )
+
+        _run_bounded(put_file, body)
+        # Last, and only if absent: this one request makes the bundle exist.
+        self.create(f"{prefix}/{MANIFEST_KEY}", Path(source, MANIFEST_KEY).read_bytes())
+
+    def download_tree(self, prefix: str, target: Path) -> None:
+        infos = self.list_files(prefix)
+        if not infos:
+            raise FileNotFoundError(errno.ENOENT, "no such bundle", f"{self.url}/{prefix}")
+        target.mkdir(parents=False)
+
+        def get_file(info: ObjectInfo) -> None:
+            relative = info.key[len(prefix) + 1 :]
+            destination = target.joinpath(*relative.split("/"))
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            result = self._call(f"downloading {info.key}", self._obstore.get, self._store, info.key)
+            with open(destination, "wb") as handle:
+                for chunk in result:
+                    handle.write(chunk)
+
+        _run_bounded(get_file, infos)
+
+    def read_many_versioned(
+        self, keys: list[str], cap: int = MAX_FILE_BYTES
+    ) -> dict[str, tuple[bytes, str] | None]:
+        def get(key: str) -> tuple[bytes, str] | None:
+            try:
+                return self.read(key, cap)
+            except FileNotFoundError:
+                return None
+
+        with concurrent.futures.ThreadPoolExecutor(TRANSFER_CONCURRENCY) as pool:
+            return dict(zip(keys, pool.map(get, keys), strict=True))
+
+
+def bundle_names_from(infos: Iterable[ObjectInfo]) -> list[str]:
+    """The complete bundles in a listing: ``<name>/manifest.json`` present, name not dotted."""
+    names = set()
+    for info in infos:
+        name, _, rest = info.key.partition("/")
+        if rest == MANIFEST_KEY and not name.startswith("."):
+            names.add(name)
+    return sorted(names)
+
+
+def _regular_files(root: Path) -> list[str]:
+    found = []
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath, name)
+            if path.is_file() and not path.is_symlink():
+                found.append(path.relative_to(root).as_posix())
+    return found
+
+
+def _run_bounded(function: Callable[[Any], None], items: Iterable[Any]) -> None:
+    with concurrent.futures.ThreadPoolExecutor(TRANSFER_CONCURRENCY) as pool:
+        for future in [pool.submit(function, item) for item in items]:
+            future.result()
+
+
+def _profile_credentials() -> Any:
+    try:
+        import boto3
+        from obstore.auth.boto3 import Boto3CredentialProvider
+    except ImportError:
+        raise StorageError(
+            "s3://",
+            "AWS_PROFILE is set but boto3 is not installed; pip install boto3, or set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            errno.ENOENT,
+        ) from None
+    return Boto3CredentialProvider(boto3.Session())
