@@ -298,3 +298,14 @@ def test_a_corrupt_scan_cache_is_ignored_and_rebuilt(s3_registry: str, tmp_path:
     cache.write_text('{"run_a/metadata.json": ["etag", 12]')
     assert list_bundles(s3_registry) == expected
     assert json.loads(cache.read_text())["run_a/metadata.json"][0] != "etag"
+
+
+def test_aliases_other_than_active_are_refused_on_s3(s3_registry: str, tmp_path: Path) -> None:
+    from taskclf.model_registry import AliasError
+
+    promote_bundle(candidate(tmp_path, "run_a", 0.7), s3_registry)
+    with pytest.raises(AliasError, match="only the active pointer"):
+        activate(s3_registry, "run_a", alias="canary")
+    with pytest.raises(AliasError, match="only the active pointer"):
+        resolve_active_model(s3_registry, alias="canary")
+    assert read_active(s3_registry).model_id == "run_a"  # type: ignore[union-attr]
