@@ -21,7 +21,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -400,12 +400,21 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes | Iterable[bytes], *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or new content, whole.
 
     Writes a uniquely named temporary file beside ``path``, fsyncs it,
     ``os.replace``-s it into place and fsyncs the directory. On any
     failure the temporary file is removed and ``path`` is untouched.
+
+    Args:
+        path: The file to replace.
+        data: The new content, or its chunks in order (written without joining
+            them, so a large derived file is never held twice in memory).
+        durable: ``False`` skips both fsyncs, for derived state (the scan cache)
+            that is rebuilt when lost: the replace stays atomic, only a power
+            loss may leave the old content or a damaged file, which readers of
+            derived state must detect anyway.
 
     Raises:
         RegistryFileError: ``path`` is a symlink.
@@ -419,8 +428,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         try:
             os.fchmod(fd, 0o644)
-            write_all(fd, data)
-            os.fsync(fd)
+            for chunk in (data,) if isinstance(data, bytes) else data:
+                write_all(fd, chunk)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         refuse_symlink(path)
@@ -433,6 +444,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     # raising here would report a failure for a change that happened (and make the
     # pointer's caller undo its history entry while the pointer stays new). A
     # failed directory fsync only weakens durability against power loss.
+    if not durable:
+        return
     try:
         fsync_dir(path.parent)
     except OSError as exc:

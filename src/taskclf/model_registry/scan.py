@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
+from taskclf.model_registry.scan_cache import scan_with_cache
 from taskclf.model_registry.storage import is_remote
 
 if TYPE_CHECKING:
@@ -152,6 +153,10 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
         One bundle per subdirectory (dot-prefixed ones are reserved and
         skipped), sorted by ``model_id``; ``[]`` when ``models_dir`` is
         missing or not a directory. Never raises for anything on disk.
+
+    A bundle whose two files' stats are unchanged since an earlier scan is
+    taken from the scan cache (:mod:`taskclf.model_registry.scan_cache`)
+    instead of being parsed again; the result is the same either way.
     """
     if is_remote(models_dir):
         from taskclf.model_registry import remote
@@ -159,13 +164,15 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
         return remote.list_bundles(models_dir)
     root = absolute(models_dir)
     prefix = os.path.join(os.fspath(root), "")
-    bundles: list[ModelBundle] = []
+
+    def read(name: str) -> ModelBundle | None:
+        return _read_bundle(root / name, prefix + name)
+
+    def build(name: str, reason: Any, metadata: Any, unset: Any, metrics: Any) -> ModelBundle:
+        return _bundle_from_parts(root / name, reason, metadata, unset, metrics)
+
     with _gc_paused():
-        for name in bundle_names(root):
-            bundle = _read_bundle(root / name, prefix + name)
-            if bundle is not None:
-                bundles.append(bundle)
-    return bundles
+        return scan_with_cache(root, bundle_names(root), read, build, METADATA_FILE, METRICS_FILE)
 
 
 @contextlib.contextmanager
@@ -344,6 +351,66 @@ def read_metadata_document(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
     if not isinstance(document, dict):
         raise ValueError(f"{METADATA_FILE} is not a JSON object")
     return document
+
+
+_METADATA_FIELDS = tuple(ModelMetadata.model_fields)
+_METRICS_FIELDS = tuple(BundleMetrics.model_fields)
+_METRICS_FIELDS_SET = set(_METRICS_FIELDS)
+
+
+def _bundle_from_parts(
+    path: Path, reason: Any, metadata: Any, unset: Any, metrics: Any
+) -> ModelBundle:
+    """The bundle a scan read before, from the scan cache's parsed JSON parts.
+
+    The cache stores only models a scan validated, whole; they are rebuilt
+    without validating again (that would cost as much as reading the files),
+    checking only that each has exactly its model's fields.
+
+    Raises:
+        ValueError: The parts are not what the cache stores (a damaged cache).
+        TypeError: Likewise.
+    """
+    metadata_model = metrics_model = None
+    if metadata is not None:
+        if tuple(metadata) != _METADATA_FIELDS:
+            raise ValueError("cached metadata does not have ModelMetadata's fields")
+        metadata_model = _construct_model(
+            ModelMetadata, metadata, set(_METADATA_FIELDS).difference(unset)
+        )
+    if metrics is not None:
+        if tuple(metrics) != _METRICS_FIELDS:
+            raise ValueError("cached metrics do not have BundleMetrics's fields")
+        metrics_model = _construct_model(BundleMetrics, metrics, _METRICS_FIELDS_SET)
+    if reason is not None:
+        return _invalid(path, str(reason), metadata=metadata_model, metrics=metrics_model)
+    if metadata_model is None or metrics_model is None:
+        raise ValueError("a valid bundle without metadata or metrics")
+    return _construct(
+        {
+            "model_id": path.name,
+            "path": path,
+            "valid": True,
+            "invalid_reason": None,
+            "metadata": metadata_model,
+            "metrics": metrics_model,
+            "created_at": parse_timestamp(metadata_model.created_at),
+        }
+    )
+
+
+def _construct_model(model: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:
+    """A model from values it was validated with before (the scan cache), fields-set shared."""
+    if _construct is _construct_fast:
+        instance = model.__new__(model)
+        object.__setattr__(instance, "__dict__", values)
+        object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
+        object.__setattr__(instance, "__pydantic_extra__", None)
+        object.__setattr__(instance, "__pydantic_private__", None)
+    else:
+        instance = model.model_construct(fields_set, **values)
+    _share_fields_set(instance)
+    return instance
 
 
 def parse_timestamp(text: str) -> datetime:

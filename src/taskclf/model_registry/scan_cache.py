@@ -1,0 +1,383 @@
+"""The stat-keyed scan cache: repeat scans without re-reading unchanged bundles.
+
+Derived state in the manner of git's index. For each bundle it keeps what
+:func:`taskclf.model_registry.scan.read_bundle` found (the invalid reason,
+the parsed ``metadata.json`` and ``metrics.json``), keyed by what ``stat``
+says about both files (size, mtime and ctime in nanoseconds, inode, device
+and mode; or that the file is absent). A cached result is used only when
+both keys are unchanged; anything else is read from the files, so the
+cache is never trusted over them.
+
+"Racily clean" entries are never stored: a file whose mtime or ctime is not
+older than the scan's start by more than the timestamp granularity could be
+rewritten later with the same size and the same timestamps (same size, same
+clock tick), which no stat could tell apart. Like git, such a bundle is read
+again by the next scan, which stores it once its files are old enough.
+
+Where it lives: one file per registry (and user) in the user's cache
+directory (``$XDG_CACHE_HOME/taskclf/scan`` on Linux, see
+:func:`cache_file`), or ``$TASKCLF_CACHE_DIR/scan`` when that is set; an
+empty ``TASKCLF_CACHE_DIR`` turns the cache off. Never in the registry:
+finding the best model, ``verify`` and ``prune --dry-run`` write nothing
+there, a read-only registry scans like any other, and a result that
+depends on who reads (a file only some users may read) is never handed to
+another user. Deleting the file (or the directory) only makes the next
+scan read everything again.
+
+Format: a header line (JSON), one line per bundle
+(``name<TAB>metadata key<TAB>metrics key<TAB>[reason, metadata, metrics]``,
+the name ``unicode_escape``-d so no line holds a newline or tab, the last
+field JSON) and an ``end <count> <crc32>`` line. No pickle or marshal: the file is
+data, parsed and validated like a bundle file. Unchanged lines are copied
+byte for byte into the next version of the file, and it is replaced
+atomically (:func:`taskclf.model_registry._fs.atomic_write`), so concurrent
+scanners never see a torn file; a damaged, truncated, foreign or
+unreadable one is ignored and rebuilt. It is written only after a scan that
+found something new or gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taskclf.model_registry._fs import absolute, atomic_write, read_capped
+
+if TYPE_CHECKING:
+    from taskclf.model_registry.models import ModelBundle
+
+CACHE_DIR_ENV = "TASKCLF_CACHE_DIR"
+"""Directory for taskclf's caches; empty: no scan cache. Default: the user's cache directory."""
+
+FORMAT = "taskclf-scan-cache"
+VERSION = 1
+
+# Timestamps of a sub-second filesystem come from the kernel's coarse clock (one
+# tick, 1-10 ms, behind the clock the scan reads), so a file changed within a few
+# ticks of the read is racy; 50 ms leaves a wide margin. A file whose timestamps
+# are whole seconds sits on a filesystem with 1 s (or FAT's 2 s) granularity.
+RACY_WINDOW_NS = 50_000_000
+COARSE_RACY_WINDOW_NS = 2_000_000_000
+_SECOND_NS = 1_000_000_000
+
+# An entry larger than this is not stored (a huge params blob): the file stays
+# proportional to the bundle count, which bounds what a load may read.
+MAX_ENTRY_BYTES = 8192
+_HEADER_BYTES = 1 << 16
+_ABSENT = b"-"
+
+log = logging.getLogger("taskclf.model_registry")
+
+BuildBundle = Callable[[str, Any, Any, Any, Any], "ModelBundle"]
+"""Makes the bundle ``name`` from a cached ``(reason, metadata, unset fields, metrics)``.
+
+The parts are parsed JSON, unchecked: it raises ``ValueError`` or ``TypeError``
+for parts a scan could not have stored (a damaged cache)."""
+
+ReadBundle = Callable[[str], "ModelBundle | None"]
+"""Reads the bundle ``name`` from its files (``None``: its directory is gone)."""
+
+
+def cache_root() -> Path | None:
+    """The directory taskclf keeps its caches in, or ``None`` when caching is off."""
+    override = os.environ.get(CACHE_DIR_ENV)
+    if override is not None:
+        return absolute(override) if override else None
+    import platformdirs  # only scans need it: keep it out of start-up
+
+    return Path(platformdirs.user_cache_dir("taskclf", appauthor=False))
+
+
+def cache_file(models_dir: str | os.PathLike[str]) -> Path | None:
+    """Where the scan cache of ``models_dir`` is kept for this user, or ``None`` (off or no registry).
+
+    The name is a hash of the registry's absolute path, its device and inode
+    (a registry deleted and recreated at the same path starts afresh) and the
+    effective user id.
+    """
+    root = absolute(models_dir)
+    base = cache_root()
+    if base is None:
+        return None
+    try:
+        info = os.stat(root)
+    except (OSError, ValueError):
+        return None
+    return base / "scan" / f"{_identity_hash(root, info)}.cache"
+
+
+def _identity_hash(root: Path, info: os.stat_result) -> str:
+    euid = os.geteuid() if hasattr(os, "geteuid") else 0
+    identity = f"{os.fsencode(root)!r}\0{info.st_dev}\0{info.st_ino}\0{euid}"
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
+
+
+class _Stat:
+    """One file's stat key, and whether a result read now could be racily clean."""
+
+    __slots__ = ("key", "newest_ns")
+
+    def __init__(self, path: str) -> None:
+        self.newest_ns = 0
+        self.key: bytes | None
+        try:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            self.key = _ABSENT
+            return
+        except (OSError, ValueError):
+            self.key = None  # cannot tell: never cached
+            return
+        self.key = b"%d,%d,%d,%d,%d,%d" % (
+            info.st_size,
+            info.st_mtime_ns,
+            info.st_ctime_ns,
+            info.st_ino,
+            info.st_dev,
+            info.st_mode,
+        )
+        self.newest_ns = max(info.st_mtime_ns, info.st_ctime_ns)
+        if info.st_mtime_ns % _SECOND_NS == 0 and info.st_ctime_ns % _SECOND_NS == 0:
+            # Whole-second timestamps: widen the racy window to the granularity.
+            self.newest_ns += COARSE_RACY_WINDOW_NS - RACY_WINDOW_NS
+
+
+def scan_with_cache(
+    root: Path,
+    names: Sequence[str],
+    read: ReadBundle,
+    build: BuildBundle,
+    metadata_file: str,
+    metrics_file: str,
+) -> list[ModelBundle]:
+    """Every bundle of ``names``, from the cache where its files' stats are unchanged.
+
+    Args:
+        root: The registry directory (absolute).
+        names: The bundle directory names, in result order.
+        read: Reads one bundle from its files.
+        build: Makes a bundle from a cached (reason, metadata, metrics).
+        metadata_file: Name of the metadata file in a bundle.
+        metrics_file: Name of the metrics file in a bundle.
+
+    Returns:
+        What reading every bundle would return, in ``names`` order
+        (directories gone meanwhile left out). Never raises for anything in
+        the cache: a cache that cannot be used is ignored.
+    """
+    path = cache_file(root)
+    if path is None:
+        return [bundle for name in names if (bundle := read(name)) is not None]
+    # Taken before any stat: an entry is stored only if its files are older than this.
+    started_ns = time.time_ns()
+    header = _header(root)
+    cached = _load(path, header, len(names))
+    prefix = os.path.join(os.fspath(root), "")
+    lines: list[bytes] = []
+    hits: list[tuple[int, bytes]] = []  # (index in bundles, payload)
+    slots: list[ModelBundle | None] = []
+    changed = False
+    for name in names:
+        escaped = name.encode("unicode_escape")
+        base = prefix + name
+        metadata_stat = _Stat(f"{base}/{metadata_file}")
+        metrics_stat = _Stat(f"{base}/{metrics_file}")
+        entry = cached.pop(escaped, None) if cached else None
+        if (
+            entry is not None
+            and metadata_stat.key is not None
+            and entry[0] == metadata_stat.key
+            and entry[1] == metrics_stat.key
+        ):
+            hits.append((len(slots), entry[2]))
+            slots.append(None)
+            lines.append(entry[3])
+            continue
+        changed = changed or entry is not None
+        bundle = read(name)
+        slots.append(bundle)
+        line = _entry_line(escaped, metadata_stat, metrics_stat, bundle, started_ns)
+        if line is not None:
+            lines.append(line)
+            changed = True
+    changed = changed or bool(cached)  # entries of bundles no longer there
+    if hits and not _fill_hits(hits, slots, names, build):
+        # A cache whose lines do not parse is damaged: read those bundles, rewrite it.
+        for index, _ in hits:
+            slots[index] = read(names[index])
+        lines = [
+            line
+            for name, bundle in zip(names, slots, strict=True)
+            if bundle is not None
+            and (line := _fresh_line(prefix, name, bundle, started_ns, metadata_file, metrics_file))
+            is not None
+        ]
+        changed = True
+    if changed:
+        _save(path, header, lines)
+    return [bundle for bundle in slots if bundle is not None]
+
+
+def _fresh_line(
+    prefix: str,
+    name: str,
+    bundle: ModelBundle,
+    started_ns: int,
+    metadata_file: str,
+    metrics_file: str,
+) -> bytes | None:
+    # Used only to rebuild after a damaged cache: the stat is taken after the read
+    # here, so the entry is stored only if it is older than the scan's start anyway.
+    base = prefix + name
+    return _entry_line(
+        name.encode("unicode_escape"),
+        _Stat(f"{base}/{metadata_file}"),
+        _Stat(f"{base}/{metrics_file}"),
+        bundle,
+        started_ns,
+    )
+
+
+def _entry_line(
+    escaped: bytes,
+    metadata_stat: _Stat,
+    metrics_stat: _Stat,
+    bundle: ModelBundle | None,
+    started_ns: int,
+) -> bytes | None:
+    """The cache line for a bundle just read, or ``None`` when it must not be cached."""
+    if bundle is None or metadata_stat.key is None or metrics_stat.key is None:
+        return None
+    if max(metadata_stat.newest_ns, metrics_stat.newest_ns) >= started_ns - RACY_WINDOW_NS:
+        return None  # racily clean: a same-size rewrite within the tick would look unchanged
+    metadata = bundle.metadata
+    if metadata is not None and "created_at" not in metadata.model_fields_set:
+        return None  # its created_at defaults to the time of parsing: read it fresh each time
+    payload = _payload(bundle)
+    if payload is None:
+        return None
+    line = b"\t".join((escaped, metadata_stat.key, metrics_stat.key, payload)) + b"\n"
+    return line if len(line) <= MAX_ENTRY_BYTES else None
+
+
+def _payload(bundle: ModelBundle) -> bytes | None:
+    """``[reason, metadata, unset metadata fields, metrics]`` as JSON (the models whole)."""
+    import pydantic_core
+
+    metadata, metrics = bundle.metadata, bundle.metrics
+    parts = [json.dumps(bundle.invalid_reason).encode("ascii")]
+    try:
+        if metadata is None:
+            parts += [b"null", b"null"]
+        else:
+            # "constants" keeps NaN and Infinity in params as themselves (the default
+            # writes null); the unset fields let the cached model's fields-set match.
+            parts.append(pydantic_core.to_json(metadata, inf_nan_mode="constants"))
+            unset = sorted(set(type(metadata).model_fields) - metadata.model_fields_set)
+            parts.append(json.dumps(unset).encode("ascii"))
+        parts.append(
+            b"null"
+            if metrics is None
+            else pydantic_core.to_json(metrics, inf_nan_mode="constants")
+        )
+    except (ValueError, TypeError):  # pragma: no cover - parsed JSON always serialises
+        return None
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _fill_hits(
+    hits: list[tuple[int, bytes]],
+    slots: list[ModelBundle | None],
+    names: Sequence[str],
+    build: BuildBundle,
+) -> bool:
+    """Build the cached bundles into ``slots``; False if any line is damaged (nothing filled)."""
+    import pydantic_core
+
+    try:
+        parts = pydantic_core.from_json(b"[" + b",".join(p for _, p in hits) + b"]")
+        bundles = [
+            build(names[index], *entry) for (index, _), entry in zip(hits, parts, strict=True)
+        ]
+    except (ValueError, TypeError, RecursionError):
+        log.debug("Ignoring damaged scan cache entries", exc_info=True)
+        return False
+    for (index, _), bundle in zip(hits, bundles, strict=True):
+        slots[index] = bundle
+    return True
+
+
+def _header(root: Path) -> bytes:
+    try:
+        info = os.stat(root)
+        device, inode = info.st_dev, info.st_ino
+    except (OSError, ValueError):
+        device = inode = -1
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "registry": os.fsencode(root).decode("utf-8", "backslashreplace"),
+        "device": device,
+        "inode": inode,
+    }
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def _load(path: Path, header: bytes, count: int) -> dict[bytes, tuple[bytes, bytes, bytes, bytes]]:
+    """``{escaped name: (metadata key, metrics key, payload, line)}``; ``{}`` if unusable."""
+    try:
+        data = read_capped(path, len(header) + _HEADER_BYTES + MAX_ENTRY_BYTES * (count + 16))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.debug("Ignoring the scan cache %s: %s", path, exc)
+        return {}
+    lines = data.split(b"\n")
+    # A whole file: the header this registry writes, the entries, "end <count> <crc>", "".
+    if (
+        len(lines) < 3
+        or lines[0] + b"\n" != header
+        or lines[-1] != b""
+        or lines[-2] != _trailer(len(lines) - 3, _crc(data[len(header) : -len(lines[-2]) - 1]))
+    ):
+        log.debug("Ignoring the scan cache %s: not a complete cache of this registry", path)
+        return {}
+    entries: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = {}
+    for line in lines[1:-2]:
+        fields = line.split(b"\t", 3)
+        if len(fields) != 4:
+            log.debug("Ignoring the scan cache %s: a damaged line", path)
+            return {}
+        entries[fields[0]] = (fields[1], fields[2], fields[3], line + b"\n")
+    return entries
+
+
+def _crc(body: bytes) -> int:
+    # Catches a damaged file (a flipped byte in a number parses fine); not a defence
+    # against someone who can write the user's cache directory.
+    return zlib.crc32(body)
+
+
+def _trailer(count: int, crc: int) -> bytes:
+    return b"end %d %08x" % (count, crc)
+
+
+def _save(path: Path, header: bytes, lines: list[bytes]) -> None:
+    """Replace the cache file; a failure only costs the next scan its speed."""
+    try:
+        with contextlib.suppress(FileExistsError):
+            path.parent.mkdir(mode=0o700, parents=True)
+        crc = 0
+        for line in lines:
+            crc = zlib.crc32(line, crc)
+        atomic_write(path, [header, *lines, _trailer(len(lines), crc) + b"\n"], durable=False)
+    except (OSError, ValueError) as exc:
+        log.debug("Could not write the scan cache %s: %s", path, exc)
