@@ -201,7 +201,9 @@ def any_registry(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(autouse=True)
-def scan_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def scan_cache_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Each test's scan cache in a directory of its own (never the user's, never tmp_path)."""
     cache = tmp_path_factory.mktemp("scan-cache")
     monkeypatch.setenv("TASKCLF_CACHE_DIR", str(cache))

@@ -97,7 +97,7 @@ def cache_root() -> Path | None:
 
 
 def cache_file(models_dir: str | os.PathLike[str]) -> Path | None:
-    """Where the scan cache of ``models_dir`` is kept for this user, or ``None`` (off or no registry).
+    """The scan cache file of ``models_dir`` for this user; ``None``: caching off, or no registry.
 
     The name is a hash of the registry's absolute path, its device and inode
     (a registry deleted and recreated at the same path starts afresh) and the
@@ -284,9 +284,7 @@ def _payload(bundle: ModelBundle) -> bytes | None:
             unset = sorted(set(type(metadata).model_fields) - metadata.model_fields_set)
             parts.append(json.dumps(unset).encode("ascii"))
         parts.append(
-            b"null"
-            if metrics is None
-            else pydantic_core.to_json(metrics, inf_nan_mode="constants")
+            b"null" if metrics is None else pydantic_core.to_json(metrics, inf_nan_mode="constants")
         )
     except (ValueError, TypeError):  # pragma: no cover - parsed JSON always serialises
         return None
