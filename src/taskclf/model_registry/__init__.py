@@ -2,113 +2,240 @@
 
 This module re-exports the public surface; each concern lives in its own
 private-by-convention module behind it.
+
+Imports are lazy (PEP 562): ``import taskclf.model_registry`` loads none of the
+modules behind it, each public name loads its module on first access, so a
+process that follows the active pointer pays only for what it uses.
 """
 
 from __future__ import annotations
 
-from taskclf.core.metrics import class_precisions
-from taskclf.core.model_io import ModelMetadata
-from taskclf.model_registry.activation import (
-    Activation,
-    RollbackPlan,
-    activate,
-    activate_bundle,
-    check_activatable,
-    execute_rollback,
-    plan_rollback,
-    set_alias_pin,
-)
-from taskclf.model_registry.alias_admin import AliasInfo, delete_alias, list_aliases
-from taskclf.model_registry.aliases import ALIAS_PATTERN, DEFAULT_ALIAS, alias_paths
-from taskclf.model_registry.authoring import current_git_commit, save_bundle
-from taskclf.model_registry.config import (
-    DEFAULT_REGISTRY_CONFIG,
-    RegistryConfig,
-    SchemaDeclaration,
-    load_registry_config,
-)
-from taskclf.model_registry.errors import (
-    ActivationError,
-    AliasError,
-    AliasNameError,
-    AuthoringError,
-    BundleError,
-    BundleIntegrityError,
-    BundleNotFoundError,
-    BundleRejectedError,
-    MissingExtraError,
-    ModelLoadError,
-    PromotionError,
-    PruneError,
-    RegistryConfigError,
-    RegistryConflictError,
-    RegistryError,
-    RegistryFileError,
-    RegistryLockTimeout,
-    ReportExtraMissingError,
-    RollbackError,
-    SealError,
-    StorageError,
-    StorageExtraMissingError,
-)
-from taskclf.model_registry.hysteresis import should_switch_active
-from taskclf.model_registry.index import index_staleness, read_index_cache, write_index_cache
-from taskclf.model_registry.inspection import (
-    BundleDescription,
-    BundleDiff,
-    describe_bundle,
-    diff_bundles,
-)
-from taskclf.model_registry.listing import (
-    SORT_KEYS,
-    BundleRow,
-    build_rows,
-    list_rows,
-)
-from taskclf.model_registry.manifest import (
-    Manifest,
-    ManifestCheck,
-    ManifestEntry,
-    ManifestProblem,
-    build_manifest,
-    check_manifest,
-    read_manifest,
-    require_sealed_match,
-    seal_bundle,
-    seal_registry_bundle,
-    write_manifest,
-)
-from taskclf.model_registry.models import (
-    ActiveHistoryEntry,
-    ActivePointer,
-    BundleMetrics,
-    ExclusionRecord,
-    IndexCache,
-    IndexCacheBundleSummary,
-    ModelBundle,
-    PromotionResult,
-    SelectionPolicy,
-    SelectionReport,
-)
-from taskclf.model_registry.pointer import (
-    append_active_history,
-    default_actor,
-    locate_pointed_bundle,
-    read_active,
-    read_active_history,
-    write_active_atomic,
-)
-from taskclf.model_registry.promotion import DEFAULT_MAX_BUNDLE_BYTES, promote_bundle
-from taskclf.model_registry.resolution import find_best_model, resolve_active_model
-from taskclf.model_registry.retention import PruneDecision, PrunePlan, execute_prune, plan_prune
-from taskclf.model_registry.scan import list_bundles, read_bundle
-from taskclf.model_registry.selection import (
-    is_compatible,
-    passes_constraints,
-    rank_bundles,
-    score,
-)
-from taskclf.model_registry.verify import BundleHealth, Finding, VerifyReport, verify_registry
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskclf.core.metrics import class_precisions
+    from taskclf.core.model_io import ModelMetadata
+    from taskclf.model_registry.activation import (
+        Activation,
+        RollbackPlan,
+        activate,
+        activate_bundle,
+        check_activatable,
+        execute_rollback,
+        plan_rollback,
+        set_alias_pin,
+    )
+    from taskclf.model_registry.alias_admin import AliasInfo, delete_alias, list_aliases
+    from taskclf.model_registry.aliases import ALIAS_PATTERN, DEFAULT_ALIAS, alias_paths
+    from taskclf.model_registry.authoring import current_git_commit, save_bundle
+    from taskclf.model_registry.config import (
+        DEFAULT_REGISTRY_CONFIG,
+        RegistryConfig,
+        SchemaDeclaration,
+        load_registry_config,
+    )
+    from taskclf.model_registry.errors import (
+        ActivationError,
+        AliasError,
+        AliasNameError,
+        AuthoringError,
+        BundleError,
+        BundleIntegrityError,
+        BundleNotFoundError,
+        BundleRejectedError,
+        MissingExtraError,
+        ModelLoadError,
+        PromotionError,
+        PruneError,
+        RegistryConfigError,
+        RegistryConflictError,
+        RegistryError,
+        RegistryFileError,
+        RegistryLockTimeout,
+        ReportExtraMissingError,
+        RollbackError,
+        SealError,
+        StorageError,
+        StorageExtraMissingError,
+    )
+    from taskclf.model_registry.hysteresis import should_switch_active
+    from taskclf.model_registry.index import index_staleness, read_index_cache, write_index_cache
+    from taskclf.model_registry.inspection import (
+        BundleDescription,
+        BundleDiff,
+        describe_bundle,
+        diff_bundles,
+    )
+    from taskclf.model_registry.listing import (
+        SORT_KEYS,
+        BundleRow,
+        build_rows,
+        list_rows,
+    )
+    from taskclf.model_registry.manifest import (
+        Manifest,
+        ManifestCheck,
+        ManifestEntry,
+        ManifestProblem,
+        build_manifest,
+        check_manifest,
+        read_manifest,
+        require_sealed_match,
+        seal_bundle,
+        seal_registry_bundle,
+        write_manifest,
+    )
+    from taskclf.model_registry.models import (
+        ActiveHistoryEntry,
+        ActivePointer,
+        BundleMetrics,
+        ExclusionRecord,
+        IndexCache,
+        IndexCacheBundleSummary,
+        ModelBundle,
+        PromotionResult,
+        SelectionPolicy,
+        SelectionReport,
+    )
+    from taskclf.model_registry.pointer import (
+        append_active_history,
+        default_actor,
+        locate_pointed_bundle,
+        read_active,
+        read_active_history,
+        write_active_atomic,
+    )
+    from taskclf.model_registry.promotion import DEFAULT_MAX_BUNDLE_BYTES, promote_bundle
+    from taskclf.model_registry.resolution import find_best_model, resolve_active_model
+    from taskclf.model_registry.retention import PruneDecision, PrunePlan, execute_prune, plan_prune
+    from taskclf.model_registry.scan import list_bundles, read_bundle
+    from taskclf.model_registry.selection import (
+        is_compatible,
+        passes_constraints,
+        rank_bundles,
+        score,
+    )
+    from taskclf.model_registry.verify import BundleHealth, Finding, VerifyReport, verify_registry
+
+_PUBLIC_MODULES: dict[str, str] = {
+    "class_precisions": "taskclf.core.metrics",
+    "ModelMetadata": "taskclf.core.model_io",
+    "Activation": "taskclf.model_registry.activation",
+    "RollbackPlan": "taskclf.model_registry.activation",
+    "activate": "taskclf.model_registry.activation",
+    "activate_bundle": "taskclf.model_registry.activation",
+    "check_activatable": "taskclf.model_registry.activation",
+    "execute_rollback": "taskclf.model_registry.activation",
+    "plan_rollback": "taskclf.model_registry.activation",
+    "set_alias_pin": "taskclf.model_registry.activation",
+    "AliasInfo": "taskclf.model_registry.alias_admin",
+    "delete_alias": "taskclf.model_registry.alias_admin",
+    "list_aliases": "taskclf.model_registry.alias_admin",
+    "ALIAS_PATTERN": "taskclf.model_registry.aliases",
+    "DEFAULT_ALIAS": "taskclf.model_registry.aliases",
+    "alias_paths": "taskclf.model_registry.aliases",
+    "current_git_commit": "taskclf.model_registry.authoring",
+    "save_bundle": "taskclf.model_registry.authoring",
+    "DEFAULT_REGISTRY_CONFIG": "taskclf.model_registry.config",
+    "RegistryConfig": "taskclf.model_registry.config",
+    "SchemaDeclaration": "taskclf.model_registry.config",
+    "load_registry_config": "taskclf.model_registry.config",
+    "ActivationError": "taskclf.model_registry.errors",
+    "AliasError": "taskclf.model_registry.errors",
+    "AliasNameError": "taskclf.model_registry.errors",
+    "AuthoringError": "taskclf.model_registry.errors",
+    "BundleError": "taskclf.model_registry.errors",
+    "BundleIntegrityError": "taskclf.model_registry.errors",
+    "BundleNotFoundError": "taskclf.model_registry.errors",
+    "BundleRejectedError": "taskclf.model_registry.errors",
+    "MissingExtraError": "taskclf.model_registry.errors",
+    "ModelLoadError": "taskclf.model_registry.errors",
+    "PromotionError": "taskclf.model_registry.errors",
+    "PruneError": "taskclf.model_registry.errors",
+    "RegistryConfigError": "taskclf.model_registry.errors",
+    "RegistryConflictError": "taskclf.model_registry.errors",
+    "RegistryError": "taskclf.model_registry.errors",
+    "RegistryFileError": "taskclf.model_registry.errors",
+    "RegistryLockTimeout": "taskclf.model_registry.errors",
+    "ReportExtraMissingError": "taskclf.model_registry.errors",
+    "RollbackError": "taskclf.model_registry.errors",
+    "SealError": "taskclf.model_registry.errors",
+    "StorageError": "taskclf.model_registry.errors",
+    "StorageExtraMissingError": "taskclf.model_registry.errors",
+    "should_switch_active": "taskclf.model_registry.hysteresis",
+    "index_staleness": "taskclf.model_registry.index",
+    "read_index_cache": "taskclf.model_registry.index",
+    "write_index_cache": "taskclf.model_registry.index",
+    "BundleDescription": "taskclf.model_registry.inspection",
+    "BundleDiff": "taskclf.model_registry.inspection",
+    "describe_bundle": "taskclf.model_registry.inspection",
+    "diff_bundles": "taskclf.model_registry.inspection",
+    "SORT_KEYS": "taskclf.model_registry.listing",
+    "BundleRow": "taskclf.model_registry.listing",
+    "build_rows": "taskclf.model_registry.listing",
+    "list_rows": "taskclf.model_registry.listing",
+    "Manifest": "taskclf.model_registry.manifest",
+    "ManifestCheck": "taskclf.model_registry.manifest",
+    "ManifestEntry": "taskclf.model_registry.manifest",
+    "ManifestProblem": "taskclf.model_registry.manifest",
+    "build_manifest": "taskclf.model_registry.manifest",
+    "check_manifest": "taskclf.model_registry.manifest",
+    "read_manifest": "taskclf.model_registry.manifest",
+    "require_sealed_match": "taskclf.model_registry.manifest",
+    "seal_bundle": "taskclf.model_registry.manifest",
+    "seal_registry_bundle": "taskclf.model_registry.manifest",
+    "write_manifest": "taskclf.model_registry.manifest",
+    "ActiveHistoryEntry": "taskclf.model_registry.models",
+    "ActivePointer": "taskclf.model_registry.models",
+    "BundleMetrics": "taskclf.model_registry.models",
+    "ExclusionRecord": "taskclf.model_registry.models",
+    "IndexCache": "taskclf.model_registry.models",
+    "IndexCacheBundleSummary": "taskclf.model_registry.models",
+    "ModelBundle": "taskclf.model_registry.models",
+    "PromotionResult": "taskclf.model_registry.models",
+    "SelectionPolicy": "taskclf.model_registry.models",
+    "SelectionReport": "taskclf.model_registry.models",
+    "append_active_history": "taskclf.model_registry.pointer",
+    "default_actor": "taskclf.model_registry.pointer",
+    "locate_pointed_bundle": "taskclf.model_registry.pointer",
+    "read_active": "taskclf.model_registry.pointer",
+    "read_active_history": "taskclf.model_registry.pointer",
+    "write_active_atomic": "taskclf.model_registry.pointer",
+    "DEFAULT_MAX_BUNDLE_BYTES": "taskclf.model_registry.promotion",
+    "promote_bundle": "taskclf.model_registry.promotion",
+    "find_best_model": "taskclf.model_registry.resolution",
+    "resolve_active_model": "taskclf.model_registry.resolution",
+    "PruneDecision": "taskclf.model_registry.retention",
+    "PrunePlan": "taskclf.model_registry.retention",
+    "execute_prune": "taskclf.model_registry.retention",
+    "plan_prune": "taskclf.model_registry.retention",
+    "list_bundles": "taskclf.model_registry.scan",
+    "read_bundle": "taskclf.model_registry.scan",
+    "is_compatible": "taskclf.model_registry.selection",
+    "passes_constraints": "taskclf.model_registry.selection",
+    "rank_bundles": "taskclf.model_registry.selection",
+    "score": "taskclf.model_registry.selection",
+    "BundleHealth": "taskclf.model_registry.verify",
+    "Finding": "taskclf.model_registry.verify",
+    "VerifyReport": "taskclf.model_registry.verify",
+    "verify_registry": "taskclf.model_registry.verify",
+}
+"""Each public name and the module that defines it."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "ALIAS_PATTERN",
