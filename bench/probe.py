@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m bench.probe OPERATION DIR [--repeat K]
+    python -m bench.probe OPERATION DIR [--repeat K] [--cache MODE]
 
 Prints one JSON object: ``seconds`` (mean wall time of one call, timed
 inside this process, so interpreter start-up and imports are excluded),
@@ -23,6 +23,17 @@ Operations:
 - ``atomic_floor``: the bare durable replace of a file of the size of
   ``active.json`` (temp file, write, fsync, rename, directory fsync),
   without lock or history: the floor of ``write_active``.
+
+Scan cache (``--cache``, set up before the timed call):
+
+- ``off``: no scan cache (``TASKCLF_CACHE_DIR=""``).
+- ``empty`` (default): an empty cache directory of this process's own: a
+  first scan, which reads every bundle and writes the cache.
+- ``warm:DIR``: the cache directory ``DIR``, kept between processes: a
+  repeat scan once an earlier process (the warm-up) has written it.
+- ``copy:FILE``: an empty cache directory holding a copy of the cache file
+  ``FILE``: a scan that starts from that state (``bench.run`` prepares one
+  that misses 1% of the bundles).
 """
 
 from __future__ import annotations
@@ -31,7 +42,9 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -167,17 +180,46 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("operation", choices=OPERATIONS)
     parser.add_argument("dir")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--cache", default="empty")
     args = parser.parse_args(argv)
-    run = operation(args.operation, os.path.abspath(args.dir))
+    root = os.path.abspath(args.dir)
+    with tempfile.TemporaryDirectory(prefix="taskclf-probe-cache-") as scratch:
+        set_up_cache(args.cache, root, scratch)
+        run_and_report(args.operation, root, args.repeat)
+
+
+def set_up_cache(mode: str, root: str, scratch: str) -> None:
+    """Point ``TASKCLF_CACHE_DIR`` where ``mode`` says (see the module docstring)."""
+    if mode == "off":
+        os.environ["TASKCLF_CACHE_DIR"] = ""
+        return
+    if mode.startswith("warm:"):
+        os.environ["TASKCLF_CACHE_DIR"] = mode.removeprefix("warm:")
+        return
+    os.environ["TASKCLF_CACHE_DIR"] = scratch
+    if mode.startswith("copy:"):
+        from taskclf.model_registry.scan_cache import cache_file
+
+        target = cache_file(root)
+        assert target is not None
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(mode.removeprefix("copy:"), target)
+    else:
+        assert mode == "empty", f"unknown cache mode {mode!r}"
+
+
+def run_and_report(name: str, root: str, repeat: int) -> None:
+    """Run ``name`` ``repeat`` times and print the JSON result."""
+    run = operation(name, root)
     check: dict[str, Any] = {}
     start, start_cpu = time.perf_counter(), time.process_time()
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         check = run()
     elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     result = {
-        "seconds": elapsed / args.repeat,
-        "cpu_seconds": cpu / args.repeat,
-        "calls": args.repeat,
+        "seconds": elapsed / repeat,
+        "cpu_seconds": cpu / repeat,
+        "calls": repeat,
         "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "check": check,
     }

@@ -387,7 +387,7 @@ def _renameat2() -> Any:
     return function
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes | memoryview) -> None:
     """Write all of ``data`` to ``fd``, however many ``write()`` calls that takes."""
     view = memoryview(data)
     while view:
@@ -400,7 +400,9 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
-def atomic_write(path: Path, data: bytes | Iterable[bytes], *, durable: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes | Iterable[bytes | memoryview], *, durable: bool = True
+) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or new content, whole.
 
     Writes a uniquely named temporary file beside ``path``, fsyncs it,

@@ -164,7 +164,7 @@ def scan_with_cache(
         root: The registry directory (absolute).
         names: The bundle directory names, in result order.
         read: Reads one bundle from its files.
-        build: Makes a bundle from a cached (reason, metadata, metrics).
+        build: Makes a bundle from a cached ``(reason, metadata, unset, metrics)``.
         metadata_file: Name of the metadata file in a bundle.
         metrics_file: Name of the metrics file in a bundle.
 
@@ -179,71 +179,57 @@ def scan_with_cache(
     # Taken before any stat: an entry is stored only if its files are older than this.
     started_ns = time.time_ns()
     header = _header(root)
-    cached = _load(path, header, len(names))
+    data, index = _load(path, header, len(names))
+    view = memoryview(data)
     prefix = os.path.join(os.fspath(root), "")
-    lines: list[bytes] = []
-    hits: list[tuple[int, bytes]] = []  # (index in bundles, payload)
-    slots: list[ModelBundle | None] = []
+    # Unchanged entries are written back as slices of the file read: never copied.
+    lines: list[bytes | memoryview] = []
+    bundles: list[ModelBundle] = []
     changed = False
     for name in names:
         escaped = name.encode("unicode_escape")
         base = prefix + name
         metadata_stat = _Stat(f"{base}/{metadata_file}")
         metrics_stat = _Stat(f"{base}/{metrics_file}")
-        entry = cached.pop(escaped, None) if cached else None
+        entry = index.pop(escaped, None) if index else None
         if (
             entry is not None
             and metadata_stat.key is not None
             and entry[0] == metadata_stat.key
             and entry[1] == metrics_stat.key
         ):
-            hits.append((len(slots), entry[2]))
-            slots.append(None)
-            lines.append(entry[3])
-            continue
+            bundle = _cached_bundle(name, data[entry[3] : entry[4]], build)
+            if bundle is not None:
+                bundles.append(bundle)
+                lines.append(view[entry[2] : entry[4]])
+                continue
+            # A line that does not parse: the file is damaged, so trust none of the rest.
+            index.clear()
         changed = changed or entry is not None
-        bundle = read(name)
-        slots.append(bundle)
-        line = _entry_line(escaped, metadata_stat, metrics_stat, bundle, started_ns)
+        fresh = read(name)
+        if fresh is None:
+            continue
+        bundles.append(fresh)
+        line = _entry_line(escaped, metadata_stat, metrics_stat, fresh, started_ns)
         if line is not None:
             lines.append(line)
             changed = True
-    changed = changed or bool(cached)  # entries of bundles no longer there
-    if hits and not _fill_hits(hits, slots, names, build):
-        # A cache whose lines do not parse is damaged: read those bundles, rewrite it.
-        for index, _ in hits:
-            slots[index] = read(names[index])
-        lines = [
-            line
-            for name, bundle in zip(names, slots, strict=True)
-            if bundle is not None
-            and (line := _fresh_line(prefix, name, bundle, started_ns, metadata_file, metrics_file))
-            is not None
-        ]
-        changed = True
+    changed = changed or bool(index)  # entries of bundles no longer there
     if changed:
         _save(path, header, lines)
-    return [bundle for bundle in slots if bundle is not None]
+    return bundles
 
 
-def _fresh_line(
-    prefix: str,
-    name: str,
-    bundle: ModelBundle,
-    started_ns: int,
-    metadata_file: str,
-    metrics_file: str,
-) -> bytes | None:
-    # Used only to rebuild after a damaged cache: the stat is taken after the read
-    # here, so the entry is stored only if it is older than the scan's start anyway.
-    base = prefix + name
-    return _entry_line(
-        name.encode("unicode_escape"),
-        _Stat(f"{base}/{metadata_file}"),
-        _Stat(f"{base}/{metrics_file}"),
-        bundle,
-        started_ns,
-    )
+def _cached_bundle(name: str, payload: bytes, build: BuildBundle) -> ModelBundle | None:
+    """The bundle a cache line holds, or ``None`` if the line is damaged."""
+    import pydantic_core
+
+    try:
+        reason, metadata, unset, metrics = pydantic_core.from_json(payload)
+        return build(name, reason, metadata, unset, metrics)
+    except (ValueError, TypeError, RecursionError):
+        log.debug("Ignoring a damaged scan cache entry for %r", name, exc_info=True)
+        return None
 
 
 def _entry_line(
@@ -291,28 +277,6 @@ def _payload(bundle: ModelBundle) -> bytes | None:
     return b"[" + b",".join(parts) + b"]"
 
 
-def _fill_hits(
-    hits: list[tuple[int, bytes]],
-    slots: list[ModelBundle | None],
-    names: Sequence[str],
-    build: BuildBundle,
-) -> bool:
-    """Build the cached bundles into ``slots``; False if any line is damaged (nothing filled)."""
-    import pydantic_core
-
-    try:
-        parts = pydantic_core.from_json(b"[" + b",".join(p for _, p in hits) + b"]")
-        bundles = [
-            build(names[index], *entry) for (index, _), entry in zip(hits, parts, strict=True)
-        ]
-    except (ValueError, TypeError, RecursionError):
-        log.debug("Ignoring damaged scan cache entries", exc_info=True)
-        return False
-    for (index, _), bundle in zip(hits, bundles, strict=True):
-        slots[index] = bundle
-    return True
-
-
 def _header(root: Path) -> bytes:
     try:
         info = os.stat(root)
@@ -329,36 +293,62 @@ def _header(root: Path) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
 
 
-def _load(path: Path, header: bytes, count: int) -> dict[bytes, tuple[bytes, bytes, bytes, bytes]]:
-    """``{escaped name: (metadata key, metrics key, payload, line)}``; ``{}`` if unusable."""
+_Entry = tuple[bytes, bytes, int, int, int]
+"""A cache line: metadata key, metrics key, offsets of its start, its payload, its end."""
+
+
+def _load(path: Path, header: bytes, count: int) -> tuple[bytes, dict[bytes, _Entry]]:
+    """The cache file's bytes and its entries by escaped name; ``b"", {}`` if unusable."""
     try:
         data = read_capped(path, len(header) + _HEADER_BYTES + MAX_ENTRY_BYTES * (count + 16))
     except FileNotFoundError:
-        return {}
+        return b"", {}
     except (OSError, ValueError) as exc:
         log.debug("Ignoring the scan cache %s: %s", path, exc)
-        return {}
-    lines = data.split(b"\n")
-    # A whole file: the header this registry writes, the entries, "end <count> <crc>", "".
-    if (
-        len(lines) < 3
-        or lines[0] + b"\n" != header
-        or lines[-1] != b""
-        or lines[-2] != _trailer(len(lines) - 3, _crc(data[len(header) : -len(lines[-2]) - 1]))
-    ):
+        return b"", {}
+    entries = _index(data, header)
+    if entries is None:
         log.debug("Ignoring the scan cache %s: not a complete cache of this registry", path)
-        return {}
-    entries: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = {}
-    for line in lines[1:-2]:
-        fields = line.split(b"\t", 3)
-        if len(fields) != 4:
-            log.debug("Ignoring the scan cache %s: a damaged line", path)
-            return {}
-        entries[fields[0]] = (fields[1], fields[2], fields[3], line + b"\n")
+        return b"", {}
+    return data, entries
+
+
+def _index(data: bytes, header: bytes) -> dict[bytes, _Entry] | None:
+    """Where each entry of a whole cache file is, or ``None`` if the file is not whole.
+
+    Whole: the header this registry writes, the lines, and ``end <count> <crc>``
+    matching them. Lines are located, not copied (the file may be 100 MB).
+    """
+    if not data.startswith(header) or not data.endswith(b"\n"):
+        return None
+    trailer_start = data.rfind(b"\n", 0, len(data) - 1) + 1
+    if trailer_start < len(header):
+        return None
+    entries: dict[bytes, _Entry] = {}
+    find = data.find
+    position = len(header)
+    while position < trailer_start:
+        end = find(b"\n", position, trailer_start) + 1
+        first = find(b"\t", position, end)
+        second = find(b"\t", first + 1, end)
+        third = find(b"\t", second + 1, end)
+        if end <= 0 or min(first, second, third) < 0:
+            return None
+        entries[data[position:first]] = (
+            data[first + 1 : second],
+            data[second + 1 : third],
+            position,
+            third + 1,
+            end,
+        )
+        position = end
+    expected = _trailer(len(entries), _crc(memoryview(data)[len(header) : trailer_start]))
+    if data[trailer_start:-1] != expected:
+        return None
     return entries
 
 
-def _crc(body: bytes) -> int:
+def _crc(body: bytes | memoryview) -> int:
     # Catches a damaged file (a flipped byte in a number parses fine); not a defence
     # against someone who can write the user's cache directory.
     return zlib.crc32(body)
@@ -368,7 +358,7 @@ def _trailer(count: int, crc: int) -> bytes:
     return b"end %d %08x" % (count, crc)
 
 
-def _save(path: Path, header: bytes, lines: list[bytes]) -> None:
+def _save(path: Path, header: bytes, lines: list[bytes | memoryview]) -> None:
     """Replace the cache file; a failure only costs the next scan its speed."""
     try:
         with contextlib.suppress(FileExistsError):
