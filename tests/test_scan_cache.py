@@ -96,9 +96,9 @@ def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
     original = scan_module._read_bundle
 
-    def counting(path: Path, base: str) -> Any:
+    def counting(path: Path, base: str, stats: Any = None) -> Any:
         reads.append(path.name)
-        return original(path, base)
+        return original(path, base, stats)
 
     monkeypatch.setattr(scan_module, "_read_bundle", counting)
     return reads

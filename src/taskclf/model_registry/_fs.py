@@ -82,6 +82,25 @@ def read_capped(path: str | os.PathLike[str], cap: int = MAX_FILE_BYTES) -> byte
         RegistryFileError: Not a regular file, or larger than ``cap``.
         OSError: Any other read failure.
     """
+    return read_capped_stat(path, cap)[0]
+
+
+def read_capped_stat(
+    path: str | os.PathLike[str], cap: int = MAX_FILE_BYTES
+) -> tuple[bytes, os.stat_result]:
+    """:func:`read_capped`, with the ``fstat`` of the file taken before reading it.
+
+    The stat describes the file the bytes came from (no second lookup of
+    the path); the scan cache keys what it stores by it.
+
+    Returns:
+        The file's bytes and its stat.
+
+    Raises:
+        FileNotFoundError: The file (or its directory) does not exist.
+        RegistryFileError: Not a regular file, or larger than ``cap``.
+        OSError: Any other read failure.
+    """
     fd = _open_for_read(path)
     try:
         info = os.fstat(fd)
@@ -106,7 +125,7 @@ def read_capped(path: str | os.PathLike[str], cap: int = MAX_FILE_BYTES) -> byte
                 break
         if total > cap:
             raise RegistryFileError(Path(path), f"is larger than the {cap} byte limit", errno.EFBIG)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), info
     finally:
         os.close(fd)
 

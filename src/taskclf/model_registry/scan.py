@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from taskclf.core.model_io import ModelMetadata
-from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped
+from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped_stat
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
-from taskclf.model_registry.scan_cache import scan_with_cache
+from taskclf.model_registry.scan_cache import FileStats, scan_with_cache
 from taskclf.model_registry.storage import is_remote
 
 if TYPE_CHECKING:
@@ -165,8 +165,8 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
     root = absolute(models_dir)
     prefix = os.path.join(os.fspath(root), "")
 
-    def read(name: str) -> ModelBundle | None:
-        return _read_bundle(root / name, prefix + name)
+    def read(name: str, stats: FileStats) -> ModelBundle | None:
+        return _read_bundle(root / name, prefix + name, stats)
 
     def build(name: str, reason: Any, metadata: Any, unset: Any, metrics: Any) -> ModelBundle:
         return _bundle_from_parts(root / name, reason, metadata, unset, metrics)
@@ -300,11 +300,15 @@ def read_bundle(path: Path) -> ModelBundle | None:
     return _read_bundle(path, os.fspath(path))
 
 
-def _read_bundle(path: Path, base: str) -> ModelBundle | None:
-    """:func:`read_bundle`, with ``base == os.fspath(path)`` already computed."""
+def _read_bundle(path: Path, base: str, stats: FileStats | None = None) -> ModelBundle | None:
+    """:func:`read_bundle`, with ``base == os.fspath(path)`` already computed.
+
+    ``stats``, if given, receives what each file's read found, metadata first
+    (see :data:`FileStats`).
+    """
     # Plain string paths: pathlib joins would cost a third as much as the reads.
-    metadata_raw = _read(f"{base}/{METADATA_FILE}")
-    metrics_raw = _read(f"{base}/{METRICS_FILE}")
+    metadata_raw = _read(f"{base}/{METADATA_FILE}", stats)
+    metrics_raw = _read(f"{base}/{METRICS_FILE}", stats)
     if metadata_raw is _MISSING:
         return _invalid(path, f"missing {METADATA_FILE}") if _still_a_dir(path) else None
     if metrics_raw is _MISSING:
@@ -430,15 +434,22 @@ def _still_a_dir(path: Path) -> bool:
         return False
 
 
-def _read(path: str) -> bytes | _Missing | str:
+def _read(path: str, stats: FileStats | None = None) -> bytes | _Missing | str:
     """The file's bytes, ``_MISSING``, or a one-line description of why it is unreadable."""
     try:
-        return read_capped(path)
+        data, info = read_capped_stat(path)
     except (FileNotFoundError, NotADirectoryError):
+        if stats is not None:
+            stats.append(None)
         return _MISSING
     except OSError as exc:
+        if stats is not None:
+            stats.append(False)
         # read_capped reports a path no file can have (an embedded NUL) as an OSError too.
         return str(exc) if exc.strerror is None else f"unreadable ({exc.strerror})"
+    if stats is not None:
+        stats.append(info)
+    return data
 
 
 def _parse(model: type[_M], raw: bytes | _Missing | str, file_name: str) -> tuple[_M | None, str]:

@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Any
 from taskclf.model_registry._fs import absolute, atomic_write, read_capped
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from taskclf.model_registry.models import ModelBundle
 
 CACHE_DIR_ENV = "TASKCLF_CACHE_DIR"
@@ -82,8 +84,9 @@ BuildBundle = Callable[[str, Any, Any, Any, Any], "ModelBundle"]
 The parts are parsed JSON, unchecked: it raises ``ValueError`` or ``TypeError``
 for parts a scan could not have stored (a damaged cache)."""
 
-ReadBundle = Callable[[str], "ModelBundle | None"]
-"""Reads the bundle ``name`` from its files (``None``: its directory is gone)."""
+ReadBundle = Callable[[str, "FileStats"], "ModelBundle | None"]
+"""Reads the bundle ``name`` from its files (``None``: its directory is gone), appending
+what it found of each file to the list given (:data:`FileStats`)."""
 
 
 def cache_root() -> Path | None:
@@ -120,34 +123,50 @@ def _identity_hash(root: Path, info: os.stat_result) -> str:
     return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
 
 
-class _Stat:
-    """One file's stat key, and whether a result read now could be racily clean."""
+FileStats = list["os.stat_result | bool | None"]
+"""What reading each bundle file found, in order: its ``fstat`` taken before the
+read, ``None`` (absent) or ``False`` (unreadable: never cached)."""
 
-    __slots__ = ("key", "newest_ns")
+_Key = tuple[bytes, int] | None
+"""A file's stat key and its newest timestamp (``_ABSENT``, 0 when absent); ``None``: unknown."""
 
-    def __init__(self, path: str) -> None:
-        self.newest_ns = 0
-        self.key: bytes | None
-        try:
-            info = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            self.key = _ABSENT
-            return
-        except (OSError, ValueError):
-            self.key = None  # cannot tell: never cached
-            return
-        self.key = b"%d,%d,%d,%d,%d,%d" % (
-            info.st_size,
-            info.st_mtime_ns,
-            info.st_ctime_ns,
-            info.st_ino,
-            info.st_dev,
-            info.st_mode,
-        )
-        self.newest_ns = max(info.st_mtime_ns, info.st_ctime_ns)
-        if info.st_mtime_ns % _SECOND_NS == 0 and info.st_ctime_ns % _SECOND_NS == 0:
-            # Whole-second timestamps: widen the racy window to the granularity.
-            self.newest_ns += COARSE_RACY_WINDOW_NS - RACY_WINDOW_NS
+
+def _key_of(info: os.stat_result | bool | None) -> _Key:
+    if info is None:
+        return _ABSENT, 0
+    if info is False or info is True:
+        return None
+    key = b"%d,%d,%d,%d,%d,%d" % (
+        info.st_size,
+        info.st_mtime_ns,
+        info.st_ctime_ns,
+        info.st_ino,
+        info.st_dev,
+        info.st_mode,
+    )
+    newest = max(info.st_mtime_ns, info.st_ctime_ns)
+    if info.st_mtime_ns % _SECOND_NS == 0 and info.st_ctime_ns % _SECOND_NS == 0:
+        # Whole-second timestamps: widen the racy window to that granularity.
+        newest += COARSE_RACY_WINDOW_NS - RACY_WINDOW_NS
+    return key, newest
+
+
+def _stat_key(path: str) -> bytes | None:
+    """The stat key of ``path`` now (``_ABSENT`` if there is none); ``None``: cannot tell."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return _ABSENT
+    except (OSError, ValueError):
+        return None
+    return b"%d,%d,%d,%d,%d,%d" % (
+        info.st_size,
+        info.st_mtime_ns,
+        info.st_ctime_ns,
+        info.st_ino,
+        info.st_dev,
+        info.st_mode,
+    )
 
 
 def scan_with_cache(
@@ -175,7 +194,7 @@ def scan_with_cache(
     """
     path = cache_file(root)
     if path is None:
-        return [bundle for name in names if (bundle := read(name)) is not None]
+        return [bundle for name in names if (bundle := read(name, [])) is not None]
     # Taken before any stat: an entry is stored only if its files are older than this.
     started_ns = time.time_ns()
     header = _header(root)
@@ -188,29 +207,28 @@ def scan_with_cache(
     changed = False
     for name in names:
         escaped = name.encode("unicode_escape")
-        base = prefix + name
-        metadata_stat = _Stat(f"{base}/{metadata_file}")
-        metrics_stat = _Stat(f"{base}/{metrics_file}")
         entry = index.pop(escaped, None) if index else None
-        if (
-            entry is not None
-            and metadata_stat.key is not None
-            and entry[0] == metadata_stat.key
-            and entry[1] == metrics_stat.key
-        ):
-            bundle = _cached_bundle(name, data[entry[3] : entry[4]], build)
-            if bundle is not None:
-                bundles.append(bundle)
-                lines.append(view[entry[2] : entry[4]])
-                continue
-            # A line that does not parse: the file is damaged, so trust none of the rest.
-            index.clear()
-        changed = changed or entry is not None
-        fresh = read(name)
+        if entry is not None:
+            base = prefix + name
+            if entry[0] == _stat_key(f"{base}/{metadata_file}") and entry[1] == _stat_key(
+                f"{base}/{metrics_file}"
+            ):
+                bundle = _cached_bundle(name, data[entry[3] : entry[4]], build)
+                if bundle is not None:
+                    bundles.append(bundle)
+                    lines.append(view[entry[2] : entry[4]])
+                    continue
+                # A line that does not parse: the file is damaged, trust none of the rest.
+                index.clear()
+            changed = True
+        # Keyed by the fstat of each file as it was read, so the entry describes
+        # exactly the bytes parsed (a change after that makes the next stat differ).
+        stats: FileStats = []
+        fresh = read(name, stats)
         if fresh is None:
             continue
         bundles.append(fresh)
-        line = _entry_line(escaped, metadata_stat, metrics_stat, fresh, started_ns)
+        line = _entry_line(escaped, stats, fresh, started_ns)
         if line is not None:
             lines.append(line)
             changed = True
@@ -233,16 +251,15 @@ def _cached_bundle(name: str, payload: bytes, build: BuildBundle) -> ModelBundle
 
 
 def _entry_line(
-    escaped: bytes,
-    metadata_stat: _Stat,
-    metrics_stat: _Stat,
-    bundle: ModelBundle | None,
-    started_ns: int,
+    escaped: bytes, stats: FileStats, bundle: ModelBundle, started_ns: int
 ) -> bytes | None:
     """The cache line for a bundle just read, or ``None`` when it must not be cached."""
-    if bundle is None or metadata_stat.key is None or metrics_stat.key is None:
+    if len(stats) != 2:
         return None
-    if max(metadata_stat.newest_ns, metrics_stat.newest_ns) >= started_ns - RACY_WINDOW_NS:
+    metadata_key, metrics_key = _key_of(stats[0]), _key_of(stats[1])
+    if metadata_key is None or metrics_key is None:
+        return None
+    if max(metadata_key[1], metrics_key[1]) >= started_ns - RACY_WINDOW_NS:
         return None  # racily clean: a same-size rewrite within the tick would look unchanged
     metadata = bundle.metadata
     if metadata is not None and "created_at" not in metadata.model_fields_set:
@@ -250,8 +267,13 @@ def _entry_line(
     payload = _payload(bundle)
     if payload is None:
         return None
-    line = b"\t".join((escaped, metadata_stat.key, metrics_stat.key, payload)) + b"\n"
+    line = b"\t".join((escaped, metadata_key[0], metrics_key[0], payload)) + b"\n"
     return line if len(line) <= MAX_ENTRY_BYTES else None
+
+
+# Metadata fields-sets are shared between bundles (scan._share_fields_set): the JSON
+# of each one's unset fields is computed once. The set itself is kept to make the id safe.
+_UNSET_JSON: dict[int, tuple[object, bytes]] = {}
 
 
 def _payload(bundle: ModelBundle) -> bytes | None:
@@ -259,7 +281,8 @@ def _payload(bundle: ModelBundle) -> bytes | None:
     import pydantic_core
 
     metadata, metrics = bundle.metadata, bundle.metrics
-    parts = [json.dumps(bundle.invalid_reason).encode("ascii")]
+    reason = bundle.invalid_reason
+    parts = [b"null" if reason is None else json.dumps(reason).encode("ascii")]
     try:
         if metadata is None:
             parts += [b"null", b"null"]
@@ -267,14 +290,24 @@ def _payload(bundle: ModelBundle) -> bytes | None:
             # "constants" keeps NaN and Infinity in params as themselves (the default
             # writes null); the unset fields let the cached model's fields-set match.
             parts.append(pydantic_core.to_json(metadata, inf_nan_mode="constants"))
-            unset = sorted(set(type(metadata).model_fields) - metadata.model_fields_set)
-            parts.append(json.dumps(unset).encode("ascii"))
+            parts.append(_unset_json(metadata))
         parts.append(
             b"null" if metrics is None else pydantic_core.to_json(metrics, inf_nan_mode="constants")
         )
     except (ValueError, TypeError):  # pragma: no cover - parsed JSON always serialises
         return None
     return b"[" + b",".join(parts) + b"]"
+
+
+def _unset_json(model: BaseModel) -> bytes:
+    fields_set = model.model_fields_set
+    known = _UNSET_JSON.get(id(fields_set))
+    if known is not None and known[0] is fields_set:
+        return known[1]
+    unset = json.dumps(sorted(set(type(model).model_fields) - fields_set)).encode("ascii")
+    if len(_UNSET_JSON) < 256:
+        _UNSET_JSON[id(fields_set)] = (fields_set, unset)
+    return unset
 
 
 def _header(root: Path) -> bytes:
