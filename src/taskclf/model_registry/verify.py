@@ -1,7 +1,8 @@
 """A read-only health check of a whole registry (``taskclf model verify``).
 
-:func:`verify_registry` changes nothing on disk, not even a lock file: it
-only lists directories, ``stat``-s and reads files. It therefore takes
+:func:`verify_registry` changes nothing in the registry, not even a lock file
+(its scan may update the user's scan cache, outside the registry): it only
+lists directories, ``stat``-s and reads files. It therefore takes
 no lock, and a concurrent writer can make one run report a transient
 state (a ``.staging-*`` directory of a promotion in progress, say).
 
