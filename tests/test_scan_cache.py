@@ -224,6 +224,8 @@ def test_unchanged_bundles_are_not_read_again(models_dir: Path, count_reads: lis
     for index in range(5):
         write_bundle(models_dir / f"b{index}", seed=index)
     age_files()
+    described(models_dir)  # the first scan of a registry leaves only a marker
+    count_reads.clear()
     first = described(models_dir)
     assert sorted(count_reads) == [f"b{index}" for index in range(5)]
     count_reads.clear()
@@ -234,6 +236,24 @@ def test_unchanged_bundles_are_not_read_again(models_dir: Path, count_reads: lis
     assert described(models_dir)[3] != first[3]
     assert count_reads == ["b3"]
     assert_cached_equals_fresh(models_dir)
+
+
+def test_a_registry_gets_a_cache_once_it_is_scanned_again(
+    models_dir: Path, scan_cache_dir: Path, count_reads: list[str]
+) -> None:
+    """A one-off scan does not pay for serialising every bundle: it leaves a marker."""
+    write_bundle(models_dir / "a", seed=1)
+    age_files()
+    path = cache_file(models_dir)
+    assert path is not None
+    described(models_dir)
+    assert not path.exists()
+    assert path.with_suffix(".seen").is_file()
+    described(models_dir)
+    assert path.is_file()
+    count_reads.clear()
+    assert_cached_equals_fresh(models_dir)
+    assert count_reads == ["a"]  # only the fresh scan read it
 
 
 def test_racily_clean_files_are_read_again(models_dir: Path, count_reads: list[str]) -> None:
@@ -346,6 +366,7 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(
     for index in range(4):
         write_bundle(models_dir / f"b{index}", seed=index)
     age_files()
+    described(models_dir)
     expected = described(models_dir)
     path = cache_file(models_dir)
     assert path is not None and path.is_file()
@@ -394,6 +415,7 @@ def test_scans_never_write_in_the_registry(models_dir: Path, scan_cache_dir: Pat
     root_mtime = models_dir.stat().st_mtime_ns
     list_bundles(models_dir)
     find_best_model(models_dir)
+    list_bundles(models_dir)
     assert tree_state(models_dir) == before
     assert models_dir.stat().st_mtime_ns == root_mtime
     path = cache_file(models_dir)
@@ -407,6 +429,7 @@ def test_read_only_registry_scans_with_the_cache(models_dir: Path, count_reads: 
     age_files()
     os.chmod(models_dir, 0o555)
     try:
+        described(models_dir)
         first = described(models_dir)
         count_reads.clear()
         assert described(models_dir) == first

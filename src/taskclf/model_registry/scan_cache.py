@@ -33,7 +33,10 @@ byte for byte into the next version of the file, and it is replaced
 atomically (:func:`taskclf.model_registry._fs.atomic_write`), so concurrent
 scanners never see a torn file; a damaged, truncated, foreign or
 unreadable one is ignored and rebuilt. It is written only after a scan that
-found something new or gone.
+found something new or gone, and only for a registry scanned before: the
+first scan of a registry (no cache file yet) leaves an empty ``.seen``
+marker beside where the cache would be, since serialising every bundle
+would cost it about half of what reading them does.
 """
 
 from __future__ import annotations
@@ -199,6 +202,9 @@ def scan_with_cache(
     started_ns = time.time_ns()
     header = _header(root)
     data, index = _load(path, header, len(names))
+    # Serialising every bundle costs a first scan about half the floor, so a registry
+    # gets a cache only once it is scanned again: a one-off scan leaves a marker only.
+    caching = bool(data) or _seen(path)
     view = memoryview(data)
     prefix = os.path.join(os.fspath(root), "")
     # Unchanged entries are written back as slices of the file read: never copied.
@@ -228,14 +234,24 @@ def scan_with_cache(
         if fresh is None:
             continue
         bundles.append(fresh)
-        line = _entry_line(escaped, stats, fresh, started_ns)
-        if line is not None:
+        if caching and (line := _entry_line(escaped, stats, fresh, started_ns)) is not None:
             lines.append(line)
             changed = True
     changed = changed or bool(index)  # entries of bundles no longer there
-    if changed:
+    if not caching:
+        _save(_marker(path), b"", [])
+    elif changed:
         _save(path, header, lines)
     return bundles
+
+
+def _marker(path: Path) -> Path:
+    return path.with_suffix(".seen")
+
+
+def _seen(path: Path) -> bool:
+    """True if this registry was scanned before (its cache file or its marker exists)."""
+    return os.path.lexists(path) or os.path.lexists(_marker(path))
 
 
 def _cached_bundle(name: str, payload: bytes, build: BuildBundle) -> ModelBundle | None:
@@ -392,10 +408,13 @@ def _trailer(count: int, crc: int) -> bytes:
 
 
 def _save(path: Path, header: bytes, lines: list[bytes | memoryview]) -> None:
-    """Replace the cache file; a failure only costs the next scan its speed."""
+    """Replace the cache file (or, with an empty header, the marker); a failure only costs speed."""
     try:
         with contextlib.suppress(FileExistsError):
             path.parent.mkdir(mode=0o700, parents=True)
+        if not header:
+            atomic_write(path, b"", durable=False)
+            return
         crc = 0
         for line in lines:
             crc = zlib.crc32(line, crc)
