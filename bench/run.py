@@ -315,7 +315,7 @@ def measure(plan: Plan, registries: Path) -> list[Row]:
         judged = n in (plan.mid, hi)
         rows.append(
             Row(
-                f"find_best_model, first scan (empty cache, written), N={n:,}",
+                f"find_best_model, first scan (no scan cache yet), N={n:,}",
                 fmt_time(finds[n].median),
                 f"floor N={n:,}: {fmt_time(floors[n].median)}",
                 ratio,
