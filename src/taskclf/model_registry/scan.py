@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from taskclf.core.model_io import ModelMetadata
-from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped_stat
+from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped, read_capped_stat
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
 from taskclf.model_registry.scan_cache import FileStats, scan_with_cache
 from taskclf.model_registry.storage import is_remote
