@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -208,3 +208,12 @@ def scan_cache_dir(
     cache = tmp_path_factory.mktemp("scan-cache")
     monkeypatch.setenv("TASKCLF_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_scan_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A scan cache directory for module- and session-scoped fixtures, which run first."""
+    cache = tmp_path_factory.mktemp("session-scan-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TASKCLF_CACHE_DIR", str(cache))
+        yield cache

@@ -319,6 +319,7 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKCLF_", "VIRTUAL_ENV"))}
     env["PATH"] = "/usr/bin:/bin"  # taskclf is found only through the venv's activation
+    env["TASKCLF_CACHE_DIR"] = os.environ["TASKCLF_CACHE_DIR"]  # never the user's scan cache
 
     result = subprocess.run(
         ["bash", "-c", script], cwd=checkout, capture_output=True, text=True, env=env, check=False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import subprocess
 import sys
@@ -393,7 +394,11 @@ def test_cli_open_hands_the_file_to_the_browser(registry: Path, tmp_path: Path) 
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "BROWSER": f"{sys.executable} {browser} %s"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "BROWSER": f"{sys.executable} {browser} %s",
+            "TASKCLF_CACHE_DIR": os.environ["TASKCLF_CACHE_DIR"],  # never the user's cache
+        },
     )
 
     assert result.returncode == 0, result.stderr
