@@ -210,6 +210,11 @@ def scan_cache_dir(
     return cache
 
 
+# Code that runs while tests are collected (test_fuzz builds its templates by scanning)
+# comes before every fixture: it scans with no cache, never into the user's.
+os.environ["TASKCLF_CACHE_DIR"] = ""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_scan_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A scan cache directory for module- and session-scoped fixtures, which run first."""
