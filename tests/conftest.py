@@ -222,3 +222,26 @@ def session_scan_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TASKCLF_CACHE_DIR", str(cache))
         yield cache
+
+
+def sealed_bundle(directory: Path, name: str, f1: float) -> Path:
+    """A sealed bundle ``directory/name`` (made by ``save_bundle``) whose macro F1 is ``f1``.
+
+    Its model file is ``<name>.model``. Saved beside ``directory`` and renamed in, as a
+    registry never has bundles written into it directly.
+    """
+    from taskclf.model_registry import save_bundle
+    from taskclf.model_registry.authoring import DEFAULT_LABELS
+    from taskclf.samples import matrix_for_scores
+
+    runs = directory.parent / f".{directory.name}-runs"
+    runs.mkdir(exist_ok=True)
+    model = runs / f"{name}.model"
+    model.write_bytes(f"weights of {name}\n".encode() * 100)
+    matrix = matrix_for_scores(DEFAULT_LABELS, f1)
+    assert matrix is not None
+    bundle = save_bundle(runs / name, model, schema_version="v1", confusion_matrix=matrix)
+    model.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.rename(bundle.path, directory / name)
+    return directory / name

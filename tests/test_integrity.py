@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tree_contents
+from conftest import sealed_bundle, tree_contents
 from taskclf.cli.main import app
 from taskclf.infer import ActiveModelReloader
 from taskclf.model_registry import (
@@ -33,23 +33,11 @@ from taskclf.model_registry import (
     read_active,
     read_bundle,
     resolve_active_model,
-    save_bundle,
     verify_registry,
     write_active_atomic,
 )
-from taskclf.model_registry.authoring import DEFAULT_LABELS
 from taskclf.model_registry.pointer import ACTIVE_FILE, HISTORY_FILE
-from taskclf.samples import matrix_for_scores, write_bundle
-
-
-def _sealed(directory: Path, name: str, f1: float) -> Path:
-    model = directory.parent / f"{name}.model"
-    model.write_bytes(f"weights of {name}\n".encode() * 100)
-    matrix = matrix_for_scores(DEFAULT_LABELS, f1)
-    assert matrix is not None
-    bundle = save_bundle(directory / name, model, schema_version="v1", confusion_matrix=matrix)
-    model.unlink()
-    return bundle.path
+from taskclf.samples import write_bundle
 
 
 def _truncate(path: Path) -> None:
@@ -84,7 +72,7 @@ def registry(tmp_path: Path) -> Path:
     models = tmp_path / "models"
     models.mkdir()
     for name, f1 in (("a", 0.7), ("b", 0.8), ("c", 0.6)):
-        _sealed(models, name, f1)
+        sealed_bundle(models, name, f1)
     activate_bundle(models, "a")
     activate_bundle(models, "b")
     return models
@@ -143,7 +131,7 @@ def test_tampered_bundle_is_caught_and_refused_everywhere(
     assert _pointer_state(registry) == before
 
     # promote: a tampered sealed candidate is refused before anything is written
-    candidate = _sealed(tmp_path / "out", "d", 0.95)
+    candidate = sealed_bundle(tmp_path / "out", "d", 0.95)
     registry_before = tree_contents(registry)
     TAMPERS[kind][0](candidate)
     with pytest.raises(PromotionError, match=r"candidate does not match its manifest\.json"):
@@ -168,7 +156,7 @@ def test_promote_does_not_activate_best_when_it_is_tampered(registry: Path, tmp_
     # to the best bundle that still matches its manifest (a, 0.7), and says so.
     activate_bundle(registry, "c")
     _modify(registry / "b")
-    result = promote_bundle(_sealed(tmp_path / "out", "e", 0.5), registry)
+    result = promote_bundle(sealed_bundle(tmp_path / "out", "e", 0.5), registry)
     pointer = read_active(registry)
     assert pointer is not None and pointer.model_id == "a"
     assert result.active_updated
@@ -235,7 +223,7 @@ def test_old_bundles_without_manifest_still_rank_and_activate(tmp_path: Path) ->
     models = tmp_path / "models"
     write_bundle(models / "old-a", seed=1, macro_f1=0.6)
     write_bundle(models / "old-b", seed=2, macro_f1=0.9)
-    _sealed(models, "new", 0.8)
+    sealed_bundle(models, "new", 0.8)
     report = find_best_model(models)
     assert [b.model_id for b in report.ranked] == ["old-b", "new", "old-a"]
     activate_bundle(models, "old-a")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import sealed_bundle
 from taskclf.infer import ActiveModelReloader, resolve_model_dir
 from taskclf.model_registry import (
     activate_bundle,
@@ -23,21 +24,8 @@ from taskclf.model_registry import (
     promote_bundle,
     read_active,
     resolve_active_model,
-    save_bundle,
 )
-from taskclf.model_registry.authoring import DEFAULT_LABELS
 from taskclf.model_registry.pointer import ACTIVE_FILE
-from taskclf.samples import matrix_for_scores
-
-
-def _sealed(directory: Path, name: str, f1: float) -> Path:
-    model = directory.parent / f"{name}.model"
-    model.write_bytes(f"weights of {name}\n".encode() * 100)
-    matrix = matrix_for_scores(DEFAULT_LABELS, f1)
-    assert matrix is not None
-    bundle = save_bundle(directory / name, model, schema_version="v1", confusion_matrix=matrix)
-    model.unlink()
-    return bundle.path
 
 
 def _tamper(bundle: Path) -> None:
@@ -53,7 +41,7 @@ def registry(tmp_path: Path) -> Path:
     root = tmp_path / "models"
     root.mkdir()
     for name, f1 in (("good-low", 0.6), ("good-mid", 0.7), ("tampered-top", 0.9)):
-        _sealed(root, name, f1)
+        sealed_bundle(root, name, f1)
     _tamper(root / "tampered-top")
     assert find_best_model(root).best is not None
     assert find_best_model(root).best.model_id == "tampered-top"  # type: ignore[union-attr]
@@ -83,7 +71,7 @@ def test_services_never_receive_the_tampered_directory(registry: Path) -> None:
 def test_nothing_intact_means_nothing_resolved(tmp_path: Path) -> None:
     root = tmp_path / "models"
     root.mkdir()
-    _tamper(_sealed(root, "only", 0.8))
+    _tamper(sealed_bundle(root, "only", 0.8))
 
     bundle, report = resolve_active_model(root)
 
@@ -93,7 +81,7 @@ def test_nothing_intact_means_nothing_resolved(tmp_path: Path) -> None:
 
 def test_promotion_overthrows_to_the_best_intact_bundle(registry: Path, tmp_path: Path) -> None:
     activate_bundle(registry, "good-low")
-    candidate = _sealed(tmp_path / "runs", "new-0.8", 0.8)
+    candidate = sealed_bundle(tmp_path / "runs", "new-0.8", 0.8)
 
     result = promote_bundle(candidate, registry)
 
