@@ -245,3 +245,34 @@ def sealed_bundle(directory: Path, name: str, f1: float) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     os.rename(bundle.path, directory / name)
     return directory / name
+
+
+def run_on_a_pty(
+    command: list[str], env: dict[str, str], *, stream: str = "stdout"
+) -> tuple[int, bytes, bytes]:
+    """Run ``command`` with its ``stream`` ("stdout" or "stderr") on a pseudo-terminal.
+
+    Returns:
+        ``(exit status, what reached the terminal, the other stream's bytes)``.
+    """
+    import pty
+
+    master, slave = pty.openpty()
+    on_pty = {"stdout": slave, "stderr": subprocess.PIPE}
+    if stream == "stderr":
+        on_pty = {"stdout": subprocess.PIPE, "stderr": slave}
+    with subprocess.Popen(command, env=env, **on_pty) as proc:  # type: ignore[call-overload]
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        other = (proc.stderr if stream == "stdout" else proc.stdout).read()
+        proc.wait()
+    os.close(master)
+    return proc.returncode, b"".join(chunks), other

@@ -13,6 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from conftest import run_on_a_pty
 from taskclf.cli.main import app
 
 if TYPE_CHECKING:
@@ -208,26 +209,9 @@ def test_long_tables_print_as_aligned_plain_text(capsys: pytest.CaptureFixture[s
 
 def _run_on_a_terminal(args: list[str], env: dict[str, str]) -> str:
     """Run the installed script with stdout on a pseudo-terminal; return what it printed."""
-    import pty
-
-    master, slave = pty.openpty()
-    with subprocess.Popen(
-        [_installed_script(), *args], stdout=slave, stderr=subprocess.PIPE, env=env
-    ) as proc:
-        os.close(slave)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        proc.wait()
-    os.close(master)
-    assert proc.returncode == 0
-    return b"".join(chunks).decode("utf-8", "replace")
+    status, printed, _ = run_on_a_pty([str(_installed_script()), *args], env)
+    assert status == 0
+    return printed.decode("utf-8", "replace")
 
 
 def test_progress_spinner_only_on_a_terminal_and_never_in_json(models_dir: Path) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 from typer.testing import CliRunner, Result
 
+from conftest import run_on_a_pty
 from taskclf.cli.main import app
 from taskclf.model_registry import read_active
 from taskclf.samples import write_bundle
@@ -336,27 +337,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 def _on_a_terminal(args: list[str], columns: int) -> list[str]:
     """Run the installed script with stdout on a pseudo-terminal; the lines it printed."""
-    import pty
-
     env = {**os.environ, "COLUMNS": str(columns), "TERM": "xterm"}
-    master, slave = pty.openpty()
-    with subprocess.Popen(
-        [_installed_script(), *args], stdout=slave, stderr=subprocess.PIPE, env=env
-    ) as proc:
-        os.close(slave)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        proc.wait()
-    os.close(master)
-    assert proc.returncode == 0, proc.stderr
-    text = _ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+    status, printed, errors = run_on_a_pty([str(_installed_script()), *args], env)
+    assert status == 0, errors
+    text = _ANSI.sub("", printed.decode("utf-8", "replace"))
     return text.replace("\r\n", "\n").split("\n")
 
 
@@ -372,28 +356,13 @@ def test_prose_at_80_columns_breaks_only_between_words(tmp_path: Path) -> None:
 
 
 def test_errors_on_a_terminal_at_80_columns_break_only_between_words(tmp_path: Path) -> None:
-    import pty
-
     missing = tmp_path / ("a-registry-path-long-enough-to-need-two-lines" * 2)
-    master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "80"}
     command = [str(_installed_script()), "model", "history", "--models-dir", str(missing)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave, env=env) as proc:
-        os.close(slave)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        proc.wait()
-    os.close(master)
-    lines = b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
+    status, printed, _ = run_on_a_pty(command, env, stream="stderr")
+    lines = printed.decode().replace("\r\n", "\n").splitlines()
 
-    assert proc.returncode == 1
+    assert status == 1
     assert len(lines) > 1
     assert [line for line in lines if len(line) > 80 and len(line.split()) > 1] == []
     assert str(missing) in [line.strip() for line in lines]  # the path is whole
