@@ -349,7 +349,12 @@ def test_cli_json_is_one_document(registry: Path, tmp_path: Path) -> None:
     ("args", "says"),
     [
         (["--compare", "run-1", "nope"], "no such bundle in the registry"),
-        (["--out", "/nonexistent-dir/r.html"], "Cannot access"),
+        (
+            ["--out", "/nonexistent-dir/r.html"],
+            "Cannot write the report to /nonexistent-dir/r.html: the directory /nonexistent-dir "
+            "does not exist",
+        ),
+        (["--out", "/"], "Cannot write the report to /: it is a directory"),
     ],
 )
 def test_cli_failures_are_one_sentence(
@@ -360,6 +365,7 @@ def test_cli_failures_are_one_sentence(
     assert result.exit_code == 1
     assert says in result.stderr
     assert "Traceback" not in result.stderr
+    assert ".tmp" not in result.stderr  # never the name of an internal temporary file
 
 
 def test_cli_without_plotly_says_how_to_install(registry: Path, tmp_path: Path) -> None:

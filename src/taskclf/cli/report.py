@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from taskclf.cli.options import DEFAULT_MODELS_DIR, Json, ModelsDir, require_registry
+from taskclf.cli.options import DEFAULT_MODELS_DIR, Json, ModelsDir, fail, require_registry
 
 DEFAULT_REPORT_FILE = Path("taskclf-report.html")
 
@@ -37,6 +37,15 @@ def report_command(
     from taskclf.report import build_report_data, render_report, write_html
 
     root = require_registry(models_dir)
+    # Checked before the scan, which can take seconds on a large registry.
+    folder = out.expanduser().absolute().parent
+    if not folder.is_dir():
+        fail(
+            f"Cannot write the report to {out}: the directory {folder} does not exist; "
+            "create it or choose another --out"
+        )
+    if out.expanduser().is_dir():
+        fail(f"Cannot write the report to {out}: it is a directory; give a file name with --out")
     with output.scanning(root, json_mode=json_mode):
         data = build_report_data(root, compare=compare)
     path = write_html(out, render_report(data))
