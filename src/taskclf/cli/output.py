@@ -38,9 +38,7 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import sys
-import textwrap
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,6 +138,8 @@ def _wrap_prose(text: str, width: int) -> list[str]:
     the width keeps a line of its own instead of being cut in two."""
     if len(text) <= width:
         return [text]
+    import textwrap
+
     indent = text[: len(text) - len(text.lstrip(" "))]
     return textwrap.wrap(
         text,
@@ -159,6 +159,8 @@ def _terminal_lines(text: str, stream: TextIO) -> str:
         tty = False
     if not tty:
         return text
+    import shutil  # a terminal's width; scripts reading a pipe start without it
+
     width = shutil.get_terminal_size().columns
     return "\n".join(_wrap_prose(text, width))
 

@@ -15,7 +15,9 @@ def _utc_now_iso() -> str:
 class ModelMetadata(BaseModel):
     """The contents of a bundle's ``metadata.json``. Unknown keys are ignored."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", protected_namespaces=())
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", protected_namespaces=(), defer_build=True
+    )
 
     schema_version: str
     schema_hash: str

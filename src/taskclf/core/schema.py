@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from importlib import resources
+from pathlib import Path
 from typing import ClassVar
 
 from taskclf.core.hashing import stable_hash
@@ -51,9 +51,9 @@ def _schema_hash(columns: dict[str, type]) -> str:
 
 
 def _load_columns() -> dict[str, dict[str, type]]:
-    raw = json.loads(
-        resources.files("taskclf.core").joinpath("feature_schemas.json").read_text("utf-8")
-    )
+    # Beside this module (wheels and editable installs alike), read without
+    # importlib.resources: it imports zipfile and tempfile, on every start.
+    raw = json.loads(Path(__file__).with_name("feature_schemas.json").read_text("utf-8"))
     return {
         version: {name: _TYPES[type_name] for name, type_name in spec["columns"]}
         for version, spec in raw["schemas"].items()

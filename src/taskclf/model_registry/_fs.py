@@ -10,24 +10,23 @@ writes through a symlink.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import functools
-import hashlib
 import logging
 import os
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from filelock import FileLock, Timeout
-
 from taskclf.model_registry.errors import RegistryFileError, RegistryLockTimeout
+
+# hashlib, ctypes, tempfile and filelock are imported inside the functions that use them:
+# a process that only follows the pointer never hashes, renames or locks, and starts
+# about 40 ms sooner without them (issue 13).
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 """Largest registry or bundle JSON file we read; a larger one is reported, never read whole."""
@@ -156,6 +155,8 @@ def sha256_file(path: str | os.PathLike[str]) -> tuple[int, str]:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise RegistryFileError(Path(path), "is not a regular file", errno.EINVAL)
+        import hashlib
+
         digest = hashlib.sha256()
         size = 0
         buffer = bytearray(HASH_CHUNK_BYTES)
@@ -378,6 +379,8 @@ def rename_noreplace(source: Path, target: Path) -> None:
         )
         if result == 0:
             return
+        import ctypes
+
         err = ctypes.get_errno()
         if err == errno.EEXIST:
             raise FileExistsError(err, os.strerror(err), os.fspath(target))
@@ -390,6 +393,8 @@ def rename_noreplace(source: Path, target: Path) -> None:
 
 @functools.cache
 def _renameat2() -> Any:
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         function = libc.renameat2
@@ -441,6 +446,8 @@ def atomic_write(
         RegistryFileError: ``path`` is a symlink.
         OSError: The write failed (disk full, file-size limit, permissions...).
     """
+    import tempfile
+
     refuse_symlink(path)
     # A unique name (mkstemp: O_EXCL | O_NOFOLLOW) lets concurrent writers never
     # collide even where the registry lock is a no-op (some NFS set-ups).
@@ -595,6 +602,8 @@ def registry_lock(models_dir: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterat
         finally:
             depths[key] -= 1
         return
+    from filelock import FileLock, Timeout
+
     refuse_symlink(lock_path)
     deadline = time.monotonic() + timeout_s
     lock = FileLock(key, timeout=timeout_s)

@@ -31,7 +31,6 @@ would otherwise fall back to the defaults).
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -66,7 +65,7 @@ _Fail = Callable[[str, str], RegistryConfigError]
 class SchemaDeclaration(BaseModel):
     """One feature schema a registry accepts."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     version: str
     """The name bundles declare as ``schema_version``."""
@@ -77,8 +76,10 @@ class SchemaDeclaration(BaseModel):
 
 
 def _default_schemas() -> tuple[SchemaDeclaration, ...]:
+    # Constructed, not validated (the built-in table is known good): importing this
+    # module builds no pydantic schema, so following a pointer never pays for one.
     return tuple(
-        SchemaDeclaration(version=version, hash=_builtin_hash(version))
+        SchemaDeclaration.model_construct(version=version, hash=_builtin_hash(version))
         for version in FEATURE_SCHEMA_VERSION_ORDER
     )
 
@@ -127,7 +128,7 @@ class RegistryConfig(BaseModel):
     against other labels or schemas without a file.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     labels: tuple[str, ...] = tuple(label.value for label in CoreLabel)
     """The labels, in order (the order a confusion matrix uses)."""
@@ -184,7 +185,7 @@ class RegistryConfig(BaseModel):
         )
 
 
-DEFAULT_REGISTRY_CONFIG = RegistryConfig()
+DEFAULT_REGISTRY_CONFIG = RegistryConfig.model_construct()  # == RegistryConfig(), unvalidated
 """taskclf's own labels and schemas: what a registry without ``registry.toml`` uses."""
 
 
@@ -260,6 +261,8 @@ def read_config_file(path: os.PathLike[str]) -> RegistryConfig:
         return DEFAULT_REGISTRY_CONFIG
     except OSError as exc:
         raise RegistryConfigError(source, None, f"unreadable ({exc})", _FILE_ADVICE) from None
+    import tomllib  # only a registry with a registry.toml needs it
+
     try:
         document = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -23,7 +23,7 @@ from pydantic import (
 
 from taskclf.core.model_io import ModelMetadata
 
-_FROZEN = ConfigDict(frozen=True, extra="ignore", protected_namespaces=())
+_FROZEN = ConfigDict(frozen=True, extra="ignore", protected_namespaces=(), defer_build=True)
 
 # Strict types: a metrics file with "0.8" or true where a number belongs is
 # a broken file, not something to coerce silently.

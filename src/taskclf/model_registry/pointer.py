@@ -18,11 +18,9 @@ why (``message``).
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import posixpath
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +49,6 @@ from taskclf.model_registry.aliases import (
 )
 from taskclf.model_registry.aliases import HISTORY_FILE as HISTORY_FILE
 from taskclf.model_registry.errors import BundleRejectedError
-from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -76,6 +73,9 @@ def default_actor() -> str:
     from_env = os.environ.get(ACTOR_ENV)
     if from_env:
         return from_env
+    import getpass  # only writers record an actor; readers start without these
+    import socket
+
     try:
         user = getpass.getuser()
     except (OSError, KeyError):
@@ -331,6 +331,8 @@ def write_active_atomic(
     root = absolute(models_dir)
     alias_paths(root, alias)  # a bad name is refused before any hashing
     _check_writable_bundle(root, bundle)
+    from taskclf.model_registry.manifest import require_sealed_match  # only writers hash
+
     # Hashing a 200 MB model takes a while, so the full check runs before the lock:
     # other writers are not held up, and under the lock a cheap re-check (presence,
     # type and sizes) catches a bundle pruned or truncated in the meantime.
@@ -361,6 +363,8 @@ def write_active_verified(
     Raises:
         The same as :func:`write_active_atomic`.
     """
+    from taskclf.model_registry.manifest import require_sealed_match  # only writers hash
+
     root = absolute(models_dir)
     paths = alias_paths(root, alias)
     policy = policy if policy is not None else SelectionPolicy()

@@ -13,7 +13,6 @@ from taskclf.model_registry._fs import absolute, registry_lock
 from taskclf.model_registry.aliases import DEFAULT_ALIAS, check_alias_name
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import BundleIntegrityError
-from taskclf.model_registry.manifest import intact_bundles
 from taskclf.model_registry.models import (
     ActivePointer,
     ModelBundle,
@@ -200,6 +199,9 @@ def resolve_active_model(
 
 def _first_intact(report: SelectionReport) -> ModelBundle | None:
     """The best ranked bundle whose files match its manifest (unsealed ones count)."""
+    # Imported here: a healthy pointer is followed without hashing anything.
+    from taskclf.model_registry.manifest import intact_bundles
+
     return next(iter(intact_bundles(report.ranked)), None)
 
 
