@@ -16,7 +16,6 @@ group gives every command a copy of its option.
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,20 +34,9 @@ from taskclf.cli.options import (
     remember_debug,
     reset_invocation,
 )
+from taskclf.cli.policy import expected_error_message, route_library_logs
 from taskclf.cli.report import report_command
 from taskclf.cli.train import train_app
-
-_FLAGS = {
-    "name": "--name",
-    "to": "--to",
-    "steps": "--steps",
-    "models_dir": "--models-dir",
-    "model_id": "--model-id",
-    "force": "--force",
-    "max_bytes": "--max-bytes",
-}
-"""The command-line flag for each library argument its messages may name
-(``the name= argument`` reads ``--name`` here)."""
 
 
 def _json_on_command_line(args: Sequence[str]) -> bool:
@@ -128,48 +116,6 @@ def _give_debug_option(group: Any, debug: Any) -> None:
         _give_debug_option(command, debug)
 
 
-def expected_error_message(exc: BaseException) -> str | None:
-    """The one-sentence message for an expected failure, or ``None`` for a bug."""
-    from taskclf.model_registry.errors import RegistryError, argument_phrase
-
-    if isinstance(exc, RegistryError):
-        message = str(exc)
-        # Library messages name arguments (``the name= argument``); here they are flags.
-        for argument, flag in _FLAGS.items():
-            message = message.replace(argument_phrase(argument), flag)
-    elif isinstance(exc, OSError):
-        # For a failed rename (atomic replace) the destination is the file that matters.
-        name = exc.filename2 or exc.filename
-        target = f" {name}" if name else ""
-        what = exc.strerror or str(exc)
-        message = (
-            f"Cannot access{target}: {what}; check that the registry exists and is "
-            "readable and writable by this user, then retry"
-        )
-    else:
-        return None
-    return message if message.endswith((".", "?", "!")) else message + "."
-
-
-class _StderrLogHandler(logging.Handler):
-    """Library warnings go to the current stderr, never to stdout (JSON stays pure),
-    escaped like everything else the CLI prints."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            from taskclf.cli import output
-
-            output.print_warning(self.format(record))
-        except Exception:  # pragma: no cover - logging must never break a command
-            self.handleError(record)
-
-
-def _route_library_logs() -> None:
-    logger = logging.getLogger("taskclf")
-    if not any(isinstance(h, _StderrLogHandler) for h in logger.handlers):
-        logger.addHandler(_StderrLogHandler(logging.WARNING))
-
-
 def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
@@ -217,7 +163,7 @@ def root(
     """Operate taskclf's model registry from the terminal, cron or CI."""
     del version  # handled by its eager callback
     reset_invocation(debug=debug)
-    _route_library_logs()
+    route_library_logs()
 
 
 @app.command()

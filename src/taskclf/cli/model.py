@@ -31,8 +31,12 @@ from taskclf.cli.options import (
     require_registry,
 )
 
+# resolution_view is re-exported: the demo tours resolution through it.
+from taskclf.cli.resolving import resolution_view as resolution_view
+from taskclf.cli.resolving import run_resolve
+
 if TYPE_CHECKING:
-    from taskclf.model_registry import ModelBundle, PromotionResult, SelectionReport
+    from taskclf.model_registry import ModelBundle, PromotionResult
 
 model_app = typer.Typer(
     help="Manage the active model: activate, resolve, promote, roll back, index, verify, prune, "
@@ -159,74 +163,10 @@ def resolve(
     json_mode: Json = False,
 ) -> None:
     """Show the bundle inference would run, and whether the pointer had to be repaired."""
-    from taskclf.cli import output
-    from taskclf.model_registry import resolve_active_model
-
-    root = require_registry(models_dir)
-    config = registry_config(root, labels)
-    with output.scanning(root, json_mode=json_mode):
-        bundle, report = resolve_active_model(root, config=config, alias=alias)
-    if bundle is None:
-        assert report is not None
-        if json_mode:
-            # The error shape of every failure, plus the exclusions that explain it.
-            sentence = output.no_eligible_message(report, root)
-            message = sentence[:-1] + "." if sentence.endswith(":") else sentence
-            output.print_error(message)
-            output.emit_json({"error": message, "excluded": output.exclusions_json(report)})
-        else:
-            output.render_no_eligible(report, root)
-        raise typer.Exit(1)
-    data, detail = resolution_view(root, bundle, report, alias=alias)
-    if json_mode:
-        output.emit_json(data)
-    else:
-        output.render_resolution(
-            bundle, data["source"], detail, alias=alias, pinned=data.get("pinned", False)
-        )
-
-
-def resolution_view(
-    root: Path, bundle: ModelBundle, report: SelectionReport | None, *, alias: str = DEFAULT_ALIAS
-) -> tuple[dict[str, Any], str]:
-    """The JSON document and the explaining sentence of a successful resolution."""
-    from taskclf.cli import output
-    from taskclf.model_registry.aliases import alias_paths
-    from taskclf.model_registry.pointer import locate_active_bundle, read_active
-
-    pointer = read_active(root, alias=alias)
-    pinned = pointer is not None and pointer.pinned
-    data: dict[str, Any] = {"active": output.bundle_summary(bundle)}
-    file = alias_paths(root, alias).pointer
-    label = "the active pointer" if alias == DEFAULT_ALIAS else f"the pointer of alias {alias}"
-    if report is None:
-        data.update(source="pointer", pointer_repaired=False, alias=alias, pinned=pinned)
-        return data, f"Followed {label} ({file}) to {bundle.model_id}."
-    # Quietly: resolution has already warned about the pointer it could not use.
-    repaired = locate_active_bundle(root, warn=False, alias=alias) == bundle.path
-    data.update(
-        source="scan",
-        pointer_repaired=repaired,
-        ranked=len(report.ranked),
-        excluded=output.exclusions_json(report),
-        alias=alias,
-        pinned=pinned,
-    )
-    if pinned and not repaired:
-        outcome = (
-            f"WITHOUT moving the pointer: {file.name} is pinned to a bundle that cannot be used "
-            f"(unpin it or `taskclf model set-active --alias {alias} --model-id ID`)"
-        )
-    elif repaired:
-        outcome = f"and repaired {file.name} to point at it"
-    else:
-        outcome = f"but could not repair {file.name} (see the warning above)"
-    detail = (
-        f"{label[:1].upper()}{label[1:]} was missing or unusable: scanned the registry, selected "
-        f"{bundle.model_id} (best of {len(report.ranked)} eligible, "
-        f"{len(report.excluded)} excluded) {outcome}."
-    )
-    return data, detail
+    # The body is shared with the console script's fast path (taskclf.cli.entry).
+    status = run_resolve(models_dir, alias, labels, json_mode=json_mode)
+    if status:
+        raise typer.Exit(status)
 
 
 @model_app.command()

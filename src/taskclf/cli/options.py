@@ -5,18 +5,19 @@ Only typer is imported here: this module loads on every ``taskclf`` start.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+# DEBUG_ENV and registry_advice are re-exported: commands know them from here.
+from taskclf.cli.policy import DEBUG_ENV as DEBUG_ENV
+from taskclf.cli.policy import MODELS_DIR_ENV, registry_problem
+from taskclf.cli.policy import registry_advice as registry_advice
+
 if TYPE_CHECKING:
     from taskclf.model_registry.config import RegistryConfig
-
-MODELS_DIR_ENV = "TASKCLF_MODELS_DIR"
-DEBUG_ENV = "TASKCLF_DEBUG"
 
 ModelsDir = Annotated[
     Path,
@@ -114,30 +115,10 @@ def require_registry(models_dir: Path) -> Path:
     Every command that needs an existing registry calls this first, so a missing
     one reads the same everywhere: the library's sentence, then the CLI's advice.
     """
-    from taskclf.model_registry.errors import registry_not_found
-    from taskclf.model_registry.storage import is_remote
-
-    if is_remote(models_dir):
-        # An object-store registry: the library reports a missing bucket or prefix.
-        return models_dir
-    root = Path(os.path.abspath(models_dir))
-    problem = registry_not_found(root)
-    if problem is None:
-        return root
-    fail(f"{problem}; {registry_advice(models_dir)}")
-
-
-def registry_advice(models_dir: Path) -> str:
-    """What to do about a missing registry, in the CLI's terms (flag and variable)."""
-    from_env = os.environ.get(MODELS_DIR_ENV)
-    if from_env and Path(from_env) == models_dir:
-        # Telling someone to "set $TASKCLF_MODELS_DIR" when it is already set (to the
-        # wrong place) sends them looking in the wrong direction.
-        return f"it comes from ${MODELS_DIR_ENV}: fix or unset it, or pass --models-dir DIR."
-    return (
-        f"pass --models-dir DIR or set ${MODELS_DIR_ENV} "
-        "(try `taskclf demo` for a sample registry)."
-    )
+    root, problem = registry_problem(models_dir)
+    if problem is not None:
+        fail(problem)
+    return root
 
 
 def require_name(flag: str, value: str | None) -> None:
