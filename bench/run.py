@@ -634,19 +634,45 @@ def measure_large_cli(
     return rows
 
 
+_ONE_MODEL = "from pydantic import BaseModel\nclass A(BaseModel):\n    x: int\nA(x=1)"
+"""The least a process that validates anything with pydantic does: define one model, validate
+once (pydantic.fields and its types on the class, the schema build and plugin loader on the
+first validation)."""
+
+
+def compile_package() -> None:
+    """Write taskclf's bytecode, as installing a wheel does.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE=1`` (this machine's
+    environment) would otherwise compile every module from source in every
+    process: ~40 ms of a start-up figure that no installed copy pays.
+    """
+    import compileall
+
+    import taskclf
+
+    compileall.compile_dir(Path(taskclf.__file__).parent, quiet=2)
+
+
 def measure_start_up(plan: Plan, root: Path, script: str, env: dict[str, str]) -> list[Row]:
     """``taskclf model resolve`` on a healthy pointer, and importing the library."""
     say = _progress
     say("start-up: model resolve, import taskclf.model_registry")
-    bare, resolved, imported = interleaved(
+    compile_package()
+    resolve = [script, "model", "resolve", "--json", "--models-dir", str(root)]
+    bare, resolved, imported, one_model, typer_path = interleaved(
         [
             command_job([sys.executable, "-c", "import pydantic"], env),
-            command_job([script, "model", "resolve", "--json", "--models-dir", str(root)], env),
+            command_job(resolve, env),
             command_job([sys.executable, "-c", "import taskclf.model_registry"], env),
+            command_job([sys.executable, "-c", _ONE_MODEL], env),
+            command_job(resolve, {**env, "TASKCLF_NO_FAST_PATH": "1"}),
         ],
         plan.rounds,
     )
-    _expect('"source": "pointer"' in resolved.check["stdout"], "resolve did not follow the pointer")
+    for measured in (resolved, typer_path):
+        followed = '"source": "pointer"' in measured.check["stdout"]
+        _expect(followed, "resolve did not follow the pointer")
     resolve_ratio = paired(resolved.seconds, bare.seconds)
     import_ratio = paired(imported.seconds, bare.seconds)
     baseline = f'python -c "import pydantic": {fmt_time(bare.median)}'
@@ -660,6 +686,26 @@ def measure_start_up(plan: Plan, root: Path, script: str, env: dict[str, str]) -
             judge(resolve_ratio, 2.0),
             resolved.peak_rss_mb,
             paired(resolved.process_cpu, bare.process_cpu),
+        ),
+        Row(
+            "  the same with TASKCLF_NO_FAST_PATH=1 (typer parses it)",
+            fmt_time(typer_path.median),
+            baseline,
+            paired(typer_path.seconds, bare.seconds),
+            "(info)",
+            "",
+            typer_path.peak_rss_mb,
+            paired(typer_path.process_cpu, bare.process_cpu),
+        ),
+        Row(
+            "  python: define one pydantic model, validate once (the floor)",
+            fmt_time(one_model.median),
+            baseline,
+            paired(one_model.seconds, bare.seconds),
+            "(info)",
+            "",
+            one_model.peak_rss_mb,
+            paired(one_model.process_cpu, bare.process_cpu),
         ),
         Row(
             'python -c "import taskclf.model_registry" (process wall)',
