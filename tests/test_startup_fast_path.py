@@ -288,3 +288,36 @@ def test_the_kill_switch_runs_typer(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert '"source": "pointer"' in done.stdout
     assert "'typer'" in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("interruption", "status", "stderr"),
+    [(KeyboardInterrupt, 130, ""), (EOFError, 1, "\nAborted!\n")],
+)
+def test_an_interruption_reads_as_in_typer(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    interruption: type[BaseException],
+    status: int,
+    stderr: str,
+) -> None:
+    """Ctrl-C (or input ending) while resolving: typer's status and message on both paths."""
+    from typer.testing import CliRunner
+
+    from taskclf.cli import resolving
+    from taskclf.cli.entry import run_fast
+    from taskclf.cli.main import app
+
+    def interrupted(*args: object, **kwargs: object) -> int:
+        raise interruption
+
+    healthy(tmp_path / "models")
+    monkeypatch.setattr(resolving, "run_resolve", interrupted)
+    monkeypatch.setattr("taskclf.cli.model.run_resolve", interrupted)
+    args = ResolveArgs(tmp_path / "models", "active", None, json_mode=True, debug=False)
+    assert run_fast(args) == status
+    fast = capsys.readouterr()
+    slow = CliRunner().invoke(app, ["model", "resolve", M, str(tmp_path / "models"), "--json"])
+    assert slow.exit_code == status
+    assert (fast.out, fast.err) == (slow.stdout, slow.stderr) == ("", stderr)

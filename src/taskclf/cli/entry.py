@@ -98,9 +98,10 @@ def run_fast(args: ResolveArgs) -> int:
     route_library_logs()
     try:
         return run_resolve(args.models_dir, args.alias, args.labels, json_mode=args.json_mode)
-    except (KeyboardInterrupt, EOFError):
-        # What click prints for an interrupted command.
-        sys.stderr.write("\nAborted!\n")
+    except KeyboardInterrupt:
+        return 130  # as typer's main: no message, the shell's status for SIGINT
+    except EOFError:
+        output.print_aborted()
         return 1
     except Exception as exc:
         message = expected_error_message(exc)

@@ -204,6 +204,11 @@ def print_warning(message: str) -> None:
     sys.stderr.write(_terminal_lines(line, sys.stderr) + "\n")
 
 
+def print_aborted() -> None:
+    """What typer prints when input ends unexpectedly, for the path without typer."""
+    sys.stderr.write("\nAborted!\n")
+
+
 def print_traceback(exc: BaseException) -> None:
     """The traceback of ``exc`` on stderr (``--debug``), each line escaped."""
     import traceback
