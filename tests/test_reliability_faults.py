@@ -440,9 +440,17 @@ CRASH_CHILD = textwrap.dedent(
     root, bundle_id, crash_at = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     bundle = next(b for b in list_bundles(root) if b.model_id == bundle_id)
 
+    # Only taskclf's own functions and the os module's calls are crash points: a library
+    # function of the same name (inspect's Signature.replace, run while pydantic builds a
+    # deferred schema, or anything a lazy import runs) is not.
     def profiler(frame, event, arg):
-        name = frame.f_code.co_name if event == "call" else getattr(arg, "__name__", "")
-        if event in ("call", "c_call") and name == crash_at:
+        if event == "call":
+            ours = frame.f_globals.get("__name__", "").startswith("taskclf.")
+            hit = ours and frame.f_code.co_name == crash_at
+        else:
+            hit = event == "c_call" and getattr(arg, "__module__", None) == "posix"
+            hit = hit and arg.__name__ == crash_at
+        if hit:
             os.kill(os.getpid(), signal.SIGKILL)
 
     sys.setprofile(profiler)
