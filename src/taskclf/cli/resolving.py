@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskclf.cli import output
 from taskclf.cli.policy import registry_problem
 
 if TYPE_CHECKING:
@@ -36,6 +35,8 @@ def run_resolve(models_dir: Path, alias: str, labels: str | None, *, json_mode: 
         RegistryError: An expected failure (bad alias, malformed configuration...);
             the caller's error policy prints its sentence.
     """
+    # Imported here, as in every command module: `taskclf --help` imports this one.
+    from taskclf.cli import output
     from taskclf.model_registry.config import load_registry_config
     from taskclf.model_registry.resolution import resolve_active_model
 
@@ -71,6 +72,7 @@ def resolution_view(
     root: Path, bundle: ModelBundle, report: SelectionReport | None, *, alias: str = DEFAULT_ALIAS
 ) -> tuple[dict[str, Any], str]:
     """The JSON document and the explaining sentence of a successful resolution."""
+    from taskclf.cli import output
     from taskclf.model_registry.aliases import alias_paths
     from taskclf.model_registry.pointer import locate_active_bundle, read_active
 
