@@ -120,6 +120,8 @@ CASES: dict[str, Case] = {
     "missing from variable": (absent, ["--json"], {"TASKCLF_MODELS_DIR": "models"}),
     "a file": (a_file, [M, "models", "--json"], {}),
     "bad alias": (healthy, [M, "models", "--alias", "BAD"], {}),
+    "undecodable alias": (healthy, [M, "models", "--alias", "a\udcff", "--json"], {}),
+    "undecodable registry": (healthy, [M, "models\udcff", "--json"], {}),
     "bad alias json": (healthy, [M, "models", "--alias", "BAD", "--json"], {}),
     "unknown alias": (healthy, [M, "models", "--alias", "canary", "--json"], {}),
     "bad labels": (healthy, [M, "models", "--labels", "a,,b", "--json"], {}),
