@@ -278,8 +278,8 @@ def test_truncation_between_the_hash_and_the_lock_is_refused_under_the_lock(
 ) -> None:
     # The full hash runs before the lock; under it, sizes are re-checked. Force the
     # window: another process truncates the model file just before the lock is taken.
-    from taskclf.model_registry import pointer
     from taskclf.model_registry._fs import registry_lock
+    from taskclf.model_registry.storage import local
 
     real_lock = registry_lock
 
@@ -289,7 +289,7 @@ def test_truncation_between_the_hash_and_the_lock_is_refused_under_the_lock(
         subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
         return real_lock(root)
 
-    monkeypatch.setattr(pointer, "registry_lock", lock_after_a_truncation)
+    monkeypatch.setattr(local, "registry_lock", lock_after_a_truncation)
     bundle = read_bundle(registry / "c")
     assert bundle is not None
     before = _pointer_state(registry)

@@ -1,6 +1,6 @@
 """The object-store pointer protocol as a property: any interleaving of writers keeps one chain.
 
-``remote.py`` is written against the storage seam only, so the protocol
+``storage/chain.py`` is written against the storage verbs only, so the protocol
 runs here on a local directory (``LocalStorage``: the same create-if-absent
 and compare-and-swap contract, no server), fast enough for Hypothesis to
 try many interleavings of readers holding stale state.
@@ -16,25 +16,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taskclf.model_registry import RegistryConflictError
-from taskclf.model_registry.models import BundleMetrics, ModelBundle
-from taskclf.model_registry.remote import (
-    HISTORY_PREFIX,
-    PointerState,
-    commit_pointer,
-    new_pointer,
-    read_history_chain,
-    read_pointer_state,
-)
+from taskclf.model_registry.models import ActiveHistoryEntry, ActivePointer
+from taskclf.model_registry.pointer import history_entry, utc_now_iso
 from taskclf.model_registry.storage import LocalStorage
+from taskclf.model_registry.storage.base import PointerRead
+from taskclf.model_registry.storage.chain import (
+    HISTORY_PREFIX,
+    commit_pointer,
+    read_history_chain,
+)
+from taskclf.model_registry.storage.chain import read_pointer as read_pointer_state
 
 WRITERS = 3
-_metrics = BundleMetrics(
-    macro_f1=0.5, weighted_f1=0.5, confusion_matrix=[[1]], label_names=["Build"]
-)
 
 
-def _bundle(name: str) -> ModelBundle:
-    return ModelBundle(model_id=name, path=Path("/x") / name, valid=True, metrics=_metrics)
+def _change(state: PointerRead, name: str, note: str) -> ActiveHistoryEntry:
+    new = ActivePointer(
+        model_dir=f"models/{name}",
+        selected_at=utc_now_iso(),
+        policy_version=1,
+        model_id=name,
+        reason={"note": note},
+    )
+    return history_entry(state.pointer, new)
 
 
 operations = st.lists(
@@ -49,15 +53,16 @@ def test_any_interleaving_keeps_exactly_one_entry_per_committed_change(
 ) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         storage = LocalStorage(Path(scratch) / "models")
-        states: dict[int, PointerState] = {}
+        states: dict[int, PointerRead] = {}
         committed = []
         for number, (operation, writer) in enumerate(ops):
             if operation == "read" or writer not in states:
                 states[writer] = read_pointer_state(storage)
                 continue
-            new = new_pointer(storage, _bundle(f"run_{number}"), None, f"writer {writer}")
+            change = _change(states[writer], f"run_{number}", f"writer {writer}")
+            new = change.new
             try:
-                commit_pointer(storage, states[writer], new)
+                commit_pointer(storage, states[writer], change)
             except RegistryConflictError:
                 pass
             else:

@@ -33,13 +33,13 @@ from taskclf.model_registry import (
     resolve_active_model,
     verify_registry,
 )
-from taskclf.model_registry.remote import (
+from taskclf.model_registry.pointer import pointer_change
+from taskclf.model_registry.storage.chain import (
     HISTORY_PREFIX,
+    chain_state,
     commit_pointer,
-    new_pointer,
-    read_one_bundle,
-    read_pointer_state,
 )
+from taskclf.model_registry.storage.chain import read_pointer as read_pointer_state
 from taskclf.model_registry.storage import open_storage
 from taskclf.samples import write_bundle
 
@@ -165,7 +165,7 @@ def test_history_entries_form_one_chain_of_objects(s3_registry: str, tmp_path: P
     storage = open_storage(s3_registry)
     keys = [info.key for info in storage.list_files(HISTORY_PREFIX)]
     assert len(keys) == 2 and keys[0].startswith(f"{HISTORY_PREFIX}/000000000001-")
-    state = read_pointer_state(storage)
+    state = chain_state(read_pointer_state(storage))
     assert state.seq == 2 and state.entry == keys[1]
     assert json.loads(storage.read(keys[1])[0])["prev"] == keys[0]
 
@@ -178,10 +178,10 @@ def test_a_crash_between_entry_and_swap_is_reported_and_ignored(
     storage = open_storage(s3_registry)
     state = read_pointer_state(storage)
     # What a writer leaves when it dies after step 1 (the entry), before step 2 (the swap).
-    bundle = read_one_bundle(storage, "run_b")
+    bundle = storage.read_bundle("run_b")
     assert bundle is not None
-    new = new_pointer(storage, bundle, None, "crashed")
-    orphan = f"{HISTORY_PREFIX}/{state.seq + 1:012d}-deadbeef.json"
+    new = pointer_change(storage, state, bundle, None, "crashed").new
+    orphan = f"{HISTORY_PREFIX}/{chain_state(state).seq + 1:012d}-deadbeef.json"
     storage.create(
         orphan, json.dumps({"at": new.selected_at, "old": None, "new": new.model_dump()}).encode()
     )
@@ -212,11 +212,11 @@ def test_a_lost_swap_is_a_conflict_and_leaves_nothing(s3_registry: str, tmp_path
     storage = open_storage(s3_registry)
     stale = read_pointer_state(storage)
     activate(s3_registry, "run_b")
-    bundle = read_one_bundle(storage, "run_a")
+    bundle = storage.read_bundle("run_a")
     assert bundle is not None
     keys_before = [i.key for i in storage.list_files(HISTORY_PREFIX)]
     with pytest.raises(RegistryConflictError, match="changed by another writer"):
-        commit_pointer(storage, stale, new_pointer(storage, bundle, None, "late"))
+        commit_pointer(storage, stale, pointer_change(storage, stale, bundle, None, "late"))
     assert [i.key for i in storage.list_files(HISTORY_PREFIX)] == keys_before
     assert read_active(s3_registry).model_id == "run_b"  # type: ignore[union-attr]
 
@@ -298,14 +298,3 @@ def test_a_corrupt_scan_cache_is_ignored_and_rebuilt(s3_registry: str, tmp_path:
     cache.write_text('{"run_a/metadata.json": ["etag", 12]')
     assert list_bundles(s3_registry) == expected
     assert json.loads(cache.read_text())["run_a/metadata.json"][0] != "etag"
-
-
-def test_aliases_other_than_active_are_refused_on_s3(s3_registry: str, tmp_path: Path) -> None:
-    from taskclf.model_registry import AliasError
-
-    promote_bundle(candidate(tmp_path, "run_a", 0.7), s3_registry)
-    with pytest.raises(AliasError, match="only the active pointer"):
-        activate(s3_registry, "run_a", alias="canary")
-    with pytest.raises(AliasError, match="only the active pointer"):
-        resolve_active_model(s3_registry, alias="canary")
-    assert read_active(s3_registry).model_id == "run_a"  # type: ignore[union-attr]

@@ -29,7 +29,6 @@ from conftest import prune_just_before_locking
 from taskclf.model_registry import (
     list_bundles,
     read_active,
-    resolution,
     resolve_active_model,
     write_active_atomic,
 )
@@ -242,7 +241,9 @@ def test_resolve_survives_its_best_being_pruned_before_the_repair(
     """
     write_bundle(models_dir / "a", accuracy=0.7, seed=1)
     write_bundle(models_dir / "b", accuracy=0.9, seed=2)
-    prune_just_before_locking(monkeypatch, resolution, "b")
+    from taskclf.model_registry.storage import local as storage_local
+
+    prune_just_before_locking(monkeypatch, storage_local, "b")
     bundle, report = resolve_active_model(models_dir)
     assert bundle is not None
     assert bundle.model_id == "a"

@@ -15,7 +15,6 @@ from taskclf.cli.main import app
 from taskclf.model_registry import (
     BundleRejectedError,
     list_bundles,
-    pointer,
     read_active,
     write_active_atomic,
 )
@@ -100,7 +99,9 @@ def test_write_active_atomic_refuses_a_bundle_pruned_between_its_check_and_the_l
     # forced: a real deletion under the lock, in a child, just before we lock.
     make_bundle("a", seed=1)
     bundle = next(b for b in list_bundles(models_dir) if b.model_id == "a")
-    prune_just_before_locking(monkeypatch, pointer, "a")
+    from taskclf.model_registry.storage import local as storage_local
+
+    prune_just_before_locking(monkeypatch, storage_local, "a")
 
     with pytest.raises(BundleRejectedError, match="does not exist"):
         write_active_atomic(models_dir, bundle)

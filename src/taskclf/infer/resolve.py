@@ -25,13 +25,12 @@ from taskclf.model_registry import (
     RegistryError,
     SelectionPolicy,
     SelectionReport,
-    locate_pointed_bundle,
     require_sealed_match,
     resolve_active_model,
 )
 from taskclf.model_registry._fs import absolute, read_capped
 from taskclf.model_registry.aliases import DEFAULT_ALIAS, alias_paths
-from taskclf.model_registry.pointer import ACTIVE_FILE
+from taskclf.model_registry.pointer import pointed_model_id
 from taskclf.model_registry.storage import is_remote, open_storage
 
 T = TypeVar("T")
@@ -208,11 +207,10 @@ class ActiveModelReloader(Generic[T]):
         self.alias = alias
         self._cache_dir = cache_dir
         if is_remote(models_dir):
-            from taskclf.model_registry.remote import require_default_alias
+            from taskclf.model_registry.storage.chain import pointer_key
 
-            require_default_alias(alias)
             self.models_dir = Path(models_dir)
-            self.pointer_path = self.models_dir / ACTIVE_FILE
+            self.pointer_path = self.models_dir / pointer_key(alias)
         else:
             self.models_dir = absolute(models_dir)
             self.pointer_path = alias_paths(self.models_dir, alias).pointer
@@ -328,14 +326,8 @@ class ActiveModelReloader(Generic[T]):
             pointer = ActivePointer.model_validate_json(after[-1])
         except ValidationError:
             return before
-        if is_remote(self.models_dir):
-            from taskclf.model_registry.remote import located_id
-
-            return after if located_id(pointer) == bundle.model_id else before
-        located = locate_pointed_bundle(
-            self.models_dir, pointer.model_dir, model_id=pointer.model_id
-        )
-        return after if located == bundle.path else before
+        located = pointed_model_id(self.models_dir, pointer, warn=False)
+        return after if located == bundle.model_id else before
 
 
 def _pointer_signature(path: Path) -> _Signature | None:

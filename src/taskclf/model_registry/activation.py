@@ -44,23 +44,22 @@ Decisions where CLI.md is silent:
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from taskclf.model_registry._fs import absolute, registry_lock
 from taskclf.model_registry.aliases import DEFAULT_ALIAS, check_alias_name
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import (
     ActivationError,
     AliasError,
     BundleIntegrityError,
+    RegistryConflictError,
     RollbackError,
     argument_phrase,
-    registry_not_found,
 )
-from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -70,13 +69,17 @@ from taskclf.model_registry.models import (
 )
 from taskclf.model_registry.pointer import (
     pointed_model_id,
+    pointer_change,
     read_active,
     read_active_history,
-    write_active_verified,
+    require_intact,
 )
-from taskclf.model_registry.scan import is_bundle_name, read_bundle
+from taskclf.model_registry.scan import is_bundle_name
 from taskclf.model_registry.selection import declared_incompatibility, explain_incompatibility
-from taskclf.model_registry.storage import is_remote
+from taskclf.model_registry.storage import open_storage
+from taskclf.model_registry.storage.base import PointerRead
+
+log = logging.getLogger("taskclf.model_registry")
 
 _INCOMPATIBLE_PREFIX = "incompatible: "
 
@@ -109,18 +112,17 @@ def check_activatable(
         ActivationError: The first failing check, as CLI.md's sentence.
         RegistryConfigError: The registry's configuration is malformed.
     """
-    root = absolute(models_dir)
+    storage = open_storage(models_dir)
+    root = storage.root_path
     config = config if config is not None else load_registry_config(root)
     path = root / model_id
-    missing = registry_not_found(root)
+    missing = storage.registry_problem()
     if missing is not None:
         raise ActivationError(model_id, root, missing, "registry_missing")
     if not is_bundle_name(model_id):
         reason = f"{path} ({model_id!r} is not a bundle name: empty, dot-prefixed or a path)"
         raise ActivationError(model_id, path, reason, "not_found")
-    if not os.path.isdir(path):
-        raise ActivationError(model_id, path, str(path), "not_found")
-    bundle = read_bundle(path)
+    bundle = storage.read_bundle(model_id)
     if bundle is None:
         raise ActivationError(model_id, path, str(path), "not_found")
     if not bundle.valid:
@@ -133,7 +135,7 @@ def check_activatable(
             model_id, path, detail.removeprefix(_INCOMPATIBLE_PREFIX), "incompatible"
         )
     try:
-        require_sealed_match(bundle, deep=deep)
+        require_intact(storage, bundle, deep=deep)
     except BundleIntegrityError as exc:
         raise ActivationError(model_id, path, _describe_integrity(exc), "integrity") from exc
     return bundle
@@ -197,39 +199,49 @@ def activate(
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        remote.require_default_alias(alias)
-        return remote.activate(models_dir, model_id, policy=policy, reason=reason)
-    root = absolute(models_dir)
+    storage = open_storage(models_dir)
+    root = storage.root_path
     check_alias_name(alias)
     config = config if config is not None else load_registry_config(root)
-    # Checked before locking too, so a missing registry gets the "not found"
+    # Checked before the commit too, so a missing registry gets the "not found"
     # sentence rather than a failure to create the lock file, and so the bundle's
-    # files are hashed without holding the lock (sizes are re-checked under it).
+    # files are hashed without holding the lock (sizes are re-checked at the commit).
     check_activatable(root, model_id, config=config)
-    with registry_lock(root):
+
+    def decide(state: PointerRead) -> ActiveHistoryEntry | None:
         bundle = check_activatable(root, model_id, deep=False, config=config)
-        current = read_active(root, alias=alias)
-        if (
-            current is not None
-            and current.model_id in (None, model_id)
-            and pointed_model_id(root, current) == model_id
-            and (pin is None or pin == current.pinned)
-        ):
-            return Activation(pointer=current, changed=False)
-        pointer = write_active_verified(
-            root,
+        if state.problem is not None:
+            log.warning("%s", state.problem)
+        if _already(root, state.pointer, model_id, pin):
+            return None
+        return pointer_change(
+            storage,
+            state,
             bundle,
             policy,
-            reason=reason,
-            alias=alias,
+            reason,
             message=message,
             actor=actor,
             pinned=pin,
         )
-        return Activation(pointer=pointer, changed=True)
+
+    # On an object store a lost swap is decided again on the fresh pointer: the
+    # intent ("this bundle") does not depend on which model was active before.
+    state, entry = storage.update_pointer(alias, decide)
+    if entry is None:
+        assert state.pointer is not None
+        return Activation(pointer=state.pointer, changed=False)
+    return Activation(pointer=entry.new, changed=True)
+
+
+def _already(root: Path, current: ActivePointer | None, model_id: str, pin: bool | None) -> bool:
+    """True when ``current`` already locates ``model_id`` with the wanted pin state."""
+    return (
+        current is not None
+        and current.model_id in (None, model_id)
+        and pointed_model_id(root, current) == model_id
+        and (pin is None or pin == current.pinned)
+    )
 
 
 def activate_bundle(
@@ -311,13 +323,19 @@ def set_alias_pin(
         ActivationError: Its bundle is missing, invalid or incompatible.
         RegistryConfigError: The registry's configuration is malformed.
     """
-    root = absolute(models_dir)
+    storage = open_storage(models_dir)
+    root = storage.root_path
     check_alias_name(alias)
     verb = "pin" if pinned else "unpin"
-    if not root.is_dir():
-        raise AliasError(alias, f"{registry_not_found(root)}.")
-    with registry_lock(root):
-        model_id = pointed_model_id(root, read_active(root, alias=alias))
+    missing = storage.registry_problem()
+    if missing is not None:
+        raise AliasError(alias, f"{missing}.")
+    config = config if config is not None else load_registry_config(root)
+
+    def decide(state: PointerRead) -> ActiveHistoryEntry | None:
+        if state.problem is not None:
+            log.warning("%s", state.problem)
+        model_id = pointed_model_id(root, state.pointer)
         if model_id is None:
             raise AliasError(
                 alias,
@@ -325,17 +343,20 @@ def set_alias_pin(
                 f"point it at a bundle with `taskclf model set-active --alias {alias} "
                 f"--model-id ID{' --pin' if pinned else ''}`.",
             )
-        return activate(
-            root,
-            model_id,
-            policy=policy,
-            reason=verb,
-            alias=alias,
-            message=message,
-            actor=actor,
-            pin=pinned,
-            config=config,
+        # Hashed here, at the commit (under the lock locally): the bundle is the one
+        # the pointer names now, which only this read can tell.
+        bundle = check_activatable(root, model_id, config=config)
+        if _already(root, state.pointer, model_id, pinned):
+            return None
+        return pointer_change(
+            storage, state, bundle, policy, verb, message=message, actor=actor, pinned=pinned
         )
+
+    state, entry = storage.update_pointer(alias, decide)
+    if entry is None:
+        assert state.pointer is not None
+        return Activation(pointer=state.pointer, changed=False)
+    return Activation(pointer=entry.new, changed=True)
 
 
 class RollbackPlan(BaseModel):
@@ -391,14 +412,11 @@ def plan_rollback(
     if steps is not None and steps < 1:
         raise RollbackError(f"The number of steps must be at least 1 (got {steps}).")
     check_alias_name(alias)
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        remote.require_default_alias(alias)
-        return remote.plan_rollback(models_dir, to=to, steps=steps)
-    root = absolute(models_dir)
-    if not root.is_dir():
-        raise RollbackError(f"{registry_not_found(root)}.")
+    storage = open_storage(models_dir)
+    root = storage.root_path
+    missing = storage.registry_problem()
+    if missing is not None:
+        raise RollbackError(f"{missing}.")
     config = config if config is not None else load_registry_config(root)
     current = read_active(root, alias=alias)
     current_id = pointed_model_id(root, current)
@@ -535,37 +553,43 @@ def execute_rollback(
         RegistryLockTimeout: Another writer held the lock too long.
         OSError: The write failed; the pointer and history are unchanged.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        return remote.execute_rollback(models_dir, plan, policy=policy)
-    root = absolute(models_dir)
-    if absolute(plan.target_path).parent != root:
+    storage = open_storage(models_dir)
+    root = storage.root_path
+    if storage.normalise(plan.target_path).parent != root:
         raise RollbackError(
             f"The rollback plan targets {plan.target_path}, which is not in {root}; "
             "plan the rollback again for this registry.",
             plan.target_model_id,
         )
-    if not root.is_dir():
-        raise RollbackError(f"{registry_not_found(root)}.")
+    missing = storage.registry_problem()
+    if missing is not None:
+        raise RollbackError(f"{missing}.")
     config = config if config is not None else load_registry_config(root)
-    # Hashed before the lock; under it, presence, type and sizes are checked again.
+    # Hashed before the commit; at it, presence, type and sizes are checked again.
     _check_rollback_target(root, plan.target_model_id, config)
-    with registry_lock(root):
-        current_id = pointed_model_id(root, read_active(root, alias=plan.alias))
-        if current_id != plan.current_model_id:
-            raise RollbackError(
-                f"The active model changed since the rollback was planned (planned from "
-                f"{plan.current_model_id}, now {current_id}); plan the rollback again.",
-                plan.target_model_id,
-            )
-        bundle = _check_rollback_target(root, plan.target_model_id, config, deep=False)
-        return write_active_verified(
-            root,
-            bundle,
-            policy,
-            reason="rollback",
-            alias=plan.alias,
-            message=message,
-            actor=actor,
+
+    def moved(current_id: str | None) -> RollbackError:
+        return RollbackError(
+            f"The active model changed since the rollback was planned (planned from "
+            f"{plan.current_model_id}, now {current_id}); plan the rollback again.",
+            plan.target_model_id,
         )
+
+    def decide(state: PointerRead) -> ActiveHistoryEntry:
+        if state.problem is not None:
+            log.warning("%s", state.problem)
+        current_id = pointed_model_id(root, state.pointer)
+        if current_id != plan.current_model_id:
+            raise moved(current_id)
+        bundle = _check_rollback_target(root, plan.target_model_id, config, deep=False)
+        return pointer_change(
+            storage, state, bundle, policy, "rollback", message=message, actor=actor
+        )
+
+    try:
+        # Never decided again: the target was chosen against the pointer the plan saw.
+        _, entry = storage.update_pointer(plan.alias, decide, attempts=1)
+    except RegistryConflictError:
+        raise moved(pointed_model_id(root, read_active(root, alias=plan.alias))) from None
+    assert entry is not None
+    return entry.new

@@ -8,17 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from taskclf.model_registry._fs import (
-    absolute,
-    atomic_write,
-    read_capped,
-    registry_lock,
-    require_utf8,
-)
+from taskclf.model_registry._fs import require_utf8
 from taskclf.model_registry.models import IndexCache, IndexCacheBundleSummary, SelectionReport
 from taskclf.model_registry.pointer import utc_now_iso
-from taskclf.model_registry.scan import METADATA_FILE, METRICS_FILE, bundle_names, parse_timestamp
-from taskclf.model_registry.storage import is_remote
+from taskclf.model_registry.scan import parse_timestamp
+from taskclf.model_registry.storage import open_storage
 
 INDEX_FILE = "index.json"
 
@@ -58,28 +52,20 @@ def write_index_cache(models_dir: str | os.PathLike[str], report: SelectionRepor
             not UTF-8.
         OSError: The write failed; the previous ``index.json`` is untouched.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        return remote.write_index_cache(models_dir, report)
-    root = absolute(models_dir)
+    storage = open_storage(models_dir)
     # The cache records absolute bundle paths.
-    require_utf8(root)
+    require_utf8(storage.root_path)
     cache = index_of(report)
-    with registry_lock(root):
-        atomic_write(root / INDEX_FILE, cache.model_dump_json(indent=2).encode() + b"\n")
+    storage.put(INDEX_FILE, cache.model_dump_json(indent=2).encode() + b"\n")
     return cache
 
 
 def read_index_cache(models_dir: str | os.PathLike[str]) -> IndexCache | None:
     """Read ``index.json``; ``None`` when missing, unreadable, not JSON or invalid. Never raises."""
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        return remote.read_index_cache(models_dir)
-    path = absolute(models_dir) / INDEX_FILE
+    storage = open_storage(models_dir)
+    path = f"{storage.url}/{INDEX_FILE}"
     try:
-        return IndexCache.model_validate_json(read_capped(path))
+        return IndexCache.model_validate_json(storage.read(INDEX_FILE)[0])
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValidationError) as exc:
@@ -105,35 +91,18 @@ def index_staleness(models_dir: str | os.PathLike[str], cache: IndexCache) -> li
         One human-readable reason per stale bundle (added, removed, changed),
         sorted by model id within each kind; ``[]`` when the cache is fresh.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        return remote.index_staleness(models_dir, cache)
-    root = absolute(models_dir)
     try:
         generated = parse_timestamp(cache.generated_at)
     except ValueError:
         return [f"generated_at {cache.generated_at!r} is not an ISO-8601 timestamp"]
     cutoff_ns = (generated - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
     cached = {s.model_id for s in cache.ranked} | {r.model_id for r in cache.excluded}
-    current = bundle_names(root)
+    current, changed = open_storage(models_dir).bundle_changes(cached, cutoff_ns)
     reasons = [f"bundle {name} was added" for name in current if name not in cached]
     reasons += [f"bundle {name} was removed" for name in sorted(cached - set(current))]
-    for name in current:
-        if name not in cached:
-            continue
-        # Plain strings, not Path objects: this runs three stats per bundle at 10k+ bundles.
-        bundle = os.path.join(root, name)
-        for label, path in (
-            ("directory", bundle),
-            (METADATA_FILE, os.path.join(bundle, METADATA_FILE)),
-            (METRICS_FILE, os.path.join(bundle, METRICS_FILE)),
-        ):
-            try:
-                info = os.stat(path)
-            except OSError:
-                continue
-            if max(info.st_mtime_ns, info.st_ctime_ns) > cutoff_ns:
-                reasons.append(f"bundle {name} changed ({label} modified after generated_at)")
-                break
+    reasons += [
+        f"bundle {name} changed ({changed[name]} modified after generated_at)"
+        for name in current
+        if name in changed
+    ]
     return reasons

@@ -17,14 +17,12 @@ from pydantic import BaseModel, ConfigDict
 
 from taskclf.core.metrics import class_precisions
 from taskclf.core.types import LABEL_SET_V1
-from taskclf.model_registry._fs import absolute
-from taskclf.model_registry.aliases import alias_names
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
 from taskclf.model_registry.pointer import locate_active_bundle
 from taskclf.model_registry.scan import list_bundles
 from taskclf.model_registry.selection import created_instant, exclusion_reason
-from taskclf.model_registry.storage import is_remote
+from taskclf.model_registry.storage import open_storage
 
 SortKey = Literal["macro_f1", "weighted_f1", "created_at"]
 SORT_KEYS: tuple[str, ...] = get_args(SortKey)
@@ -208,16 +206,11 @@ def list_rows(
         RegistryConfigError: The registry's configuration is malformed.
     """
     check_sort_key(sort)
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        return remote.list_rows(
-            models_dir, sort=sort, schema_hash=schema_hash, eligible_only=eligible_only
-        )
-    root = absolute(models_dir)
+    storage = open_storage(models_dir)
+    root = storage.root_path
     config = config if config is not None else load_registry_config(root)
     located: dict[Path, list[str]] = {}
-    for alias in alias_names(root):
+    for alias in storage.alias_names():
         path = locate_active_bundle(root, alias=alias)
         if path is not None:
             located.setdefault(path, []).append(alias)

@@ -21,42 +21,37 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from taskclf.model_registry._fs import (
-    MAX_FILE_BYTES,
     absolute,
     append_line,
-    atomic_write,
-    read_capped,
-    read_tail,
     registry_lock,
     require_utf8,
-    truncate_to,
 )
 
 # ACTIVE_FILE and HISTORY_FILE are re-exported: most modules know them from here.
 from taskclf.model_registry.aliases import ACTIVE_FILE as ACTIVE_FILE
 from taskclf.model_registry.aliases import (
     DEFAULT_ALIAS,
-    alias_dir_problem,
     alias_paths,
+    check_alias_name,
     prepare_alias_dir,
 )
 from taskclf.model_registry.aliases import HISTORY_FILE as HISTORY_FILE
-from taskclf.model_registry.errors import BundleRejectedError
+from taskclf.model_registry.errors import BundleIntegrityError, BundleRejectedError
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,
     ModelBundle,
     SelectionPolicy,
 )
-from taskclf.model_registry.scan import describe_errors, is_json_error
-from taskclf.model_registry.storage import is_remote
+from taskclf.model_registry.storage import Storage, open_storage
+from taskclf.model_registry.storage.base import PointerRead
 
 ACTOR_ENV = "TASKCLF_ACTOR"
 
@@ -104,11 +99,6 @@ def read_active(
     Raises:
         AliasNameError: ``alias`` is not a usable alias name.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        remote.require_default_alias(alias)
-        return remote.read_active(models_dir)
     pointer, problem = read_active_checked(models_dir, alias=alias)
     if problem is not None and warn:
         log.warning("%s", problem)
@@ -124,23 +114,13 @@ def read_active_checked(
         ``(pointer, None)``; ``(None, None)`` when there is no pointer file;
         ``(None, sentence)`` when it is unreadable, not JSON or not a pointer,
         or when ``.aliases`` is a symlink or not a directory.
+
+    Raises:
+        AliasNameError: ``alias`` is not a usable alias name.
+        StorageError: An object store could not be reached.
     """
-    path = alias_paths(models_dir, alias).pointer
-    label = "Active pointer" if alias == DEFAULT_ALIAS else f"Pointer of alias {alias!r}"
-    if alias != DEFAULT_ALIAS and (problem := alias_dir_problem(models_dir)) is not None:
-        return None, f"{path.parent} {problem}; ignoring alias {alias!r}"
-    try:
-        raw = read_capped(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None, None
-    except OSError as exc:
-        return None, f"{label} {path} is unreadable: {exc}"
-    try:
-        return ActivePointer.model_validate_json(raw), None
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        kind = "not JSON" if is_json_error(errors) else "not a valid pointer"
-        return None, f"{label} {path} is {kind}; ignoring it: {describe_errors(errors, 1)}"
+    state = open_storage(models_dir).read_pointer(alias)
+    return state.pointer, state.problem
 
 
 def locate_pointed_bundle(
@@ -170,7 +150,10 @@ def locate_pointed_bundle(
         The bundle path, always a direct child of ``models_dir``, or ``None``
         (logged) when the pointer names nothing in this registry.
     """
-    located, problem = find_pointed_bundle(absolute(models_dir), model_dir, model_id)
+    storage = open_storage(models_dir)
+    located, problem = find_pointed_bundle(
+        storage.root_path, model_dir, model_id, has_bundle=storage.has_bundle
+    )
     if located is None:
         log.warning(
             "Active pointer model_dir %r %s; treating the pointer as absent", model_dir, problem
@@ -179,12 +162,19 @@ def locate_pointed_bundle(
 
 
 def find_pointed_bundle(
-    root: Path, model_dir: str, model_id: str | None = None
+    root: Path,
+    model_dir: str,
+    model_id: str | None = None,
+    *,
+    has_bundle: Callable[[str], bool] | None = None,
 ) -> tuple[Path | None, str]:
     """:func:`locate_pointed_bundle` without logging: the path, or ``None`` and why.
 
-    The one implementation of the §6 and §13 rules; ``root`` must be absolute.
-    The reason completes the sentence "Active pointer model_dir <model_dir> ...".
+    The one implementation of the §6 and §13 rules; ``root`` must be absolute
+    (a storage's ``root_path``). ``has_bundle`` says whether a bundle name
+    exists (the storage's :meth:`~taskclf.model_registry.storage.Storage.has_bundle`;
+    default: a directory below ``root``). The reason completes the sentence
+    "Active pointer model_dir <model_dir> ...".
     """
     if not _is_representable_path(model_dir):
         return None, "is not a usable path"
@@ -212,7 +202,8 @@ def find_pointed_bundle(
                 f"names bundle {bundle_id!r} in a registry called {parts[0]!r}, but the "
                 f"pointer's model_id is {model_id!r}; it locates no bundle of {root}"
             )
-        if os.path.isdir(candidate):
+        exists = has_bundle(bundle_id) if has_bundle is not None else candidate.is_dir()
+        if exists:
             return candidate, ""
         return None, (
             f"was written in a registry called {parts[0]!r}; {root} has no bundle {bundle_id!r}"
@@ -236,7 +227,10 @@ def pointed_model_id(
     if warn:
         path = locate_pointed_bundle(models_dir, pointer.model_dir, model_id=pointer.model_id)
     else:
-        path, _ = find_pointed_bundle(absolute(models_dir), pointer.model_dir, pointer.model_id)
+        storage = open_storage(models_dir)
+        path, _ = find_pointed_bundle(
+            storage.root_path, pointer.model_dir, pointer.model_id, has_bundle=storage.has_bundle
+        )
     return path.name if path is not None else None
 
 
@@ -267,7 +261,10 @@ def locate_active_bundle(
         return None
     if warn:
         return locate_pointed_bundle(models_dir, pointer.model_dir, model_id=pointer.model_id)
-    located, _ = find_pointed_bundle(absolute(models_dir), pointer.model_dir, pointer.model_id)
+    storage = open_storage(models_dir)
+    located, _ = find_pointed_bundle(
+        storage.root_path, pointer.model_dir, pointer.model_id, has_bundle=storage.has_bundle
+    )
     return located
 
 
@@ -323,27 +320,20 @@ def write_active_atomic(
         AliasNameError: ``alias`` is not a usable alias name; nothing is written.
         OSError: The write failed; ``active.json`` and the history are unchanged.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        remote.require_default_alias(alias)
-        return remote.write_active(models_dir, bundle, policy, reason)
-    root = absolute(models_dir)
-    alias_paths(root, alias)  # a bad name is refused before any hashing
-    _check_writable_bundle(root, bundle)
-    from taskclf.model_registry.manifest import require_sealed_match  # only writers hash
-
+    storage = open_storage(models_dir)
+    check_alias_name(alias)  # a bad name is refused before any hashing
+    _check_writable_bundle(storage, bundle)
     # Hashing a 200 MB model takes a while, so the full check runs before the lock:
     # other writers are not held up, and under the lock a cheap re-check (presence,
     # type and sizes) catches a bundle pruned or truncated in the meantime.
-    require_sealed_match(bundle)
+    require_intact(storage, bundle, deep=True)
     return write_active_verified(
-        root, bundle, policy, reason, alias=alias, message=message, actor=actor, pinned=pinned
+        storage, bundle, policy, reason, alias=alias, message=message, actor=actor, pinned=pinned
     )
 
 
 def write_active_verified(
-    models_dir: str | os.PathLike[str],
+    models_dir: str | os.PathLike[str] | Storage,
     bundle: ModelBundle,
     policy: SelectionPolicy | None = None,
     reason: str | None = None,
@@ -352,6 +342,7 @@ def write_active_verified(
     message: str | None = None,
     actor: str | None = None,
     pinned: bool | None = None,
+    attempts: int = 1,
 ) -> ActivePointer:
     """:func:`write_active_atomic` for a bundle whose manifest the caller has just hashed.
 
@@ -360,17 +351,64 @@ def write_active_verified(
     the lock only presence, type and sizes are checked again, so the lock
     is never held while a large model is hashed.
 
-    Raises:
-        The same as :func:`write_active_atomic`.
-    """
-    from taskclf.model_registry.manifest import require_sealed_match  # only writers hash
+    ``models_dir`` may be an open storage. ``attempts`` only matters on an
+    object store, where a lost compare-and-swap re-applies the same change
+    on the fresh pointer (the default, 1, reports the conflict instead).
 
-    root = absolute(models_dir)
-    paths = alias_paths(root, alias)
+    Raises:
+        The same as :func:`write_active_atomic`, and ``RegistryConflictError``
+        when every attempt lost its compare-and-swap (object stores only).
+    """
+    storage = models_dir if isinstance(models_dir, Storage) else open_storage(models_dir)
+    check_alias_name(alias)
+
+    def decide(state: PointerRead) -> ActiveHistoryEntry:
+        return pointer_change(
+            storage,
+            state,
+            bundle,
+            policy,
+            reason,
+            message=message,
+            actor=actor,
+            pinned=pinned,
+        )
+
+    _, entry = storage.update_pointer(alias, decide, attempts=attempts)
+    assert entry is not None
+    return entry.new
+
+
+def pointer_change(
+    storage: Storage,
+    state: PointerRead,
+    bundle: ModelBundle,
+    policy: SelectionPolicy | None = None,
+    reason: str | None = None,
+    *,
+    message: str | None = None,
+    actor: str | None = None,
+    pinned: bool | None = None,
+) -> ActiveHistoryEntry:
+    """The history entry of pointing ``state``'s alias at ``bundle`` (REGISTRY.md §6 fields).
+
+    For the ``decide`` of :meth:`~taskclf.model_registry.storage.Storage.update_pointer`:
+    it runs at the commit (under the lock locally), so the bundle's presence,
+    type and sizes are checked again there; the caller hashed it before.
+
+    Raises:
+        BundleRejectedError: The bundle is invalid, has no metrics, or is not
+            a bundle of this registry (any more).
+        BundleIntegrityError: Its files no longer match its manifest's sizes.
+        RegistryFileError: The registry's name is not UTF-8.
+    """
     policy = policy if policy is not None else SelectionPolicy()
-    _check_writable_bundle(root, bundle)
+    # A prune in another process may have removed the bundle since the caller's
+    # check, and the pointer must never name a deleted one.
+    _check_writable_bundle(storage, bundle)
+    require_intact(storage, bundle, deep=False)
     # The pointer records the registry's own name: it must be UTF-8 like the file.
-    require_utf8(Path(root.name))
+    require_utf8(Path(storage.name))
     assert bundle.metrics is not None
     details: dict[str, object] = {
         "metric": "macro_f1",
@@ -379,68 +417,52 @@ def write_active_verified(
     }
     if reason is not None:
         details["note"] = reason
-    with registry_lock(root):
-        # Again under the lock: a prune in another process may have removed the
-        # bundle since the check above, and the pointer must never name a deleted one.
-        _check_writable_bundle(root, bundle)
-        require_sealed_match(bundle, deep=False)
-        prepare_alias_dir(root, alias)
-        # Quietly: an unusable old pointer is recorded as null, and whoever is replacing
-        # it (set-active, a repair) has already said what was wrong with it.
-        old = read_active(root, warn=False, alias=alias)
-        keep_pin = old is not None and old.pinned
-        new = ActivePointer(
-            model_dir=posixpath.join(root.name, bundle.path.name),
-            selected_at=utc_now_iso(),
-            policy_version=policy.version,
-            model_id=bundle.model_id,
-            reason=details,
-            pinned=keep_pin if pinned is None else pinned,
-        )
-        _commit_pointer(paths.pointer, paths.history, _entry(old, new, actor, message))
-    return new
+    # An unusable old pointer is recorded as null, and whoever is replacing it
+    # (set-active, a repair) has already said what was wrong with it.
+    old = state.pointer
+    keep_pin = old is not None and old.pinned
+    new = ActivePointer(
+        model_dir=posixpath.join(storage.name, bundle.model_id),
+        selected_at=utc_now_iso(),
+        policy_version=policy.version,
+        model_id=bundle.model_id,
+        reason=details,
+        pinned=keep_pin if pinned is None else pinned,
+    )
+    return history_entry(old, new, actor, message)
 
 
-def _check_writable_bundle(root: Path, bundle: ModelBundle) -> None:
-    path = absolute(bundle.path)
+def _check_writable_bundle(storage: Storage, bundle: ModelBundle) -> None:
+    path = storage.normalise(bundle.path)
     problem = None
     if not bundle.valid:
         problem = f"bundle is invalid: {bundle.invalid_reason}"
     elif bundle.metrics is None:
         problem = "bundle has no metrics"
-    elif path.parent != root or path.name.startswith(".") or path.name != bundle.model_id:
-        problem = f"bundle is not a direct child of the registry {root}"
-    elif not path.is_dir():
+    elif (
+        path.parent != storage.root_path
+        or path.name.startswith(".")
+        or path.name != bundle.model_id
+    ):
+        problem = f"bundle is not a direct child of the registry {storage.root_path}"
+    elif not storage.has_bundle(bundle.model_id):
         problem = "bundle directory does not exist"
     if problem is not None:
         raise BundleRejectedError(bundle.model_id, path, problem)
 
 
-def _commit_pointer(pointer: Path, history: Path, entry: ActiveHistoryEntry) -> None:
-    """History first, then the pointer; undo the history append if the pointer fails."""
-    existed = os.path.lexists(history)
-    previous_size = append_line(history, entry.model_dump_json().encode())
-    try:
-        atomic_write(pointer, entry.new.model_dump_json(indent=2).encode() + b"\n")
-    except BaseException as exc:
-        try:
-            if existed:
-                truncate_to(history, previous_size)
-            else:
-                # Byte-for-byte as before means absent, not empty.
-                os.unlink(history)
-        except OSError as undo_exc:
-            # Cannot happen on a healthy disk (shrinking needs no space). Leaves exactly
-            # the crash-between-steps state, which verify reports; the caller still
-            # gets the error that stopped the pointer change.
-            log.error(
-                "Could not remove the history entry for a pointer change that failed "
-                "(%s): %s; `taskclf model verify` will report it",
-                history,
-                undo_exc,
-            )
-            exc.add_note(f"the history entry could not be undone: {undo_exc}")
-        raise
+def require_intact(storage: Storage, bundle: ModelBundle, *, deep: bool = True) -> None:
+    """:func:`~taskclf.model_registry.manifest.require_sealed_match`, through the storage.
+
+    Raises:
+        BundleIntegrityError: A sealed bundle does not match its manifest.
+    """
+    result = storage.check_manifest(bundle.model_id, deep=deep)
+    if result.status == "mismatch":
+        first = result.problems[0]
+        raise BundleIntegrityError(
+            bundle.model_id, bundle.path, first.file, first.problem, len(result.problems)
+        )
 
 
 def append_active_history(
@@ -469,14 +491,17 @@ def append_active_history(
     """
     root = absolute(models_dir)
     paths = alias_paths(root, alias)
-    entry = _entry(old, new, actor, message)
+    entry = history_entry(old, new, actor, message)
     with registry_lock(root):
         prepare_alias_dir(root, alias)
         append_line(paths.history, entry.model_dump_json().encode())
 
 
-def _entry(
-    old: ActivePointer | None, new: ActivePointer, actor: str | None, message: str | None
+def history_entry(
+    old: ActivePointer | None,
+    new: ActivePointer,
+    actor: str | None = None,
+    message: str | None = None,
 ) -> ActiveHistoryEntry:
     """The history entry of a change from ``old`` to ``new``, who made it (default: us) and why."""
     return ActiveHistoryEntry(
@@ -504,50 +529,7 @@ def read_active_history(
     Raises:
         AliasNameError: ``alias`` is not a usable alias name.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        remote.require_default_alias(alias)
-        return remote.read_active_history(models_dir)
-    path = alias_paths(models_dir, alias).history
-    if alias != DEFAULT_ALIAS and (problem := alias_dir_problem(models_dir)) is not None:
-        log.warning("%s %s; ignoring the history of alias %r", path.parent, problem, alias)
-        return []
-    try:
-        raw, skipped, oversized = read_tail(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        log.warning("History %s is unreadable: %s", path, exc)
-        return []
-    if skipped:
-        log.warning(
-            "History %s is larger than the read limit; reading only its newest entries "
-            "(the first %d bytes are skipped)",
-            path,
-            skipped,
-        )
-    for number, size in oversized:
-        log.warning(
-            "Skipping line %d of %s: it is %d bytes, larger than the %d byte read limit "
-            "(a torn or corrupted write); the entries before and after it are still read",
-            number,
-            path,
-            size,
-            MAX_FILE_BYTES,
-        )
-    entries: list[ActiveHistoryEntry] = []
-    for number, parsed in parse_history_lines(raw):
-        if isinstance(parsed, ValidationError):
-            log.warning(
-                "Skipping unparseable line %d of %s: %s",
-                number,
-                path,
-                describe_errors(parsed.errors(include_url=False), 1),
-            )
-        else:
-            entries.append(parsed)
-    return entries
+    return open_storage(models_dir).read_history(alias)
 
 
 def parse_history_lines(

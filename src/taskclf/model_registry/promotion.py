@@ -161,9 +161,14 @@ def promote_bundle(
     if is_remote(models_dir):
         from taskclf.model_registry import remote
 
-        remote.require_default_alias(alias)
         return remote.promote_bundle(
-            candidate_dir, models_dir, policy=policy, move=move, name=name, max_bytes=max_bytes
+            candidate_dir,
+            models_dir,
+            policy=policy,
+            move=move,
+            name=name,
+            max_bytes=max_bytes,
+            alias=alias,
         )
     policy = policy if policy is not None else SelectionPolicy()
     check_alias_name(alias)

@@ -9,29 +9,26 @@ from pathlib import Path
 from typing import NamedTuple
 
 from taskclf.core.types import LABEL_SET_V1
-from taskclf.model_registry._fs import absolute, registry_lock
 from taskclf.model_registry.aliases import DEFAULT_ALIAS, check_alias_name
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import BundleIntegrityError
 from taskclf.model_registry.models import (
+    ActiveHistoryEntry,
     ActivePointer,
     ModelBundle,
     SelectionPolicy,
     SelectionReport,
 )
-from taskclf.model_registry.pointer import (
-    find_pointed_bundle,
-    read_active_checked,
-    write_active_verified,
-)
-from taskclf.model_registry.scan import list_bundles, read_bundle
+from taskclf.model_registry.pointer import find_pointed_bundle, pointer_change
+from taskclf.model_registry.scan import list_bundles
 from taskclf.model_registry.selection import (
     compatibility_problem,
     explain_incompatibility,
     has_eligible,
     select_best,
 )
-from taskclf.model_registry.storage import is_remote
+from taskclf.model_registry.storage import Storage, open_storage
+from taskclf.model_registry.storage.base import PointerRead
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -139,54 +136,61 @@ def resolve_active_model(
         AliasNameError: ``alias`` is not a usable alias name.
         RegistryConfigError: ``registry.toml`` (or ``$TASKCLF_LABELS``) is malformed.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        remote.require_default_alias(alias)
-        return remote.resolve_active_model(
-            models_dir, policy, required_schema_hash, required_label_set
-        )
-    root = absolute(models_dir)
+    storage = open_storage(models_dir)
+    root = storage.root_path
     check_alias_name(alias)
     config = config if config is not None else load_registry_config(root)
     labels = required_label_set if required_label_set is not None else config.labels
     schemas = config.schema_hashes
-    target = _follow_active_pointer(root, required_schema_hash, labels, schemas, alias)
+    target = _follow_active_pointer(storage, required_schema_hash, labels, schemas, alias)
     if target.bundle is not None:
         return target.bundle, None
     # The one warning of this call: the reads below are quiet, so a corrupt or
     # escaping pointer is reported once, not once per look at it.
     log.warning("%s; selecting the best bundle by scanning", target.problem)
     report = find_best_model(root, policy, required_schema_hash, labels, config=config)
-    # Hashed before the lock (a repair writes the pointer, which refuses a sealed bundle
+    # Hashed before the commit (a repair writes the pointer, which refuses a sealed bundle
     # whose files changed): a tampered top bundle is passed over, never served.
     best = _first_intact(report)
     if best is None:
         return None, report
-    if _pinned_elsewhere(root, alias, target, best):
+    if _pinned_elsewhere(storage.read_pointer(alias).pointer, alias, target, best):
         return best, report
+    answer: tuple[ModelBundle | None, SelectionReport | None] = (best, report)
+
+    def decide(state: PointerRead) -> ActiveHistoryEntry | None:
+        nonlocal answer, report, best
+        # Another process may have repaired (or pinned) the pointer while we scanned.
+        if state.problem is None:
+            target = follow_pointer(
+                root, state.pointer, required_schema_hash, labels, schemas, alias
+            )
+        else:
+            target = PointerTarget(None, None, state.problem)
+        if target.bundle is not None:
+            answer = (target.bundle, None)
+            return None
+        assert best is not None
+        if _pinned_elsewhere(state.pointer, alias, target, best):
+            return None
+        if not storage.has_bundle(best.model_id):
+            # Pruned (or deleted) between our scan and the commit; writing the pointer
+            # would raise BundleRejectedError from a reader. Rank again: under the
+            # lock (locally), prune cannot remove bundles.
+            report = find_best_model(root, policy, required_schema_hash, labels, config=config)
+            best = _first_intact(report)
+            answer = (best, report)
+            if best is None:
+                return None
+        if target.path == best.path:
+            # Ranked by its schema hash, yet refused by the pointer check because its
+            # declared schema_version disagrees: rewriting the same pointer would only
+            # append a history entry on every call.
+            return None
+        return pointer_change(storage, state, best, policy, "auto-repair")
+
     try:
-        with registry_lock(root):
-            # Another process may have repaired (or pinned) the pointer while we scanned.
-            target = _follow_active_pointer(root, required_schema_hash, labels, schemas, alias)
-            if target.bundle is not None:
-                return target.bundle, None
-            if _pinned_elsewhere(root, alias, target, best):
-                return best, report
-            if not os.path.isdir(best.path):
-                # Pruned (or deleted) between our scan and the lock; writing the pointer
-                # would raise BundleRejectedError from a reader. Rank again: under the
-                # lock, prune cannot remove bundles.
-                report = find_best_model(root, policy, required_schema_hash, labels, config=config)
-                best = _first_intact(report)
-                if best is None:
-                    return None, report
-            if target.path == best.path:
-                # Ranked by its schema hash, yet refused by the pointer check because its
-                # declared schema_version disagrees: rewriting the same pointer would only
-                # append a history entry on every call.
-                return best, report
-            write_active_verified(root, best, policy, reason="auto-repair", alias=alias)
+        storage.update_pointer(alias, decide)
     except OSError as exc:
         log.warning("Could not repair the %s in %s: %s", pointer_label(alias).lower(), root, exc)
     except BundleIntegrityError as exc:
@@ -194,7 +198,7 @@ def resolve_active_model(
         # just does not move to a bundle whose files changed, and loaders that check
         # (ActiveModelReloader) refuse it.
         log.warning("Not repairing the %s in %s: %s", pointer_label(alias).lower(), root, exc)
-    return best, report
+    return answer
 
 
 def _first_intact(report: SelectionReport) -> ModelBundle | None:
@@ -205,9 +209,10 @@ def _first_intact(report: SelectionReport) -> ModelBundle | None:
     return next(iter(intact_bundles(report.ranked)), None)
 
 
-def _pinned_elsewhere(root: Path, alias: str, target: PointerTarget, best: ModelBundle) -> bool:
+def _pinned_elsewhere(
+    pointer: ActivePointer | None, alias: str, target: PointerTarget, best: ModelBundle
+) -> bool:
     """True (and logged loudly) when a pinned pointer forbids repairing it to ``best``."""
-    pointer, _ = read_active_checked(root, alias=alias)
     if pointer is None or not pointer.pinned or target.path == best.path:
         return False
     log.error(
@@ -264,10 +269,13 @@ def follow_pointer(
     label = pointer_label(alias)
     if pointer is None:
         return PointerTarget(None, None, f"No valid {label.lower()} in {root}")
-    path, why = find_pointed_bundle(root, pointer.model_dir, pointer.model_id)
+    storage = open_storage(root)
+    path, why = find_pointed_bundle(
+        storage.root_path, pointer.model_dir, pointer.model_id, has_bundle=storage.has_bundle
+    )
     if path is None:
         return PointerTarget(None, None, f"{label} model_dir {pointer.model_dir!r} {why}")
-    bundle = read_bundle(path)
+    bundle = storage.read_bundle(path.name)
     if bundle is None:
         return PointerTarget(path, None, f"{label} targets missing bundle {path}")
     problem = compatibility_problem(bundle, required_schema_hash, labels, schemas)
@@ -279,16 +287,17 @@ def follow_pointer(
 
 
 def _follow_active_pointer(
-    root: Path,
+    storage: Storage,
     required_schema_hash: str | None,
     labels: Collection[str],
     schemas: Mapping[str, str],
     alias: str,
 ) -> PointerTarget:
     """:func:`follow_pointer` for the registry's current ``active.json`` (or ``alias``)."""
-    if not root.is_dir():
+    root = storage.root_path
+    if storage.registry_problem() is not None:
         return PointerTarget(None, None, f"Registry directory {root} does not exist")
-    pointer, problem = read_active_checked(root, alias=alias)
-    if problem is not None:
-        return PointerTarget(None, None, problem)
-    return follow_pointer(root, pointer, required_schema_hash, labels, schemas, alias)
+    state = storage.read_pointer(alias)
+    if state.problem is not None:
+        return PointerTarget(None, None, state.problem)
+    return follow_pointer(root, state.pointer, required_schema_hash, labels, schemas, alias)

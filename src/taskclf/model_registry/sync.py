@@ -67,8 +67,6 @@ def sync_registry(
             (each one whole), the rest are not visible.
     """
     from taskclf.model_registry.activation import activate
-    from taskclf.model_registry.pointer import read_active
-    from taskclf.model_registry.remote import located_id
 
     src = open_storage(source)
     dst = open_storage(destination)
@@ -94,7 +92,7 @@ def sync_registry(
             skipped[name] = problem
     pointer = None
     if with_pointer:
-        wanted = located_id(read_active(source)) if is_remote(source) else _local_active(source)
+        wanted = _active_id(source)
         if wanted is not None and wanted not in skipped:
             done = activate(destination, wanted, reason="sync")
             pointer = wanted if done.changed else None
@@ -108,7 +106,7 @@ def sync_registry(
     )
 
 
-def _local_active(models_dir: str | os.PathLike[str]) -> str | None:
+def _active_id(models_dir: str | os.PathLike[str]) -> str | None:
     from taskclf.model_registry.pointer import locate_active_bundle
 
     located = locate_active_bundle(models_dir)

@@ -11,6 +11,8 @@ bucket with conditional writes. ``open_storage`` picks one.
 from __future__ import annotations
 
 import abc
+import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from taskclf.model_registry._fs import MAX_FILE_BYTES
@@ -18,7 +20,27 @@ from taskclf.model_registry._fs import MAX_FILE_BYTES
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from taskclf.model_registry.manifest import ManifestCheck
+    from taskclf.model_registry.models import ActiveHistoryEntry, ActivePointer, ModelBundle
+
 MANIFEST_KEY = "manifest.json"
+WRITE_ATTEMPTS = 8
+"""Attempts of a pointer change that may be decided again on top of another (self-heal)."""
+
+
+class PointerRead(NamedTuple):
+    """One alias's pointer as read, with what a later compare-and-swap needs."""
+
+    pointer: ActivePointer | None
+    """``None``: absent, or present but unusable (then ``problem`` says why)."""
+    problem: str | None
+    """Why a present pointer is unusable: one sentence, already naming the file."""
+    token: object = None
+    """The backend's handle on the version read (opaque to callers)."""
+
+
+Decide = Callable[[PointerRead], "ActiveHistoryEntry | None"]
+"""Given the pointer as it is now, the change to make (its history entry), or ``None``."""
 
 
 class ObjectInfo(NamedTuple):
@@ -43,6 +65,95 @@ class Storage(abc.ABC):
 
     url: str
     remote: bool
+    root_path: Path
+    """Where bundle paths are formed: ``ModelBundle.path`` is ``root_path / model_id``."""
+    name: str
+    """The registry's own name, recorded in pointers (``model_dir = "<name>/<id>"``)."""
+
+    # -- bundles ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def has_bundle(self, model_id: str) -> bool:
+        """Whether bundle ``model_id`` exists (a directory locally, a manifest remotely)."""
+
+    @abc.abstractmethod
+    def read_bundle(self, model_id: str) -> ModelBundle | None:
+        """Bundle ``model_id`` parsed from its two JSON files; ``None`` when it does not exist.
+
+        ``path`` is ``root_path / model_id``. Never raises for what is stored.
+        """
+
+    @abc.abstractmethod
+    def check_manifest(self, model_id: str, *, deep: bool = True) -> ManifestCheck:
+        """Bundle ``model_id`` against its ``manifest.json`` (REGISTRY.md §12).
+
+        ``deep=False`` checks presence and sizes only (cheap: one listing);
+        ``deep=True`` hashes every file as well (on an object store the
+        files are downloaded to a scratch directory to be hashed).
+        """
+
+    def registry_problem(self) -> str | None:
+        """Why this is not a registry at all (``"Registry directory X not found"``), else ``None``.
+
+        An object store answers ``None``: a missing bucket is reported by the
+        first request, as a :class:`~taskclf.model_registry.errors.StorageError`.
+        """
+        return None
+
+    def normalise(self, path: str | os.PathLike[str]) -> Path:
+        """A bundle path as this registry forms it (absolute locally), for comparisons."""
+        from pathlib import Path
+
+        return Path(path)
+
+    # -- pointers (aliases) and their histories ----------------------------------
+    #
+    # The two backends differ most here: locally the registry lock orders
+    # writers and the history is one append-only file per alias; an object
+    # store has neither, so each change is a history object created before a
+    # compare-and-swap of the pointer (see :mod:`.chain`). What is decided
+    # (which bundle, whether to change at all) is the caller's, written once.
+
+    @abc.abstractmethod
+    def read_pointer(self, alias: str = "active") -> PointerRead:
+        """``alias``'s pointer. Never raises for what is stored (a bad file is ``problem``).
+
+        Raises:
+            AliasNameError: ``alias`` is not a usable alias name.
+            StorageError: The store could not be reached (object stores only).
+        """
+
+    @abc.abstractmethod
+    def update_pointer(
+        self, alias: str, decide: Decide, *, attempts: int = WRITE_ATTEMPTS
+    ) -> tuple[PointerRead, ActiveHistoryEntry | None]:
+        """Read the pointer, let ``decide`` make the change, commit it: all or nothing.
+
+        The guarantee: every committed change has exactly one history entry,
+        each entry's ``old`` is the pointer it replaced, and no change is
+        lost. Locally ``decide`` runs under the registry lock, so it sees the
+        pointer no other writer can move before the commit; the entry is
+        appended (fsynced), then the pointer replaced atomically. On an
+        object store the entry is created, then the pointer swapped on its
+        version; a lost swap removes the entry and runs ``decide`` again on
+        the fresh pointer, up to ``attempts`` times (``attempts=1``: a change
+        that must not be re-decided, e.g. a reviewed rollback).
+
+        Returns:
+            ``(the pointer decide saw last, the entry committed or None)``.
+
+        Raises:
+            RegistryConflictError: Every attempt lost its compare-and-swap.
+            Whatever ``decide`` raises; nothing is written then.
+        """
+
+    @abc.abstractmethod
+    def read_history(self, alias: str = "active") -> list[ActiveHistoryEntry]:
+        """``alias``'s committed changes, oldest first; unreadable entries are skipped (logged)."""
+
+    @abc.abstractmethod
+    def alias_names(self) -> list[str]:
+        """Every alias with a pointer: ``active`` first (if it has one), then sorted."""
 
     @abc.abstractmethod
     def list_files(self, prefix: str = "") -> list[ObjectInfo]:
@@ -124,6 +235,29 @@ class Storage(abc.ABC):
 
         Raises:
             RegistryConflictError: ``key`` changed since ``expected``; nothing was written.
+        """
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key`` whole, whatever is there: the last writer wins.
+
+        For caches (``index.json``). Readers see the old or the new content,
+        never a mix: locally an atomic replace under the registry lock, on an
+        object store a compare-and-swap retried until it lands.
+
+        Raises:
+            RegistryConflictError: Other writers kept winning (object stores only).
+            OSError: The write failed; the previous content is untouched.
+        """
+
+    @abc.abstractmethod
+    def bundle_changes(self, cached: set[str], cutoff_ns: int) -> tuple[list[str], dict[str, str]]:
+        """The bundles now, and which of ``cached`` changed after ``cutoff_ns``.
+
+        Returns:
+            ``(bundle names, {name: what changed})``. Locally the bundle's
+            directory or its two JSON files (mtime or ctime, only ``stat``);
+            on an object store any of its files (``Last-Modified``, one LIST).
         """
 
     @abc.abstractmethod

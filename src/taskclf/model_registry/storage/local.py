@@ -10,24 +10,50 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from taskclf.model_registry._fs import (
     MAX_FILE_BYTES,
     absolute,
+    append_line,
     atomic_write,
     fsync_dir,
     fsync_tree,
     read_capped,
+    read_tail,
     registry_lock,
     rename_noreplace,
+    truncate_to,
+)
+from taskclf.model_registry.aliases import (
+    DEFAULT_ALIAS,
+    alias_dir_problem,
+    alias_names,
+    alias_paths,
+    prepare_alias_dir,
 )
 from taskclf.model_registry.errors import RegistryConflictError
-from taskclf.model_registry.storage.base import ObjectInfo, Storage
+from taskclf.model_registry.models import ActiveHistoryEntry, ActivePointer, ModelBundle
+from taskclf.model_registry.storage.base import (
+    WRITE_ATTEMPTS,
+    Decide,
+    ObjectInfo,
+    PointerRead,
+    Storage,
+)
+
+if TYPE_CHECKING:
+    from taskclf.model_registry.manifest import ManifestCheck
+
+log = logging.getLogger("taskclf.model_registry")
 
 _STAGING_PREFIX = ".staging-"
 _TRASH_PREFIX = ".trash-"
@@ -48,9 +74,33 @@ class LocalStorage(Storage):
         """Args: root: the registry directory (need not exist yet)."""
         self.root = absolute(root)
         self.url = str(self.root)
+        self.root_path = self.root
+        self.name = self.root.name
 
     def _path(self, key: str) -> Path:
         return self.root / key
+
+    def normalise(self, path: str | os.PathLike[str]) -> Path:
+        return absolute(path)
+
+    def registry_problem(self) -> str | None:
+        from taskclf.model_registry.errors import registry_not_found
+
+        return registry_not_found(self.root)
+
+    def has_bundle(self, model_id: str) -> bool:
+        return os.path.isdir(self.root / model_id)
+
+    def read_bundle(self, model_id: str) -> ModelBundle | None:
+        from taskclf.model_registry.scan import read_bundle
+
+        path = self.root / model_id
+        return read_bundle(path) if os.path.isdir(path) else None
+
+    def check_manifest(self, model_id: str, *, deep: bool = True) -> ManifestCheck:
+        from taskclf.model_registry.manifest import check_manifest
+
+        return check_manifest(self.root / model_id, deep=deep)
 
     def list_files(self, prefix: str = "") -> list[ObjectInfo]:
         base = self.root / prefix if prefix else self.root
@@ -118,6 +168,34 @@ class LocalStorage(Storage):
             atomic_write(path, data)
         return _content_version(data)
 
+    def put(self, key: str, data: bytes) -> None:
+        with registry_lock(self.root):
+            atomic_write(self._path(key), data)
+
+    def bundle_changes(self, cached: set[str], cutoff_ns: int) -> tuple[list[str], dict[str, str]]:
+        from taskclf.model_registry.scan import METADATA_FILE, METRICS_FILE, bundle_names
+
+        current = bundle_names(self.root)
+        changed: dict[str, str] = {}
+        for name in current:
+            if name not in cached:
+                continue
+            # Plain strings, not Path objects: this runs three stats per bundle at 10k+ bundles.
+            bundle = os.path.join(self.root, name)
+            for label, path in (
+                ("directory", bundle),
+                (METADATA_FILE, os.path.join(bundle, METADATA_FILE)),
+                (METRICS_FILE, os.path.join(bundle, METRICS_FILE)),
+            ):
+                try:
+                    info = os.stat(path)
+                except OSError:
+                    continue
+                if max(info.st_mtime_ns, info.st_ctime_ns) > cutoff_ns:
+                    changed[name] = label
+                    break
+        return current, changed
+
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(key))
@@ -147,3 +225,115 @@ class LocalStorage(Storage):
 
     def download_tree(self, prefix: str, target: Path) -> None:
         shutil.copytree(self._path(prefix), target, symlinks=True)
+
+    # -- pointers: the registry lock, an append-only history, an atomic replace -----------
+
+    def read_pointer(self, alias: str = DEFAULT_ALIAS) -> PointerRead:
+        path = alias_paths(self.root, alias).pointer
+        label = "Active pointer" if alias == DEFAULT_ALIAS else f"Pointer of alias {alias!r}"
+        if alias != DEFAULT_ALIAS and (problem := alias_dir_problem(self.root)) is not None:
+            return PointerRead(None, f"{path.parent} {problem}; ignoring alias {alias!r}")
+        try:
+            raw = read_capped(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return PointerRead(None, None)
+        except OSError as exc:
+            return PointerRead(None, f"{label} {path} is unreadable: {exc}")
+        try:
+            return PointerRead(ActivePointer.model_validate_json(raw), None)
+        except ValidationError as exc:
+            from taskclf.model_registry.scan import describe_errors, is_json_error
+
+            errors = exc.errors(include_url=False)
+            kind = "not JSON" if is_json_error(errors) else "not a valid pointer"
+            problem = f"{label} {path} is {kind}; ignoring it: {describe_errors(errors, 1)}"
+            return PointerRead(None, problem)
+
+    def update_pointer(
+        self, alias: str, decide: Decide, *, attempts: int = WRITE_ATTEMPTS
+    ) -> tuple[PointerRead, ActiveHistoryEntry | None]:
+        # Under the lock nobody else moves the pointer: one pass, never a conflict.
+        del attempts
+        paths = alias_paths(self.root, alias)
+        with registry_lock(self.root):
+            state = self.read_pointer(alias)
+            entry = decide(state)
+            if entry is None:
+                return state, None
+            prepare_alias_dir(self.root, alias)
+            _commit_pointer(paths.pointer, paths.history, entry)
+        return state, entry
+
+    def read_history(self, alias: str = DEFAULT_ALIAS) -> list[ActiveHistoryEntry]:
+        from taskclf.model_registry.pointer import parse_history_lines
+        from taskclf.model_registry.scan import describe_errors
+
+        path = alias_paths(self.root, alias).history
+        if alias != DEFAULT_ALIAS and (problem := alias_dir_problem(self.root)) is not None:
+            log.warning("%s %s; ignoring the history of alias %r", path.parent, problem, alias)
+            return []
+        try:
+            raw, skipped, oversized = read_tail(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            log.warning("History %s is unreadable: %s", path, exc)
+            return []
+        if skipped:
+            log.warning(
+                "History %s is larger than the read limit; reading only its newest entries "
+                "(the first %d bytes are skipped)",
+                path,
+                skipped,
+            )
+        for number, size in oversized:
+            log.warning(
+                "Skipping line %d of %s: it is %d bytes, larger than the %d byte read limit "
+                "(a torn or corrupted write); the entries before and after it are still read",
+                number,
+                path,
+                size,
+                MAX_FILE_BYTES,
+            )
+        entries: list[ActiveHistoryEntry] = []
+        for number, parsed in parse_history_lines(raw):
+            if isinstance(parsed, ValidationError):
+                log.warning(
+                    "Skipping unparseable line %d of %s: %s",
+                    number,
+                    path,
+                    describe_errors(parsed.errors(include_url=False), 1),
+                )
+            else:
+                entries.append(parsed)
+        return entries
+
+    def alias_names(self) -> list[str]:
+        return alias_names(self.root)
+
+
+def _commit_pointer(pointer: Path, history: Path, entry: ActiveHistoryEntry) -> None:
+    """History first, then the pointer; undo the history append if the pointer fails."""
+    existed = os.path.lexists(history)
+    previous_size = append_line(history, entry.model_dump_json().encode())
+    try:
+        atomic_write(pointer, entry.new.model_dump_json(indent=2).encode() + b"\n")
+    except BaseException as exc:
+        try:
+            if existed:
+                truncate_to(history, previous_size)
+            else:
+                # Byte-for-byte as before means absent, not empty.
+                os.unlink(history)
+        except OSError as undo_exc:
+            # Cannot happen on a healthy disk (shrinking needs no space). Leaves exactly
+            # the crash-between-steps state, which verify reports; the caller still
+            # gets the error that stopped the pointer change.
+            log.error(
+                "Could not remove the history entry for a pointer change that failed "
+                "(%s): %s; `taskclf model verify` will report it",
+                history,
+                undo_exc,
+            )
+            exc.add_note(f"the history entry could not be undone: {undo_exc}")
+        raise

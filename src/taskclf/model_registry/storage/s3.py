@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import errno
 import os
+import posixpath
 import threading
 import uuid
 from datetime import timedelta
@@ -33,12 +34,23 @@ from taskclf.model_registry.errors import (
     StorageError,
     StorageExtraMissingError,
 )
-from taskclf.model_registry.storage.base import MANIFEST_KEY, ObjectInfo, Storage
+from taskclf.model_registry.storage import chain
+from taskclf.model_registry.storage.base import (
+    MANIFEST_KEY,
+    WRITE_ATTEMPTS,
+    Decide,
+    ObjectInfo,
+    PointerRead,
+    Storage,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from obstore.store import S3Store
+
+    from taskclf.model_registry.manifest import ManifestCheck, ManifestProblem
+    from taskclf.model_registry.models import ActiveHistoryEntry, ModelBundle
 
 TRANSFER_CONCURRENCY = 16
 """Most requests a scan, upload or download keeps in flight at once."""
@@ -85,6 +97,9 @@ class S3Storage(Storage):
         self._obstore = _import_obstore()
         self.bucket, self.prefix = split_url(url)
         self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        # A Path folds the "//" (s3:/bucket/prefix/<id>); remote_url() restores it.
+        self.root_path = Path(self.url)
+        self.name = posixpath.basename(self.prefix) or "models"
         self._store = self._make_store()
         self._probed = False
         self._probe_lock = threading.Lock()
@@ -247,6 +262,25 @@ class S3Storage(Storage):
             return self._put_if(key, data, "create")
         return self._put_if(key, data, {"e_tag": expected})
 
+    def put(self, key: str, data: bytes) -> None:
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                self.replace(key, data, expected=self.head(key))
+            except RegistryConflictError:
+                continue
+            return
+        raise RegistryConflictError(self.url, key)
+
+    def bundle_changes(self, cached: set[str], cutoff_ns: int) -> tuple[list[str], dict[str, str]]:
+        infos = self.list_files()
+        current = bundle_names_from(infos)
+        changed: dict[str, str] = {}
+        for info in infos:
+            name, _, file = info.key.partition("/")
+            if name in cached and name not in changed and info.modified * 1e9 > cutoff_ns:
+                changed[name] = file
+        return current, changed
+
     def delete(self, key: str) -> None:
         self._call(f"deleting {key}", self._obstore.delete, self._store, key)
 
@@ -312,6 +346,98 @@ class S3Storage(Storage):
 
         with concurrent.futures.ThreadPoolExecutor(TRANSFER_CONCURRENCY) as pool:
             return dict(zip(keys, pool.map(get, keys), strict=True))
+
+    # -- bundles ---------------------------------------------------------------------
+
+    def has_bundle(self, model_id: str) -> bool:
+        return self.head(f"{model_id}/{MANIFEST_KEY}") is not None
+
+    def read_bundle(self, model_id: str) -> ModelBundle | None:
+        from taskclf.model_registry.scan import METADATA_FILE, METRICS_FILE, bundle_from_files
+
+        keys = [
+            f"{model_id}/{MANIFEST_KEY}",
+            f"{model_id}/{METADATA_FILE}",
+            f"{model_id}/{METRICS_FILE}",
+        ]
+        raw = self.read_many(keys)
+        if raw[keys[0]] is None:
+            return None
+        return bundle_from_files(model_id, self.root_path / model_id, raw[keys[1]], raw[keys[2]])
+
+    def check_manifest(
+        self, model_id: str, *, deep: bool = True, listing: list[ObjectInfo] | None = None
+    ) -> ManifestCheck:
+        """:meth:`Storage.check_manifest`; ``listing`` (a LIST already made) saves one request."""
+        import tempfile
+
+        from taskclf.model_registry import manifest as manifest_module
+
+        if deep:
+            with tempfile.TemporaryDirectory(prefix="taskclf-verify-") as scratch:
+                target = Path(scratch) / model_id
+                self.download_tree(model_id, target)
+                return manifest_module.check_manifest(target, deep=True)
+        return manifest_module.ManifestCheck(
+            "mismatch" if (found := size_problems(self, model_id, listing)) else "match",
+            found,
+            deep=False,
+        )
+
+    # -- pointers: a chain of history objects, compare-and-swap on the ETag --------------
+
+    def read_pointer(self, alias: str = "active") -> PointerRead:
+        return chain.read_pointer(self, alias)
+
+    def update_pointer(
+        self, alias: str, decide: Decide, *, attempts: int = WRITE_ATTEMPTS
+    ) -> tuple[PointerRead, ActiveHistoryEntry | None]:
+        return chain.update_pointer(self, alias, decide, attempts=attempts)
+
+    def read_history(self, alias: str = "active") -> list[ActiveHistoryEntry]:
+        return chain.read_history(self, alias)
+
+    def alias_names(self) -> list[str]:
+        return chain.alias_names(self)
+
+
+def size_problems(
+    storage: Storage, model_id: str, listing: list[ObjectInfo] | None = None
+) -> list[ManifestProblem]:
+    """A remote bundle against its manifest by presence and size (what a LIST shows)."""
+    from pydantic import ValidationError
+
+    from taskclf.model_registry.manifest import Manifest, ManifestProblem
+
+    prefix = f"{model_id}/"
+    if listing is None:
+        listing = storage.list_files(model_id)
+    files = {i.key[len(prefix) :]: i.size for i in listing if i.key.startswith(prefix)}
+    try:
+        manifest = Manifest.model_validate_json(storage.read(prefix + MANIFEST_KEY)[0])
+    except FileNotFoundError:
+        return [
+            ManifestProblem(MANIFEST_KEY, f"{model_id} has no manifest.json (an incomplete upload)")
+        ]
+    except (OSError, ValidationError) as exc:
+        text = f"manifest.json of {model_id} is unreadable or malformed: {exc}".splitlines()[0]
+        return [ManifestProblem(MANIFEST_KEY, text)]
+    problems = []
+    for file, entry in sorted(manifest.files.items()):
+        if file not in files:
+            problems.append(ManifestProblem(file, f"{file} is listed in manifest.json but missing"))
+        elif files[file] != entry.size:
+            problems.append(
+                ManifestProblem(
+                    file, f"{file} is {files[file]} bytes, manifest.json says {entry.size}"
+                )
+            )
+    problems += [
+        ManifestProblem(file, f"{file} is not listed in manifest.json")
+        for file in sorted(files)
+        if file != MANIFEST_KEY and file not in manifest.files
+    ]
+    return problems
 
 
 def bundle_names_from(infos: Iterable[ObjectInfo]) -> list[str]:
