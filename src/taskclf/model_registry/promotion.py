@@ -25,37 +25,42 @@ import logging
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 from taskclf.model_registry._fs import (
     absolute,
-    fsync_dir,
     fsync_tree,
-    registry_lock,
     write_all,
 )
 from taskclf.model_registry.aliases import DEFAULT_ALIAS, check_alias_name
 from taskclf.model_registry.config import CONFIG_FILE, RegistryConfig, load_registry_config
-from taskclf.model_registry.errors import BundleIntegrityError, PromotionError, argument_phrase
+from taskclf.model_registry.errors import (
+    BundleIntegrityError,
+    PromotionError,
+    RegistryConflictError,
+    argument_phrase,
+)
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
 from taskclf.model_registry.manifest import intact_bundles, require_sealed_match
 from taskclf.model_registry.models import (
+    ActiveHistoryEntry,
+    ActivePointer,
     ModelBundle,
     PromotionResult,
     SelectionPolicy,
+    SelectionReport,
 )
 from taskclf.model_registry.pointer import (
     ACTIVE_FILE,
     HISTORY_FILE,
-    read_active,
-    write_active_verified,
+    pointer_change,
 )
 from taskclf.model_registry.resolution import find_best_model, follow_pointer
 from taskclf.model_registry.scan import is_bundle_name, read_bundle
 from taskclf.model_registry.selection import declared_incompatibility, explain_incompatibility
-from taskclf.model_registry.storage import is_remote
+from taskclf.model_registry.storage import Storage, open_storage
+from taskclf.model_registry.storage.base import PointerRead
 
 STAGING_PREFIX = ".staging-"
 PROMOTION_NOTE = "promotion"
@@ -158,32 +163,18 @@ def promote_bundle(
             fails, the bundle is already in the registry (the error says which
             file failed) and the pointer and history are unchanged.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        return remote.promote_bundle(
-            candidate_dir,
-            models_dir,
-            policy=policy,
-            move=move,
-            name=name,
-            max_bytes=max_bytes,
-            alias=alias,
-        )
     policy = policy if policy is not None else SelectionPolicy()
     check_alias_name(alias)
     candidate = absolute(candidate_dir)
-    root = absolute(models_dir)
+    storage = open_storage(models_dir)
+    root = storage.root_path
     target_name = name if name is not None else candidate.name
     limit = DEFAULT_MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
     config = config if config is not None else load_registry_config(root)
-    _check_candidate(candidate, target_name, root, move, limit, config)
+    _check_candidate(candidate, target_name, storage, move, limit, config)
 
-    created_root = not os.path.lexists(root)
-    root.mkdir(parents=True, exist_ok=True)
-    if created_root:
-        fsync_dir(root.parent)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
+    created_root = storage.registry_problem() is not None
+    staging = storage.staging_area()
     staged = staging / target_name
     moved_source = False
     landed = False
@@ -198,27 +189,22 @@ def promote_bundle(
         # the final rename a power loss must not leave a visible bundle of empty files.
         fsync_tree(staged)
         bundle = _check_staged(staged, target_name, candidate, config)
-        with registry_lock(root):
-            target = root / target_name
-            # Checked again under the lock: another promotion may have taken the
-            # name since the first check, and rename() would silently replace an
-            # empty directory.
-            if os.path.lexists(target):
-                raise _name_taken(target_name, candidate, root)
-            os.rename(staged, target)
-            landed = True
-            fsync_dir(root)
-            bundle = bundle.model_copy(update={"path": target})
-            result = _activate_if_best(
-                root,
-                bundle,
-                policy,
-                config,
-                alias=alias,
-                activate=activate,
-                message=message,
-                actor=actor,
-            )
+        try:
+            storage.publish(staged, target_name)
+        except RegistryConflictError:
+            raise _name_taken(target_name, candidate, root) from None
+        landed = True
+        bundle = bundle.model_copy(update={"path": root / target_name})
+        result = _activate_if_best(
+            storage,
+            bundle,
+            policy,
+            config,
+            alias=alias,
+            activate=activate,
+            message=message,
+            actor=actor,
+        )
     except BaseException:
         if moved_source and not landed:
             keep_staging = not _restore_source(staged, candidate)
@@ -237,12 +223,13 @@ def promote_bundle(
 def _check_candidate(
     candidate: Path,
     target_name: str,
-    root: Path,
+    storage: Storage,
     move: bool,
     max_bytes: int,
     config: RegistryConfig,
 ) -> None:
     """Refuse a candidate before anything is written."""
+    root = storage.root_path
     problem = _name_problem(target_name)
     if problem is not None:
         raise PromotionError(target_name, candidate, problem)
@@ -275,7 +262,7 @@ def _check_candidate(
     if problem is not None:
         raise PromotionError(target_name, candidate, problem)
     _check_integrity(bundle, target_name, candidate, "")
-    if os.path.lexists(root / target_name):
+    if storage.name_taken(target_name):
         raise _name_taken(target_name, candidate, root)
 
 
@@ -602,7 +589,7 @@ def _remove_source(candidate: Path) -> None:
 
 
 def _activate_if_best(
-    root: Path,
+    storage: Storage,
     bundle: ModelBundle,
     policy: SelectionPolicy,
     config: RegistryConfig,
@@ -612,40 +599,60 @@ def _activate_if_best(
     message: str | None,
     actor: str | None,
 ) -> PromotionResult:
-    """Rank, refresh the index and move the pointer if allowed; the caller holds the lock."""
-    report = find_best_model(root, policy, config=config)
-    try:
-        write_index_cache(root, report)
-    except OSError as exc:
-        log.warning("Could not write %s in %s (it is only a cache): %s", INDEX_FILE, root, exc)
-    previous = read_active(root, alias=alias)
-    target = follow_pointer(root, previous, None, config.labels, config.schema_hashes, alias=alias)
-    current = previous if target.bundle is not None else None
-    # A sealed bundle whose files changed never takes the pointer: the overthrow goes to
-    # the best bundle that matches its manifest. The promoted one was just hashed in
-    # staging; another (the pointer was off it) is hashed here, under this lock.
-    best = next(iter(intact_bundles(report.ranked, verified={bundle.model_id})), None)
-    active = previous
-    updated = False
-    pinned = previous is not None and previous.pinned
-    if (
-        activate
-        and not pinned
-        and best is not None
-        and (target.path is None or best.model_id != target.path.name)
-        and should_switch_active(current, best, policy)
-    ):
-        active = write_active_verified(
-            root, best, policy, reason=PROMOTION_NOTE, alias=alias, message=message, actor=actor
+    """Rank, refresh the index and move the pointer if allowed, in one pointer change.
+
+    The decision runs at the commit (under the registry lock locally; on an
+    object store it is made again on the fresh pointer and ranking after a
+    lost compare-and-swap).
+    """
+    root = storage.root_path
+    seen: dict[str, object] = {}
+
+    def decide(state: PointerRead) -> ActiveHistoryEntry | None:
+        report = find_best_model(root, policy, config=config)
+        # Before the pointer step: a failing pointer write leaves the new bundle
+        # described by a fresh index.
+        try:
+            write_index_cache(root, report)
+        except OSError as exc:
+            log.warning("Could not write %s in %s (it is only a cache): %s", INDEX_FILE, root, exc)
+        previous = state.pointer
+        if state.problem is not None:
+            log.warning("%s", state.problem)
+        seen.update(report=report, previous=previous)
+        target = follow_pointer(
+            root, previous, None, config.labels, config.schema_hashes, alias=alias
         )
-        updated = True
+        current = previous if target.bundle is not None else None
+        # A sealed bundle whose files changed never takes the pointer: the overthrow goes
+        # to the best bundle that matches its manifest. The promoted one was just hashed
+        # in staging; another (the pointer was off it) is hashed here, at the commit.
+        best = next(iter(intact_bundles(report.ranked, verified={bundle.model_id})), None)
+        pinned = previous is not None and previous.pinned
+        if (
+            activate
+            and not pinned
+            and best is not None
+            and (target.path is None or best.model_id != target.path.name)
+            and should_switch_active(current, best, policy)
+        ):
+            return pointer_change(
+                storage, state, best, policy, PROMOTION_NOTE, message=message, actor=actor
+            )
+        return None
+
+    _, entry = storage.update_pointer(alias, decide)
+    report = seen["report"]
+    previous = seen["previous"]
+    assert isinstance(report, SelectionReport)
+    assert previous is None or isinstance(previous, ActivePointer)
     return PromotionResult(
         bundle=bundle,
         report=report,
-        active_updated=updated,
+        active_updated=entry is not None,
         previous=previous,
-        active=active,
+        active=entry.new if entry is not None else previous,
         alias=alias,
         activate=activate,
-        pinned=pinned,
+        pinned=previous is not None and previous.pinned,
     )

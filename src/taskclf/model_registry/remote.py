@@ -26,30 +26,15 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry.aliases import ACTIVE_FILE
-from taskclf.model_registry.errors import (
-    PromotionError,
-    RegistryConflictError,
-)
-from taskclf.model_registry.hysteresis import should_switch_active
-from taskclf.model_registry.manifest import (
-    build_manifest,
-    check_manifest,
-    manifest_bytes,
-)
 from taskclf.model_registry.models import (
-    ActiveHistoryEntry,
     ActivePointer,
-    IndexCache,
     ModelBundle,
-    PromotionResult,
     SelectionPolicy,
     SelectionReport,
 )
@@ -58,8 +43,6 @@ from taskclf.model_registry.scan import (
     METADATA_FILE,
     METRICS_FILE,
     bundle_from_files,
-    is_bundle_name,
-    read_bundle,
 )
 from taskclf.model_registry.selection import (
     declared_incompatibility,
@@ -163,111 +146,6 @@ def located_id(storage: Storage, pointer: ActivePointer | None) -> str | None:
 
 
 # -- activation, resolution -------------------------------------------------------
-
-
-# -- promotion -------------------------------------------------------------------------
-
-
-def promote_bundle(
-    candidate_dir: str | os.PathLike[str],
-    models_dir: str | os.PathLike[str],
-    *,
-    policy: SelectionPolicy | None = None,
-    move: bool = False,
-    name: str | None = None,
-    max_bytes: int | None = None,
-    alias: str = "active",
-) -> PromotionResult:
-    """:func:`~taskclf.model_registry.promote_bundle` into a remote registry.
-
-    The candidate is copied into a local scratch directory exactly as a
-    local promotion stages it (regular files and directories only, within
-    ``max_bytes``), checked there, sealed if it is not (the candidate itself
-    is never modified), uploaded with its manifest last (create-if-absent),
-    then the pointer moves by compare-and-swap if the new best differs and
-    hysteresis allows.
-    """
-    from taskclf.model_registry.pointer import pointer_change
-    from taskclf.model_registry.promotion import (
-        DEFAULT_MAX_BUNDLE_BYTES,
-        check_candidate_files,
-        copy_candidate_files,
-    )
-
-    storage = _storage(models_dir)
-    policy = policy if policy is not None else SelectionPolicy()
-    candidate = Path(os.path.abspath(candidate_dir))
-    target = name if name is not None else candidate.name
-    limit = DEFAULT_MAX_BUNDLE_BYTES if max_bytes is None else max_bytes
-    if not candidate.is_dir():
-        raise PromotionError(target, candidate, "it is not a directory")
-    if not is_bundle_name(target):
-        raise PromotionError(target, candidate, f"{target!r} is not a bundle name")
-    check_candidate_files(candidate, target, candidate, limit)
-    with tempfile.TemporaryDirectory(prefix="taskclf-upload-") as scratch:
-        staged = Path(scratch) / target
-        copy_candidate_files(candidate, staged, target, limit)
-        bundle = read_bundle(staged)
-        if bundle is None or not bundle.valid:
-            reason = bundle.invalid_reason if bundle is not None else "it vanished"
-            raise PromotionError(target, candidate, f"bundle is invalid: {reason}")
-        problem = declared_incompatibility(bundle, LABEL_SET_V1)
-        if problem is not None:
-            raise PromotionError(target, candidate, f"bundle is incompatible: {problem}")
-        check = check_manifest(staged)
-        if check.status == "mismatch":
-            raise PromotionError(
-                target,
-                candidate,
-                f"it does not match its manifest.json: {check.problems[0].problem}",
-            )
-        if check.status == "unsealed":
-            (staged / MANIFEST_KEY).write_bytes(manifest_bytes(build_manifest(staged)))
-        try:
-            storage.upload_tree(staged, target)
-        except RegistryConflictError:
-            raise PromotionError(
-                target, candidate, f"a bundle named {target!r} already exists in {storage.url}"
-            ) from None
-    if move:
-        shutil.rmtree(candidate)
-    promoted = read_one_bundle(storage, target)
-    assert promoted is not None
-    reports: list[SelectionReport] = []
-
-    def decide(state: PointerRead) -> ActiveHistoryEntry | None:
-        report = find_best_model(models_dir, policy)
-        reports.append(report)
-        best = report.best
-        if best is None or located_id(storage, state.pointer) == best.model_id:
-            return None
-        if not should_switch_active(state.pointer, best, policy):
-            return None
-        return pointer_change(storage, state, best, policy, "promotion")
-
-    state, written = storage.update_pointer(alias, decide)
-    _write_index(storage, reports[-1])
-    return PromotionResult(
-        bundle=promoted,
-        report=reports[-1],
-        active_updated=written is not None,
-        previous=state.pointer,
-        active=written.new if written is not None else state.pointer,
-    )
-
-
-# -- index -----------------------------------------------------------------------------------
-
-
-def _write_index(storage: Storage, report: SelectionReport) -> IndexCache | None:
-    """:func:`write_index_cache` for promotion: the index is a cache, so a failure is logged."""
-    from taskclf.model_registry.index import write_index_cache
-
-    try:
-        return write_index_cache(storage.url, report)
-    except OSError as exc:
-        log.warning("Could not write %s/%s: %s", storage.url, INDEX_KEY, exc)
-    return None
 
 
 # -- integrity ---------------------------------------------------------------------------------

@@ -289,6 +289,33 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
+    def staging_area(self) -> Path:
+        """A new, empty local directory to build a bundle in before :meth:`publish`.
+
+        Locally a ``.staging-*`` directory inside the registry (created if
+        missing), so publishing is one rename on the same filesystem; for an
+        object store a temporary directory. The caller removes it when done.
+        """
+
+    @abc.abstractmethod
+    def publish(self, staged: Path, name: str) -> None:
+        """Make the directory ``staged`` (from :meth:`staging_area`) bundle ``name``, whole.
+
+        Locally: under the registry lock, one ``rename`` (refused if the name
+        is taken meanwhile). On an object store, bundles are always sealed:
+        an unsealed ``staged`` is sealed first (it is this process's scratch
+        copy), then uploaded with its manifest last (:meth:`upload_tree`).
+
+        Raises:
+            RegistryConflictError: ``name`` exists already; nothing was published.
+            OSError: The publish failed; nothing is visible.
+        """
+
+    @abc.abstractmethod
+    def name_taken(self, name: str) -> bool:
+        """Whether a new bundle could not be published as ``name`` (anything is there)."""
+
+    @abc.abstractmethod
     def download_tree(self, prefix: str, target: Path) -> None:
         """Copy every file of bundle ``prefix`` into the new directory ``target``.
 

@@ -223,6 +223,25 @@ class LocalStorage(Storage):
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
+    def staging_area(self) -> Path:
+        if not os.path.lexists(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+            fsync_dir(self.root.parent)
+        return Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=self.root))
+
+    def publish(self, staged: Path, name: str) -> None:
+        with registry_lock(self.root):
+            target = self.root / name
+            # Checked under the lock: another promotion may have taken the name since
+            # the caller's check, and rename() would silently replace an empty directory.
+            if os.path.lexists(target):
+                raise RegistryConflictError(self.url, name)
+            os.rename(staged, target)
+            fsync_dir(self.root)
+
+    def name_taken(self, name: str) -> bool:
+        return os.path.lexists(self.root / name)
+
     def download_tree(self, prefix: str, target: Path) -> None:
         shutil.copytree(self._path(prefix), target, symlinks=True)
 

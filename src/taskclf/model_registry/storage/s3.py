@@ -318,6 +318,21 @@ class S3Storage(Storage):
         # Last, and only if absent: this one request makes the bundle exist.
         self.create(f"{prefix}/{MANIFEST_KEY}", Path(source, MANIFEST_KEY).read_bytes())
 
+    def staging_area(self) -> Path:
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="taskclf-upload-"))
+
+    def publish(self, staged: Path, name: str) -> None:
+        from taskclf.model_registry.manifest import build_manifest, manifest_bytes
+
+        if not (staged / MANIFEST_KEY).exists():
+            (staged / MANIFEST_KEY).write_bytes(manifest_bytes(build_manifest(staged)))
+        self.upload_tree(staged, name)
+
+    def name_taken(self, name: str) -> bool:
+        return self.has_bundle(name)
+
     def download_tree(self, prefix: str, target: Path) -> None:
         infos = self.list_files(prefix)
         if not infos:
