@@ -34,13 +34,13 @@ from taskclf.model_registry import (
     verify_registry,
 )
 from taskclf.model_registry.pointer import pointer_change
+from taskclf.model_registry.storage import open_storage
 from taskclf.model_registry.storage.chain import (
     HISTORY_PREFIX,
     chain_state,
     commit_pointer,
 )
 from taskclf.model_registry.storage.chain import read_pointer as read_pointer_state
-from taskclf.model_registry.storage import open_storage
 from taskclf.samples import write_bundle
 
 
