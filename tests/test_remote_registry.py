@@ -7,9 +7,10 @@ the same calls, the same answers, whether ``models_dir`` is a directory or
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ from taskclf.model_registry import (
     promote_bundle,
     read_active,
     read_active_history,
-    remote,
     resolve_active_model,
     verify_registry,
 )
@@ -42,6 +42,16 @@ from taskclf.model_registry.storage.chain import (
 )
 from taskclf.model_registry.storage.chain import read_pointer as read_pointer_state
 from taskclf.samples import write_bundle
+
+
+@contextlib.contextmanager
+def two_hours_later() -> Iterator[None]:
+    """Prune as it will see the registry two hours from now: today's leftovers are stale."""
+    from taskclf.model_registry import retention
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(retention, "LEFTOVER_MIN_AGE_S", retention.LEFTOVER_MIN_AGE_S - 7200)
+        yield
 
 
 def candidate(tmp_path: Path, name: str, macro_f1: float, **kwargs: object) -> Path:
@@ -198,9 +208,10 @@ def test_a_crash_between_entry_and_swap_is_reported_and_ignored(
     # prune removes the orphan once it is an hour old.
     plan = plan_prune(s3_registry, keep=5)
     assert plan.leftovers == []
-    later = remote.plan_prune(s3_registry, keep=5, now=time.time() + 7200)
-    assert [p.name for p in later.leftovers] == [orphan.rpartition("/")[2]]
-    execute_prune(later)
+    with two_hours_later():
+        later = plan_prune(s3_registry, keep=5)
+        assert [p.name for p in later.leftovers] == [orphan.rpartition("/")[2]]
+        execute_prune(later)
     assert [f.code for f in verify_registry(s3_registry).findings] == []
 
 
@@ -235,7 +246,8 @@ def test_self_heal_repairs_a_broken_remote_pointer(s3_registry: str, tmp_path: P
     health = verify_registry(s3_registry)
     assert health.healthy
     assert [f.code for f in health.findings] == ["history-chain-broken"]
-    assert remote.plan_prune(s3_registry, keep=5, now=time.time() + 7200).leftovers == []
+    with two_hours_later():
+        assert plan_prune(s3_registry, keep=5).leftovers == []
 
 
 def test_an_incomplete_upload_is_invisible_and_pruned_after_an_hour(
@@ -248,7 +260,8 @@ def test_an_incomplete_upload_is_invisible_and_pruned_after_an_hour(
     codes = [f.code for f in verify_registry(s3_registry).findings]
     assert codes == ["leftover-staging-dir"]
     assert plan_prune(s3_registry, keep=5).leftovers == []
-    execute_prune(remote.plan_prune(s3_registry, keep=5, now=time.time() + 7200))
+    with two_hours_later():
+        execute_prune(plan_prune(s3_registry, keep=5))
     assert storage.list_files("half") == []
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -38,7 +37,6 @@ from taskclf.model_registry.models import (
     SelectionPolicy,
     SelectionReport,
 )
-from taskclf.model_registry.retention import PruneDecision, PrunePlan
 from taskclf.model_registry.scan import (
     METADATA_FILE,
     METRICS_FILE,
@@ -168,109 +166,6 @@ def incomplete_uploads(infos: list[ObjectInfo]) -> dict[str, float]:
             continue
         found[name] = max(found.get(name, 0.0), info.modified)
     return found
-
-
-# -- prune ------------------------------------------------------------------------------------
-
-
-def plan_prune(
-    models_dir: str | os.PathLike[str],
-    *,
-    keep: int,
-    keep_history: int = 10,
-    include_invalid: bool = False,
-    policy: SelectionPolicy | None = None,
-    now: float | None = None,
-) -> PrunePlan:
-    """:func:`~taskclf.model_registry.plan_prune` on a remote registry; writes nothing.
-
-    ``leftovers`` holds incomplete uploads (``<url>/<name>``) and uncommitted
-    history entries (``<url>/active_history/...``) older than an hour.
-    """
-    policy = policy if policy is not None else SelectionPolicy()
-    storage = _storage(models_dir)
-    now = time.time() if now is None else now
-    infos = storage.list_files()
-    bundles = scan_listing(storage, infos)
-    report = find_best_model(models_dir, policy, bundles=bundles)
-    state = storage.read_pointer()
-    chain = read_history_chain(storage, state)
-    active = located_id(storage, state.pointer)
-    top = {b.model_id for b in report.ranked[:keep]}
-    recent: set[str] = set()
-    for _, entry in chain.committed[len(chain.committed) - keep_history :] if keep_history else []:
-        recent.update(
-            filter(None, (located_id(storage, entry.old), located_id(storage, entry.new)))
-        )
-    sizes: dict[str, int] = {}
-    for info in infos:
-        name = info.key.partition("/")[0]
-        sizes[name] = sizes.get(name, 0) + info.size
-    decisions = []
-    for bundle in bundles:
-        reasons = []
-        if bundle.model_id == active:
-            reasons.append("active")
-        if bundle.model_id in top:
-            reasons.append(f"top {keep} ranked")
-        if bundle.model_id in recent:
-            reasons.append(f"in the last {keep_history} history entries")
-        if not bundle.valid and not include_invalid:
-            reasons.append("invalid (kept without --include-invalid)")
-        decisions.append(
-            PruneDecision(
-                model_id=bundle.model_id,
-                path=bundle.path,
-                action="keep" if reasons else "delete",
-                reasons=reasons or ["not retained"],
-                size_bytes=sizes.get(bundle.model_id, 0),
-            )
-        )
-    root = Path(storage.url)
-    leftovers = [
-        root / name
-        for name, modified in incomplete_uploads(infos).items()
-        if now - modified > STALE_AGE_S
-    ]
-    leftovers += [root / i.key for i in chain.uncommitted if now - i.modified > STALE_AGE_S]
-    return PrunePlan(
-        models_dir=root,
-        keep=keep,
-        keep_history=keep_history,
-        include_invalid=include_invalid,
-        decisions=decisions,
-        policy=policy,
-        leftovers=sorted(leftovers),
-    )
-
-
-def execute_prune(plan: PrunePlan) -> PrunePlan:
-    """:func:`~taskclf.model_registry.execute_prune` on a remote registry.
-
-    Each bundle disappears with its manifest (the first delete); the
-    pointer is read again just before each delete, and a bundle it now
-    names is kept.
-
-    Returns:
-        The plan, restricted to what was deleted.
-    """
-    storage = _storage(plan.models_dir)
-    deleted = []
-    for decision in plan.to_delete:
-        if located_id(storage, storage.read_pointer().pointer) == decision.model_id:
-            log.warning("Not pruning %s: it became the active model", decision.model_id)
-            continue
-        storage.delete_tree(decision.model_id)
-        deleted.append(decision.model_id)
-    prefix = len(os.fspath(plan.models_dir)) + 1
-    for leftover in plan.leftovers:
-        key = os.fspath(leftover)[prefix:]
-        if key.startswith(f"{HISTORY_PREFIX}/"):
-            storage.delete(key)
-        else:
-            storage.delete_tree(key)
-    kept = [d for d in plan.decisions if d.action == "keep" or d.model_id in deleted]
-    return plan.model_copy(update={"decisions": kept})
 
 
 # -- verify ---------------------------------------------------------------------------------------

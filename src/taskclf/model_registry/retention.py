@@ -56,32 +56,33 @@ import logging
 import os
 import shutil
 import stat
-import tempfile
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from taskclf.model_registry._fs import absolute, fsync_dir, is_temp_name, registry_lock
-from taskclf.model_registry.aliases import ALIAS_DIR, DEFAULT_ALIAS, alias_names
+from taskclf.model_registry._fs import is_temp_name
+from taskclf.model_registry.aliases import ALIAS_DIR, DEFAULT_ALIAS
 from taskclf.model_registry.config import RegistryConfig
-from taskclf.model_registry.errors import BundleIntegrityError, PruneError, registry_not_found
+from taskclf.model_registry.errors import BundleIntegrityError, PruneError
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
-from taskclf.model_registry.manifest import require_sealed_match
 from taskclf.model_registry.models import SelectionPolicy, SelectionReport
-from taskclf.model_registry.pointer import pointed_model_id, read_active, read_active_history
+from taskclf.model_registry.pointer import (
+    pointed_model_id,
+    read_active,
+    read_active_history,
+    require_intact,
+)
 from taskclf.model_registry.promotion import STAGING_PREFIX
 from taskclf.model_registry.resolution import find_best_model
 from taskclf.model_registry.scan import (
     BUNDLE_FILES,
     bundle_names,
-    looks_like_bundle,
-    registry_entry,
 )
 from taskclf.model_registry.selection import REASON_INVALID
-from taskclf.model_registry.storage import is_remote
+from taskclf.model_registry.storage import Storage, open_storage
 
 TRASH_PREFIX = ".trash-"
 LEFTOVER_MIN_AGE_S = 3600.0
@@ -173,20 +174,12 @@ def plan_prune(
         raise PruneError(
             f"The number of history entries to keep must be 0 or more (got {keep_history})."
         )
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        return remote.plan_prune(
-            models_dir,
-            keep=keep,
-            keep_history=keep_history,
-            include_invalid=include_invalid,
-            policy=policy,
-        )
-    root = absolute(models_dir)
-    if not root.is_dir():
-        raise PruneError(f"{registry_not_found(root)}.")
-    _refuse_non_registry(root)
+    storage = open_storage(models_dir)
+    root = storage.root_path
+    missing = storage.registry_problem()
+    if missing is not None:
+        raise PruneError(f"{missing}.")
+    _refuse_non_registry(storage)
     policy = policy if policy is not None else SelectionPolicy()
 
     report = find_best_model(root, policy, config=config)
@@ -194,7 +187,7 @@ def plan_prune(
     aliased: dict[str, list[str]] = {}
     named: set[str] = set()
     # ``active`` always: its history protects even when active.json was removed by hand.
-    for alias in dict.fromkeys([DEFAULT_ALIAS, *alias_names(root)]):
+    for alias in dict.fromkeys([DEFAULT_ALIAS, *storage.alias_names()]):
         if alias != DEFAULT_ALIAS:
             located = pointed_model_id(root, read_active(root, alias=alias))
             if located is not None:
@@ -205,25 +198,27 @@ def plan_prune(
             pointed_model_id(root, side, warn=False) for e in recent for side in (e.old, e.new)
         )
         named.update(model_id for model_id in sides if model_id is not None)
+    retention = decide_retention(
+        report,
+        active_id,
+        named,
+        keep=keep,
+        keep_history=keep_history,
+        include_invalid=include_invalid,
+        not_bundles=_not_bundles(storage, report),
+        aliased=aliased,
+        tampered=_tampered_top(storage, report, keep),
+    )
+    sizes = storage.tree_sizes([model_id for model_id, *_ in retention])
     decisions = [
         PruneDecision(
             model_id=model_id,
             path=path,
             action=action,
             reasons=reasons,
-            size_bytes=_tree_size(path),
+            size_bytes=sizes[model_id],
         )
-        for model_id, path, action, reasons in decide_retention(
-            report,
-            active_id,
-            named,
-            keep=keep,
-            keep_history=keep_history,
-            include_invalid=include_invalid,
-            not_bundles=_not_bundles(report),
-            aliased=aliased,
-            tampered=_tampered_top(report, keep),
-        )
+        for model_id, path, action, reasons in retention
     ]
     return PrunePlan(
         models_dir=root,
@@ -232,12 +227,12 @@ def plan_prune(
         include_invalid=include_invalid,
         decisions=decisions,
         policy=policy,
-        leftovers=find_stale_leftovers(root),
+        leftovers=storage.stale_leftovers(LEFTOVER_MIN_AGE_S),
         config=config,
     )
 
 
-def _refuse_non_registry(root: Path) -> None:
+def _refuse_non_registry(storage: Storage) -> None:
     """Refuse a directory that is not a registry: deleting its subdirectories destroys data.
 
     A registry holds a registry file, or at least one subdirectory that looks
@@ -245,18 +240,19 @@ def _refuse_non_registry(root: Path) -> None:
     (a home directory holding ``models/``), where every other subdirectory
     would read as an "invalid bundle".
     """
-    if registry_entry(root) is not None:
+    root = storage.root_path
+    if storage.registry_entry() is not None:
         return
     children = bundle_names(root)
     for name in children:
-        entry = registry_entry(root / name)
+        entry = storage.registry_entry(name)
         if entry is not None:
             raise PruneError(
                 f"{root} does not look like a model registry (it holds no registry file), but "
                 f"its subdirectory {root / name} is one (it holds {entry}); the models directory "
                 f"probably should be {root / name}. Nothing was deleted."
             )
-    if children and not any(looks_like_bundle(root / name) for name in children):
+    if children and not any(storage.looks_like_bundle(name) for name in children):
         raise PruneError(
             f"{root} does not look like a model registry: it holds no registry file and none "
             f"of its {len(children)} subdirectories holds {', '.join(BUNDLE_FILES)}; the models "
@@ -265,7 +261,7 @@ def _refuse_non_registry(root: Path) -> None:
         )
 
 
-def _tampered_top(report: SelectionReport, keep: int) -> dict[str, str]:
+def _tampered_top(storage: Storage, report: SelectionReport, keep: int) -> dict[str, str]:
     """Sealed bundles at the top of the ranking whose files no longer match their manifest.
 
     Walks the ranking until ``keep`` matching bundles are found, so a bundle
@@ -279,7 +275,7 @@ def _tampered_top(report: SelectionReport, keep: int) -> dict[str, str]:
         if found >= keep:
             break
         try:
-            require_sealed_match(bundle)
+            require_intact(storage, bundle)
         except BundleIntegrityError as exc:
             tampered[bundle.model_id] = exc.problem
             continue
@@ -287,18 +283,18 @@ def _tampered_top(report: SelectionReport, keep: int) -> dict[str, str]:
     return tampered
 
 
-def _not_bundles(report: SelectionReport) -> dict[str, str]:
+def _not_bundles(storage: Storage, report: SelectionReport) -> dict[str, str]:
     """Invalid entries that are not bundles at all, with why prune keeps them."""
     found: dict[str, str] = {}
     for record in report.excluded:
         if not record.reason.startswith(REASON_INVALID):
             continue
-        entry = registry_entry(record.path)
+        entry = storage.registry_entry(record.model_id)
         if entry is not None:
             found[record.model_id] = (
                 f"a registry, not a bundle (it holds {entry}); prune never deletes it"
             )
-        elif not looks_like_bundle(record.path):
+        elif not storage.looks_like_bundle(record.model_id):
             found[record.model_id] = (
                 f"not a bundle (none of {', '.join(BUNDLE_FILES)}); prune never deletes it"
             )
@@ -344,7 +340,7 @@ def find_stale_leftovers(root: Path, min_age_s: float = LEFTOVER_MIN_AGE_S) -> l
     return sorted(stale)
 
 
-def _remove_leftover(path: Path) -> None:
+def remove_leftover(path: Path) -> None:
     """Remove one leftover without ever following a symlink out of the registry."""
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISDIR(os.lstat(path).st_mode):
@@ -431,7 +427,7 @@ def decide_retention(
     return decisions
 
 
-def _tree_size(path: Path) -> int:
+def tree_size(path: Path) -> int:
     """Bytes of the regular files under ``path``, not following symlinks; 0 for a symlink."""
     try:
         if stat.S_ISLNK(os.lstat(path).st_mode):
@@ -471,14 +467,11 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
     approved = {decision.model_id for decision in plan.to_delete}
     if not approved and not plan.leftovers:
         return plan
-    if is_remote(plan.models_dir):
-        from taskclf.model_registry import remote
-
-        return remote.execute_prune(plan)
-    root = absolute(plan.models_dir)
-    trash: Path | None = None
+    storage = open_storage(plan.models_dir)
+    root = storage.root_path
+    finish: Callable[[], None] = lambda: None  # noqa: E731
     try:
-        with registry_lock(root):
+        with storage.exclusive():
             fresh = plan_prune(
                 root,
                 keep=plan.keep,
@@ -490,32 +483,31 @@ def execute_prune(plan: PrunePlan) -> PrunePlan:
             executed = _restrict_to(fresh, approved, set(plan.leftovers))
             for leftover in executed.leftovers:
                 try:
-                    _remove_leftover(leftover)
+                    storage.remove_leftover(leftover)
                 except OSError as exc:
                     log.warning("Could not remove the leftover %s: %s", leftover, exc)
             doomed = [decision.model_id for decision in executed.to_delete]
             if doomed:
-                trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=root))
-                for model_id in doomed:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.rename(root / model_id, trash / model_id)
-                fsync_dir(root)
-                _refresh_index(root, plan.policy, plan.config)
+                # Just before the irreversible step, for backends without a lock: a bundle
+                # the pointer moved to since the fresh plan is kept.
+                active = pointed_model_id(root, read_active(root), warn=False)
+                if active in doomed:
+                    log.warning("Not pruning %s: it became the active model", active)
+                    executed = _restrict_to(executed, approved - {active}, set(executed.leftovers))
+                    doomed.remove(active)
+                finish = storage.delete_bundles(doomed)
+                _refresh_index(storage, plan.policy, plan.config)
         return executed
     finally:
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-            if os.path.lexists(trash):
-                log.warning(
-                    "Could not remove the prune trash directory %s completely; the bundles in "
-                    "it are no longer in the registry, delete it by hand",
-                    trash,
-                )
+        finish()
 
 
-def _refresh_index(root: Path, policy: SelectionPolicy, config: RegistryConfig | None) -> None:
+def _refresh_index(
+    storage: Storage, policy: SelectionPolicy, config: RegistryConfig | None
+) -> None:
     """Rewrite an existing ``index.json`` so it never lists a deleted bundle (lock held)."""
-    if not os.path.lexists(root / INDEX_FILE):
+    root = storage.root_path
+    if storage.head(INDEX_FILE) is None:
         return
     try:
         write_index_cache(root, find_best_model(root, policy, config=config))

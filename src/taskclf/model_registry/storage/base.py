@@ -11,6 +11,7 @@ bucket with conditional writes. ``open_storage`` picks one.
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
@@ -314,6 +315,60 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def name_taken(self, name: str) -> bool:
         """Whether a new bundle could not be published as ``name`` (anything is there)."""
+
+    # -- retention (prune) ----------------------------------------------------------
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Serialise a multi-step change against other writers, where the backend can.
+
+        Locally the registry lock. An object store has no lock: its writers
+        rely on compare-and-swap and on manifest-first deletes instead, so
+        this is a no-op there (callers re-check what they can just before
+        each irreversible step).
+        """
+        return contextlib.nullcontext()
+
+    @abc.abstractmethod
+    def registry_entry(self, name: str = "") -> str | None:
+        """A registry-level file held by the root (``name=""``) or by entry ``name``, else ``None``.
+
+        Prune's guard against a ``--models-dir`` one level too high. On an
+        object store a prefix is a registry by construction (its bundles exist
+        only by their manifests): the root always answers, an entry never does.
+        """
+
+    @abc.abstractmethod
+    def looks_like_bundle(self, name: str) -> bool:
+        """Whether entry ``name`` holds at least one bundle file (it may still be invalid)."""
+
+    @abc.abstractmethod
+    def tree_sizes(self, names: list[str]) -> dict[str, int]:
+        """Bytes of the regular files of each bundle in ``names``."""
+
+    @abc.abstractmethod
+    def stale_leftovers(self, min_age_s: float) -> list[Path]:
+        """What interrupted operations left behind, older than ``min_age_s``, as paths.
+
+        Locally temp files and trash directories (never staging directories);
+        on an object store incomplete uploads and uncommitted history entries.
+        """
+
+    @abc.abstractmethod
+    def remove_leftover(self, path: Path) -> None:
+        """Remove one of :meth:`stale_leftovers`, never following a link out of the registry."""
+
+    @abc.abstractmethod
+    def delete_bundles(self, names: list[str]) -> Callable[[], None]:
+        """Remove bundles from the registry; each disappears in one step.
+
+        Locally each is renamed into one ``.trash-*`` directory (call this
+        inside :meth:`exclusive`); on an object store each loses its manifest
+        first (:meth:`delete_tree`).
+
+        Returns:
+            What is left to do once :meth:`exclusive` is released (removing
+            the trash), so the lock is not held while large files are deleted.
+        """
 
     @abc.abstractmethod
     def download_tree(self, prefix: str, target: Path) -> None:

@@ -89,6 +89,13 @@ def history_prefixes(infos: list[ObjectInfo]) -> set[str]:
     return found
 
 
+def alias_of(prefix: str) -> str:
+    """The alias whose history lives under ``prefix`` (the inverse of :func:`history_prefix`)."""
+    if prefix == HISTORY_PREFIX:
+        return DEFAULT_ALIAS
+    return prefix[len(ALIAS_DIR) + 1 : -len(HISTORY_DIR_SUFFIX)]
+
+
 class ChainState(NamedTuple):
     """What a compare-and-swap of the pointer needs (``PointerRead.token``)."""
 

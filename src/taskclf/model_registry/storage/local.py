@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -241,6 +242,54 @@ class LocalStorage(Storage):
 
     def name_taken(self, name: str) -> bool:
         return os.path.lexists(self.root / name)
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        return registry_lock(self.root)
+
+    def registry_entry(self, name: str = "") -> str | None:
+        from taskclf.model_registry.scan import registry_entry
+
+        return registry_entry(self.root / name if name else self.root)
+
+    def looks_like_bundle(self, name: str) -> bool:
+        from taskclf.model_registry.scan import looks_like_bundle
+
+        return looks_like_bundle(self.root / name)
+
+    def tree_sizes(self, names: list[str]) -> dict[str, int]:
+        from taskclf.model_registry.retention import tree_size
+
+        return {name: tree_size(self.root / name) for name in names}
+
+    def stale_leftovers(self, min_age_s: float) -> list[Path]:
+        from taskclf.model_registry.retention import find_stale_leftovers
+
+        return find_stale_leftovers(self.root, min_age_s)
+
+    def remove_leftover(self, path: Path) -> None:
+        from taskclf.model_registry.retention import remove_leftover
+
+        remove_leftover(path)
+
+    def delete_bundles(self, names: list[str]) -> Callable[[], None]:
+        if not names:
+            return lambda: None
+        trash = Path(tempfile.mkdtemp(prefix=_TRASH_PREFIX, dir=self.root))
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.root / name, trash / name)
+        fsync_dir(self.root)
+
+        def empty_trash() -> None:
+            shutil.rmtree(trash, ignore_errors=True)
+            if os.path.lexists(trash):
+                log.warning(
+                    "Could not remove the prune trash directory %s completely; the bundles in "
+                    "it are no longer in the registry, delete it by hand",
+                    trash,
+                )
+
+        return empty_trash
 
     def download_tree(self, prefix: str, target: Path) -> None:
         shutil.copytree(self._path(prefix), target, symlinks=True)

@@ -333,6 +333,50 @@ class S3Storage(Storage):
     def name_taken(self, name: str) -> bool:
         return self.has_bundle(name)
 
+    def registry_entry(self, name: str = "") -> str | None:
+        return None if name else "bundles sealed by their manifest.json"
+
+    def looks_like_bundle(self, name: str) -> bool:
+        return True
+
+    def tree_sizes(self, names: list[str]) -> dict[str, int]:
+        wanted = set(names)
+        sizes = dict.fromkeys(names, 0)
+        for info in self.list_files():
+            name = info.key.partition("/")[0]
+            if name in wanted:
+                sizes[name] += info.size
+        return sizes
+
+    def stale_leftovers(self, min_age_s: float) -> list[Path]:
+        import time
+
+        cutoff = time.time() - min_age_s
+        infos = self.list_files()
+        found = [
+            self.root_path / name
+            for name, modified in incomplete_uploads(infos).items()
+            if modified < cutoff
+        ]
+        prefixes = chain.history_prefixes(infos)
+        for prefix in sorted(prefixes):
+            alias = chain.alias_of(prefix)
+            history = chain.read_history_chain(self, alias=alias)
+            found += [self.root_path / i.key for i in history.uncommitted if i.modified < cutoff]
+        return sorted(found)
+
+    def remove_leftover(self, path: Path) -> None:
+        key = os.fspath(path)[len(os.fspath(self.root_path)) + 1 :]
+        if "/" in key:  # an uncommitted history entry; else an incomplete upload's prefix
+            self.delete(key)
+        else:
+            self.delete_tree(key)
+
+    def delete_bundles(self, names: list[str]) -> Callable[[], None]:
+        for name in names:
+            self.delete_tree(name)
+        return lambda: None
+
     def download_tree(self, prefix: str, target: Path) -> None:
         infos = self.list_files(prefix)
         if not infos:
@@ -453,6 +497,18 @@ def size_problems(
         if file != MANIFEST_KEY and file not in manifest.files
     ]
     return problems
+
+
+def incomplete_uploads(infos: list[ObjectInfo]) -> dict[str, float]:
+    """Bundle prefixes holding files but no manifest: ``{name: newest file's mtime}``."""
+    complete = set(bundle_names_from(infos))
+    found: dict[str, float] = {}
+    for info in infos:
+        name, slash, _ = info.key.partition("/")
+        if not slash or name in complete or name.startswith(".") or name == chain.HISTORY_PREFIX:
+            continue
+        found[name] = max(found.get(name, 0.0), info.modified)
+    return found
 
 
 def bundle_names_from(infos: Iterable[ObjectInfo]) -> list[str]:
