@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from taskclf.model_registry import (
+    ActivationError,
     AliasNameError,
     RollbackError,
     activate,
@@ -21,14 +22,19 @@ from taskclf.model_registry import (
     read_active,
     read_active_history,
     resolve_active_model,
+    verify_registry,
 )
+from taskclf.model_registry.manifest import seal_bundle
 from taskclf.model_registry.storage import open_storage
 from taskclf.samples import write_bundle
 
 
 def candidate(tmp_path: Path, name: str, macro_f1: float, **kwargs: object) -> Path:
-    """A valid candidate bundle outside the registry."""
-    return write_bundle(tmp_path / "candidates" / name, macro_f1=macro_f1, **kwargs)  # type: ignore[arg-type]
+    """A valid, sealed candidate bundle outside the registry (with a model file)."""
+    path = write_bundle(tmp_path / "candidates" / name, macro_f1=macro_f1, **kwargs)  # type: ignore[arg-type]
+    (path / "model.txt").write_text(f"weights of {name}\n" * 20)
+    seal_bundle(path)
+    return path
 
 
 @pytest.fixture
@@ -88,3 +94,49 @@ def test_a_stale_alias_rollback_plan_is_refused(three: str) -> None:
 def test_a_bad_alias_name_is_refused_on_both_backends(three: str) -> None:
     with pytest.raises(AliasNameError, match="not allowed"):
         activate(three, "run_a", alias="../escape")
+
+
+def _same_size_edit(models_dir: str, model_id: str) -> str:
+    """Overwrite a bundle's model file with other bytes of the same size; returns its name."""
+    storage = open_storage(models_dir)
+    files = [i for i in storage.list_files(model_id) if i.key.endswith(".txt")]
+    assert files, storage.list_files(model_id)
+    key = files[0].key
+    data, _ = storage.read(key)
+    storage.put(key, bytes(255 - b for b in data))
+    return key.partition("/")[2]
+
+
+def test_verify_deep_hashes_bundles_and_finds_a_same_size_edit(three: str) -> None:
+    name = _same_size_edit(three, "run_a")
+    # Sizes match: only hashing can tell.
+    shallow = verify_registry(three)
+    assert "bundle-manifest-mismatch" not in [f.code for f in shallow.findings]
+    deep = verify_registry(three, deep=True)
+    mismatches = [f for f in deep.findings if f.code == "bundle-manifest-mismatch"]
+    assert [f.model_id for f in mismatches] == ["run_a"]
+    assert name in mismatches[0].message
+    assert not deep.healthy
+    assert {b.model_id: b.manifest for b in deep.bundles} == {
+        "run_a": "mismatch",
+        "run_b": "match",
+        "run_c": "match",
+    }
+
+
+def test_a_tampered_bundle_cannot_be_set_active(three: str) -> None:
+    _same_size_edit(three, "run_b")
+    with pytest.raises(ActivationError, match="manifest"):
+        activate(three, "run_b", alias="canary")
+    assert read_active(three, alias="canary") is None
+
+
+def test_verify_reports_aliases_and_their_histories(three: str) -> None:
+    activate(three, "run_a", alias="canary")
+    report = verify_registry(three)
+    assert report.healthy, report.findings
+    assert [(a.name, a.model_id) for a in report.aliases] == [
+        ("active", "run_c"),
+        ("canary", "run_a"),
+    ]
+    assert {b.model_id: b.aliases for b in report.bundles}["run_a"] == ["canary"]

@@ -117,13 +117,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskclf.core.metrics import f1_summary
-from taskclf.model_registry._fs import LOCK_FILE, MAX_FILE_BYTES, absolute, read_capped, read_tail
+from taskclf.model_registry._fs import LOCK_FILE, MAX_FILE_BYTES, read_tail
 from taskclf.model_registry.aliases import (
     ALIAS_DIR,
     DEFAULT_ALIAS,
     AliasPaths,
     alias_dir_problem,
-    alias_names,
     alias_paths,
 )
 from taskclf.model_registry.authoring import CONFUSION_MATRIX_FILE
@@ -133,9 +132,9 @@ from taskclf.model_registry.config import (
     RegistryConfig,
     load_registry_config,
 )
-from taskclf.model_registry.errors import RegistryConfigError, registry_not_found
+from taskclf.model_registry.errors import RegistryConfigError
 from taskclf.model_registry.index import INDEX_FILE, index_staleness
-from taskclf.model_registry.manifest import MANIFEST_FILE, check_manifest
+from taskclf.model_registry.manifest import MANIFEST_FILE
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,
@@ -158,16 +157,14 @@ from taskclf.model_registry.scan import (
     METRICS_FILE,
     is_json_error,
     list_bundles,
-    looks_like_bundle,
-    read_bundle,
-    registry_entry,
 )
 from taskclf.model_registry.selection import (
     declared_incompatibility,
     explain_incompatibility,
     passes_constraints,
 )
-from taskclf.model_registry.storage import is_remote
+from taskclf.model_registry.storage import Storage, open_storage
+from taskclf.model_registry.storage.chain import pointer_key
 
 _FIX_POINTER = "run `taskclf model set-active --model-id ID` or `taskclf model rollback`"
 
@@ -264,17 +261,19 @@ def verify_registry(
     Returns:
         The report; ``healthy`` is False when any finding is an error.
     """
-    if is_remote(models_dir):
-        from taskclf.model_registry import remote
-
-        return remote.verify_registry(models_dir, bundles=bundles, deep=deep)
-    root = absolute(models_dir)
-    missing = registry_not_found(root)
+    storage = open_storage(models_dir)
+    root = storage.root_path
+    missing = storage.registry_problem()
+    if bundles is None and missing is None:
+        try:
+            bundles = list_bundles(root)
+        except OSError as exc:  # an object store that cannot be reached
+            missing = str(exc)
     if missing is not None:
         message = f"{missing}; check the registry path"
         finding = _error("registry-missing", message, root)
         return VerifyReport(
-            models_dir=str(root),
+            models_dir=storage.url,
             healthy=False,
             active_model_id=None,
             index_state="missing",
@@ -288,28 +287,33 @@ def verify_registry(
     bundles = list_bundles(root) if bundles is None else list(bundles)
     schemas = config.schema_hashes
     health = [_bundle_health(bundle, config.labels, schemas) for bundle in bundles]
-    findings += _bundle_findings(root, bundles, health, config)
+    findings += _bundle_findings(storage, bundles, health, config)
     scanned = {bundle.path: bundle for bundle in bundles}
     any_eligible = any(h.eligible for h in health)
     active_id: str | None = None
     aliases: list[AliasHealth] = []
     carried: dict[str, list[str]] = {}
-    for alias in dict.fromkeys([DEFAULT_ALIAS, *alias_names(root)]):
+    for alias in dict.fromkeys([DEFAULT_ALIAS, *storage.alias_names()]):
         pointer, model_id, pointer_findings = _check_pointer(
-            root, scanned, any_eligible, alias, config
+            storage, scanned, any_eligible, alias, config
         )
         findings += pointer_findings
         findings += _check_pointer_id(root, pointer, alias)
-        findings += _check_history(root, pointer, alias)
+        findings += storage.audit_history(alias, pointer)
         if alias == DEFAULT_ALIAS:
             active_id = model_id
-        if pointer is not None and (alias != DEFAULT_ALIAS or os.path.lexists(root / ACTIVE_FILE)):
+        if pointer is not None and (
+            alias != DEFAULT_ALIAS or storage.head(pointer_key(alias)) is not None
+        ):
             aliases.append(AliasHealth(name=alias, model_id=model_id, pinned=pointer.pinned))
         if model_id is not None:
             carried.setdefault(model_id, []).append(alias)
         if pointer is not None and pointer.pinned and pointer_findings:
             findings.append(_pinned_unusable(alias, pointer_findings[0]))
-    manifests, integrity_findings = _check_integrity(bundles, set(carried), deep=deep)
+    # What some pointer serves is always hashed where its files are at hand; on an object
+    # store that means downloading them, so there only --deep does (sizes are checked).
+    hashed = set() if storage.remote else set(carried)
+    manifests, integrity_findings = _check_integrity(storage, bundles, hashed, deep=deep)
     findings += integrity_findings
     health = [
         h.model_copy(
@@ -321,11 +325,11 @@ def verify_registry(
         )
         for h in health
     ]
-    index_state, index_findings = _check_index(root)
+    index_state, index_findings = _check_index(storage)
     findings += index_findings
-    findings += _check_leftovers(root)
+    findings += storage.audit_layout()
     return VerifyReport(
-        models_dir=str(root),
+        models_dir=storage.url,
         healthy=not any(f.severity == "error" for f in findings),
         active_model_id=active_id,
         index_state=index_state,
@@ -374,11 +378,15 @@ def _bundle_health(
 
 
 def _bundle_findings(
-    root: Path, bundles: list[ModelBundle], health: list[BundleHealth], config: RegistryConfig
+    storage: Storage,
+    bundles: list[ModelBundle],
+    health: list[BundleHealth],
+    config: RegistryConfig,
 ) -> list[Finding]:
+    root = storage.root_path
     findings: list[Finding] = []
     for bundle, state in zip(bundles, health, strict=True):
-        if not bundle.valid and (finding := _not_a_bundle(root, bundle)) is not None:
+        if not bundle.valid and (finding := _not_a_bundle(storage, bundle)) is not None:
             findings.append(finding)
         elif not bundle.valid:
             message = (
@@ -404,10 +412,11 @@ def _bundle_findings(
     return findings
 
 
-def _not_a_bundle(root: Path, bundle: ModelBundle) -> Finding | None:
+def _not_a_bundle(storage: Storage, bundle: ModelBundle) -> Finding | None:
     """A finding for an "invalid bundle" that is no bundle at all, never advising a deletion."""
+    root = storage.root_path
     path, model_id = bundle.path, bundle.model_id
-    entry = registry_entry(path)
+    entry = storage.registry_entry(model_id)
     if entry is not None:
         message = (
             f"{path} is a registry, not a bundle (it holds {entry}); the models directory "
@@ -415,7 +424,7 @@ def _not_a_bundle(root: Path, bundle: ModelBundle) -> Finding | None:
             f"otherwise move it out of {root}"
         )
         return _error("registry-not-bundle", message, path, model_id)
-    if not looks_like_bundle(path):
+    if not storage.looks_like_bundle(model_id):
         message = (
             f"{path} is not a bundle (it holds none of {', '.join(BUNDLE_FILES)}) but sits "
             f"in the registry {root}, where scans list it as invalid; move it out of the "
@@ -431,7 +440,7 @@ _UNSEALED_SHOWN = 10
 
 
 def _check_integrity(
-    bundles: list[ModelBundle], served: Collection[str], *, deep: bool
+    storage: Storage, bundles: list[ModelBundle], served: Collection[str], *, deep: bool
 ) -> tuple[dict[str, Literal["unsealed", "match", "mismatch"]], list[Finding]]:
     """Each bundle's manifest status, and the manifest and consistency findings.
 
@@ -442,7 +451,7 @@ def _check_integrity(
     findings: list[Finding] = []
     unsealed: list[str] = []
     for bundle in bundles:
-        result = check_manifest(bundle.path, deep=deep or bundle.model_id in served)
+        result = storage.check_manifest(bundle.model_id, deep=deep or bundle.model_id in served)
         statuses[bundle.model_id] = result.status
         if result.status == "unsealed":
             unsealed.append(bundle.model_id)
@@ -536,7 +545,7 @@ def _error(code: str, message: str, path: Path, model_id: str | None = None) -> 
 
 
 def _check_pointer(
-    root: Path,
+    storage: Storage,
     scanned: Mapping[Path, ModelBundle],
     any_eligible: bool,
     alias: str,
@@ -547,11 +556,13 @@ def _check_pointer(
     The pointed bundle is taken from the scan (``scanned``, by path), so its
     pointer findings and its bundle health come from one read of its files.
     """
-    path = alias_paths(root, alias).pointer
+    root = storage.root_path
+    key = pointer_key(alias)
+    path = root / key
     label = pointer_label(alias)
     fix = _fix_pointer(alias)
     try:
-        raw = read_capped(path)
+        raw, _ = storage.read(key)
     except FileNotFoundError:
         if not any_eligible or alias != DEFAULT_ALIAS:
             return None, None, []
@@ -576,9 +587,9 @@ def _check_pointer(
         )
         return pointer, None, [_error("pointer-escapes", message, path)]
     bundle = scanned.get(located)
-    if bundle is None and os.path.isdir(located):
+    if bundle is None:
         # Not in the scan: created since, or a name scans skip (not UTF-8).
-        bundle = read_bundle(located)
+        bundle = storage.read_bundle(located.name)
     if bundle is None:
         message = f"{label} {path} locates {located}, which does not exist; {fix}"
         return pointer, None, [_error("pointer-target-missing", message, path)]
@@ -606,7 +617,7 @@ def _check_pointer_id(root: Path, pointer: ActivePointer | None, alias: str) -> 
     followed = pointer_bundle_name(pointer)
     if followed is None or followed == pointer.model_id:
         return []
-    path = alias_paths(root, alias).pointer
+    path = root / pointer_key(alias)
     flag = "" if alias == DEFAULT_ALIAS else f" --alias {alias}"
     message = (
         f"{pointer_label(alias)} {path} says model_id {pointer.model_id!r} but its model_dir "
@@ -617,7 +628,8 @@ def _check_pointer_id(root: Path, pointer: ActivePointer | None, alias: str) -> 
     return [_warning("pointer-id-mismatch", message, path, followed)]
 
 
-def _check_history(root: Path, pointer: ActivePointer | None, alias: str) -> list[Finding]:
+def check_history_file(root: Path, pointer: ActivePointer | None, alias: str) -> list[Finding]:
+    """``alias``'s ``*_history.jsonl`` against its pointer (the local history format)."""
     paths = alias_paths(root, alias)
     path = paths.history
     try:
@@ -719,12 +731,13 @@ def _describe(pointer: ActivePointer | None) -> str:
 
 
 def _check_index(
-    root: Path,
+    storage: Storage,
 ) -> tuple[Literal["missing", "fresh", "stale", "invalid"], list[Finding]]:
+    root = storage.root_path
     path = root / INDEX_FILE
     advice = "run `taskclf model index` to rebuild it"
     try:
-        cache = IndexCache.model_validate_json(read_capped(path))
+        cache = IndexCache.model_validate_json(storage.read(INDEX_FILE)[0])
     except FileNotFoundError:
         message = f"No index cache {path}; {advice} (optional: selection never reads it)"
         finding = _warning("index-missing", message, path)
@@ -762,7 +775,8 @@ _LEFTOVERS = {
 }
 
 
-def _check_leftovers(root: Path) -> list[Finding]:
+def check_leftovers(root: Path) -> list[Finding]:
+    """Leftovers of interrupted operations and symlinked registry files (a local registry)."""
     findings: list[Finding] = []
     try:
         with os.scandir(root) as scan:
@@ -821,3 +835,104 @@ def _check_alias_dir(root: Path) -> list[Finding]:
             )
             findings.append(_error("registry-file-symlink", message, path))
     return findings
+
+
+def check_history_chain(storage: Storage, alias: str) -> list[Finding]:
+    """``alias``'s chain of history objects against its pointer (the object-store format)."""
+    from taskclf.model_registry.storage.chain import (
+        chain_state,
+        entry_seq,
+        read_history_chain,
+        read_pointer,
+    )
+
+    state = read_pointer(storage, alias)
+    chain = read_history_chain(storage, state, alias)
+    head = chain_state(state)
+    shown = pointer_key(alias)
+    findings = [
+        Finding(
+            severity="error",
+            code="history-line-invalid",
+            message=f"history entry {key} does not parse",
+            path=f"{storage.url}/{key}",
+        )
+        for key in chain.unreadable
+    ]
+    if state.pointer is not None and head.entry is not None and not chain.committed:
+        findings.append(
+            Finding(
+                severity="error",
+                code="history-missing",
+                message=f"{shown}'s history entry {head.entry} is missing",
+            )
+        )
+    for (_, before), (key, entry) in itertools.pairwise(chain.committed):
+        if entry.old != before.new:
+            findings.append(
+                Finding(
+                    severity="warning",
+                    code="history-chain-broken",
+                    message=(
+                        f"history entry {key} switches from {_named(entry.old)} but the "
+                        f"entry before it switched to {_named(before.new)}: {shown} "
+                        "was replaced or corrupted outside taskclf in between; the audit trail "
+                        f"has a gap there (keep {shown} under taskclf's control)"
+                    ),
+                    path=f"{storage.url}/{key}",
+                )
+            )
+    if (
+        chain.committed
+        and state.pointer is not None
+        and chain.committed[-1][1].new != state.pointer
+    ):
+        findings.append(
+            Finding(
+                severity="error",
+                code="history-pointer-mismatch",
+                message=f"the newest history entry does not match {shown}",
+            )
+        )
+    for info in chain.uncommitted:
+        pending = entry_seq(info.key) == head.seq + 1
+        findings.append(
+            Finding(
+                severity="warning",
+                code="history-uncommitted-entry",
+                message=(
+                    f"history entry {info.key} is not on the committed chain ("
+                    + (
+                        "a change being written now, or a writer that crashed between "
+                        "creating its entry and swapping the pointer"
+                        if pending
+                        else "a writer that lost its compare-and-swap and could not remove it"
+                    )
+                    + "); readers ignore it, `taskclf model prune` removes it after an hour"
+                ),
+                path=f"{storage.url}/{info.key}",
+            )
+        )
+    return findings
+
+
+def _named(pointer: ActivePointer | None) -> str:
+    return (
+        "no model" if pointer is None else repr(pointer_bundle_name(pointer) or pointer.model_dir)
+    )
+
+
+def check_uploads(storage: Storage, names: list[str]) -> list[Finding]:
+    """Incomplete uploads of an object store (files without a ``manifest.json``)."""
+    return [
+        Finding(
+            severity="warning",
+            code="leftover-staging-dir",
+            message=(
+                f"{name}: files without a manifest.json (an incomplete or interrupted "
+                "upload); invisible to readers, `taskclf model prune` removes it after an hour"
+            ),
+            path=f"{storage.url}/{name}",
+        )
+        for name in names
+    ]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from taskclf.model_registry.manifest import ManifestCheck
     from taskclf.model_registry.models import ActiveHistoryEntry, ActivePointer, ModelBundle
+    from taskclf.model_registry.verify import Finding
 
 MANIFEST_KEY = "manifest.json"
 WRITE_ATTEMPTS = 8
@@ -369,6 +370,21 @@ class Storage(abc.ABC):
             What is left to do once :meth:`exclusive` is released (removing
             the trash), so the lock is not held while large files are deleted.
         """
+
+    # -- verify: what only the backend's own formats can tell -----------------------
+
+    @abc.abstractmethod
+    def audit_history(self, alias: str, pointer: ActivePointer | None) -> list[Finding]:
+        """``verify``'s findings about ``alias``'s history as stored (``pointer``: as read).
+
+        The formats differ (one append-only file per alias locally, a chain of
+        objects on an object store), so each backend audits its own; the
+        checks themselves live in :mod:`taskclf.model_registry.verify`.
+        """
+
+    @abc.abstractmethod
+    def audit_layout(self) -> list[Finding]:
+        """``verify``'s findings about leftovers of interrupted operations and registry files."""
 
     @abc.abstractmethod
     def download_tree(self, prefix: str, target: Path) -> None:

@@ -53,6 +53,7 @@ from taskclf.model_registry.storage.base import (
 
 if TYPE_CHECKING:
     from taskclf.model_registry.manifest import ManifestCheck
+    from taskclf.model_registry.verify import Finding
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -290,6 +291,16 @@ class LocalStorage(Storage):
                 )
 
         return empty_trash
+
+    def audit_history(self, alias: str, pointer: ActivePointer | None) -> list[Finding]:
+        from taskclf.model_registry.verify import check_history_file
+
+        return check_history_file(self.root, pointer, alias)
+
+    def audit_layout(self) -> list[Finding]:
+        from taskclf.model_registry.verify import check_leftovers
+
+        return check_leftovers(self.root)
 
     def download_tree(self, prefix: str, target: Path) -> None:
         shutil.copytree(self._path(prefix), target, symlinks=True)

@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from obstore.store import S3Store
 
     from taskclf.model_registry.manifest import ManifestCheck, ManifestProblem
-    from taskclf.model_registry.models import ActiveHistoryEntry, ModelBundle
+    from taskclf.model_registry.models import ActiveHistoryEntry, ActivePointer, ModelBundle
+    from taskclf.model_registry.verify import Finding
 
 TRANSFER_CONCURRENCY = 16
 """Most requests a scan, upload or download keeps in flight at once."""
@@ -376,6 +377,17 @@ class S3Storage(Storage):
         for name in names:
             self.delete_tree(name)
         return lambda: None
+
+    def audit_history(self, alias: str, pointer: ActivePointer | None) -> list[Finding]:
+        from taskclf.model_registry.verify import check_history_chain
+
+        del pointer  # the chain is audited against the pointer as it reads it, with its link
+        return check_history_chain(self, alias)
+
+    def audit_layout(self) -> list[Finding]:
+        from taskclf.model_registry.verify import check_uploads
+
+        return check_uploads(self, sorted(incomplete_uploads(self.list_files())))
 
     def download_tree(self, prefix: str, target: Path) -> None:
         infos = self.list_files(prefix)
