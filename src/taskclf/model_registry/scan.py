@@ -159,9 +159,9 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
     instead of being parsed again; the result is the same either way.
     """
     if is_remote(models_dir):
-        from taskclf.model_registry import remote
+        from taskclf.model_registry.storage import open_storage
 
-        return remote.list_bundles(models_dir)
+        return open_storage(models_dir).scan_bundles()
     root = absolute(models_dir)
     prefix = os.path.join(os.fspath(root), "")
 

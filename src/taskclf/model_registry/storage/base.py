@@ -75,6 +75,16 @@ class Storage(abc.ABC):
     # -- bundles ------------------------------------------------------------------
 
     @abc.abstractmethod
+    def scan_bundles(self) -> list[ModelBundle]:
+        """Every bundle, parsed from its two JSON files, sorted by name (REGISTRY.md §3-§4).
+
+        Locally the directory scan with its stat-keyed cache; on an object
+        store one LIST, then the two files of each complete bundle fetched
+        concurrently (bounded), or taken from a cache keyed by the ETags the
+        LIST returned. Never raises for what is stored.
+        """
+
+    @abc.abstractmethod
     def has_bundle(self, model_id: str) -> bool:
         """Whether bundle ``model_id`` exists (a directory locally, a manifest remotely)."""
 

@@ -90,6 +90,11 @@ class LocalStorage(Storage):
 
         return registry_not_found(self.root)
 
+    def scan_bundles(self) -> list[ModelBundle]:
+        from taskclf.model_registry.scan import list_bundles
+
+        return list_bundles(self.root)
+
     def has_bundle(self, model_id: str) -> bool:
         return os.path.isdir(self.root / model_id)
 

@@ -420,6 +420,27 @@ class S3Storage(Storage):
 
     # -- bundles ---------------------------------------------------------------------
 
+    def scan_bundles(self) -> list[ModelBundle]:
+        return self.scan_listing(self.list_files())
+
+    def scan_listing(self, infos: list[ObjectInfo]) -> list[ModelBundle]:
+        """:meth:`scan_bundles` of a listing already made."""
+        from taskclf.model_registry.bundle_cache import ScanCache
+        from taskclf.model_registry.scan import METADATA_FILE, METRICS_FILE, bundle_from_files
+
+        names = bundle_names_from(infos)
+        keys = [f"{name}/{file}" for name in names for file in (METADATA_FILE, METRICS_FILE)]
+        raw = ScanCache(self).read(self, keys, infos)
+        return [
+            bundle_from_files(
+                name,
+                self.root_path / name,
+                raw[f"{name}/{METADATA_FILE}"],
+                raw[f"{name}/{METRICS_FILE}"],
+            )
+            for name in names
+        ]
+
     def has_bundle(self, model_id: str) -> bool:
         return self.head(f"{model_id}/{MANIFEST_KEY}") is not None
 
