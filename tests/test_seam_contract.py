@@ -7,6 +7,7 @@ because the same code makes them; only the storage verbs differ.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,16 @@ import pytest
 from taskclf.model_registry import (
     ActivationError,
     AliasNameError,
+    BundleNotFoundError,
+    RegistryConfigError,
     RollbackError,
     activate,
+    describe_bundle,
+    diff_bundles,
     execute_rollback,
+    find_best_model,
+    list_rows,
+    load_registry_config,
     plan_rollback,
     promote_bundle,
     read_active,
@@ -140,3 +148,43 @@ def test_verify_reports_aliases_and_their_histories(three: str) -> None:
         ("canary", "run_a"),
     ]
     assert {b.model_id: b.aliases for b in report.bundles}["run_a"] == ["canary"]
+
+
+IRIS = ["setosa", "versicolor", "virginica"]
+
+
+def test_the_registry_configuration_is_read_from_where_the_registry_is(
+    three: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bundles carry taskclf's own labels; a registry of iris labels refuses them all.
+    open_storage(three).put("registry.toml", f"labels = {json.dumps(IRIS)}\n".encode())
+    assert load_registry_config(three).labels == tuple(IRIS)
+    assert find_best_model(three).best is None
+    with pytest.raises(ActivationError, match=r"incompatible|label"):
+        activate(three, "run_a", alias="canary")
+    open_storage(three).put("registry.toml", b"labels = [\n")
+    with pytest.raises(RegistryConfigError, match=r"registry\.toml"):
+        find_best_model(three)
+
+
+def test_label_overrides_apply_on_both_backends(
+    three: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert find_best_model(three).best is not None
+    monkeypatch.setenv("TASKCLF_LABELS", ",".join(IRIS))
+    assert find_best_model(three).best is None
+    monkeypatch.delenv("TASKCLF_LABELS")
+    rows = list_rows(three, config=load_registry_config(three, labels=IRIS))
+    assert rows and not any(row.eligible for row in rows)
+    report = verify_registry(three, labels=IRIS)
+    assert "no-eligible-bundle" in [f.code for f in report.findings]
+
+
+def test_show_and_diff_describe_bundles_on_both_backends(three: str) -> None:
+    shown = describe_bundle(three, "run_c", deep=True)
+    assert shown.active and shown.valid and shown.manifest.status == "match"
+    assert "model.txt" in [f.path for f in shown.files]
+    diff = diff_bundles(three, "run_a", "run_c")
+    assert "macro_f1" in [d.field for d in diff.differences]
+    with pytest.raises(BundleNotFoundError):
+        describe_bundle(three, "missing")

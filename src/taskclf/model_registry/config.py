@@ -43,7 +43,7 @@ from taskclf.core.schema import (
     known_schema_hash,
 )
 from taskclf.core.types import CoreLabel
-from taskclf.model_registry._fs import absolute, read_capped
+from taskclf.model_registry._fs import read_capped
 from taskclf.model_registry.errors import RegistryConfigError
 
 CONFIG_FILE = "registry.toml"
@@ -228,10 +228,17 @@ def load_registry_config(
         RegistryConfigError: (a ``ValueError``) ``registry.toml`` is
             unreadable or malformed, or an override is not a usable label set.
     """
-    root = absolute(models_dir)
+    from taskclf.model_registry.storage import open_storage
+
+    storage = open_storage(models_dir)
     # A registry that does not exist (or a path no directory can have) has no file.
     config = (
-        read_config_file(root / CONFIG_FILE) if os.path.isdir(root) else DEFAULT_REGISTRY_CONFIG
+        read_config_file(
+            os.path.join(storage.url, CONFIG_FILE),
+            read=lambda: storage.read(CONFIG_FILE, _CONFIG_CAP)[0],
+        )
+        if storage.registry_problem() is None
+        else DEFAULT_REGISTRY_CONFIG
     )
     from_env = os.environ.get(LABELS_ENV, "")
     if from_env.strip():
@@ -248,15 +255,22 @@ def load_registry_config(
     return config
 
 
-def read_config_file(path: os.PathLike[str]) -> RegistryConfig:
+def read_config_file(
+    path: str | os.PathLike[str], *, read: Callable[[], bytes] | None = None
+) -> RegistryConfig:
     """Parse one ``registry.toml``; the defaults when it does not exist.
+
+    Args:
+        path: Where the file is (how messages name it).
+        read: How to read it (default: from ``path``, capped); a registry's
+            storage passes its own read, so a bucket's ``registry.toml`` is read too.
 
     Raises:
         RegistryConfigError: The file exists but is unreadable or malformed.
     """
     source = os.fspath(path)
     try:
-        raw = read_capped(path, _CONFIG_CAP)
+        raw = read() if read is not None else read_capped(path, _CONFIG_CAP)
     except (FileNotFoundError, NotADirectoryError):
         return DEFAULT_REGISTRY_CONFIG
     except OSError as exc:

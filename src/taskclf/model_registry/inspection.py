@@ -26,28 +26,25 @@ Decisions:
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import stat
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from taskclf.core.metrics import class_scores
-from taskclf.model_registry._fs import absolute
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import BundleNotFoundError
-from taskclf.model_registry.manifest import check_manifest
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
 from taskclf.model_registry.pointer import locate_active_bundle
-from taskclf.model_registry.scan import is_bundle_name, read_bundle, read_metadata_document
+from taskclf.model_registry.scan import METADATA_FILE, is_bundle_name
 from taskclf.model_registry.selection import (
     declared_incompatibility,
     explain_incompatibility,
     passes_constraints,
 )
+from taskclf.model_registry.storage import Storage, open_storage
 
 _EXTENSIONS = ("model_format", "model_files", "test_date_from", "test_date_to")
 
@@ -176,19 +173,21 @@ def describe_bundle(
         BundleNotFoundError: (a ``ValueError``) no such bundle directory.
         RegistryConfigError: The registry's configuration is malformed.
     """
-    root = absolute(models_dir)
+    storage = open_storage(models_dir)
+    root = storage.root_path
     path = root / model_id
-    if not is_bundle_name(model_id) or not os.path.isdir(path):
+    if not is_bundle_name(model_id) or not storage.has_bundle(model_id):
         raise BundleNotFoundError(model_id, path, "no such bundle directory")
-    bundle = read_bundle(path)
+    bundle = storage.read_bundle(model_id)
     if bundle is None:
         raise BundleNotFoundError(model_id, path, "it vanished while it was read")
     config = config if config is not None else load_registry_config(root)
-    return _describe(bundle, config, active=locate_active_bundle(root) == path, deep=deep)
+    active = locate_active_bundle(root) == path
+    return _describe(storage, bundle, config, active=active, deep=deep)
 
 
 def _describe(
-    bundle: ModelBundle, config: RegistryConfig, *, active: bool, deep: bool
+    storage: Storage, bundle: ModelBundle, config: RegistryConfig, *, active: bool, deep: bool
 ) -> BundleDescription:
     metadata, metrics = bundle.metadata, bundle.metrics
     schemas = config.schema_hashes
@@ -216,7 +215,7 @@ def _describe(
             schema_known=expected is not None and expected == metadata.schema_hash,
             label_set=metadata.label_set,
         )
-        values.update(_extensions(bundle.path))
+        values.update(_extensions(storage, bundle.model_id))
     if metrics is not None:
         scores = class_scores(metrics.confusion_matrix)
         values.update(
@@ -233,12 +232,18 @@ def _describe(
                 for s in scores
             ],
         )
-    files = sorted(_files(bundle.path), key=lambda f: f.path)
+    files = sorted(
+        (
+            BundleFile(path=name, size=size, kind=kind)
+            for name, size, kind in storage.bundle_files(bundle.model_id)
+        ),
+        key=lambda f: f.path,
+    )
     problem = declared_incompatibility(bundle, config.labels, schemas)
     eligible = problem is None and passes_constraints(bundle, SelectionPolicy())
     if problem is None and not eligible:
         problem = "constraint: failed policy constraints"
-    check = check_manifest(bundle.path, deep=deep)
+    check = storage.check_manifest(bundle.model_id, deep=deep)
     values.update(
         files=files,
         total_bytes=sum(f.size for f in files),
@@ -256,11 +261,13 @@ def _describe(
     return BundleDescription(**values)
 
 
-def _extensions(path: Path) -> dict[str, Any]:
+def _extensions(storage: Storage, model_id: str) -> dict[str, Any]:
     """``save_bundle``'s extension keys, each kept only when it has the expected shape."""
     try:
-        document = read_metadata_document(path)
+        document = json.loads(storage.read(f"{model_id}/{METADATA_FILE}")[0])
     except (OSError, ValueError):
+        return {}
+    if not isinstance(document, dict):
         return {}
     found: dict[str, Any] = {}
     for key in _EXTENSIONS:
@@ -271,32 +278,6 @@ def _extensions(path: Path) -> dict[str, Any]:
         elif isinstance(value, str):
             found[key] = value
     return found
-
-
-def _files(root: Path) -> Iterator[BundleFile]:
-    stack = [""]
-    while stack:
-        prefix = stack.pop()
-        try:
-            with os.scandir(root / prefix if prefix else root) as entries:
-                listed = list(entries)
-        except OSError:
-            continue
-        for entry in listed:
-            relative = f"{prefix}/{entry.name}" if prefix else entry.name
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                stack.append(relative)
-            elif stat.S_ISREG(info.st_mode):
-                yield BundleFile(path=relative, size=info.st_size)
-            else:
-                kind: Literal["symlink", "other"] = (
-                    "symlink" if stat.S_ISLNK(info.st_mode) else "other"
-                )
-                yield BundleFile(path=relative, size=info.st_size, kind=kind)
 
 
 def diff_bundles(
@@ -323,7 +304,7 @@ def diff_bundles(
         BundleNotFoundError: Either bundle does not exist.
         RegistryConfigError: The registry's configuration is malformed.
     """
-    root = absolute(models_dir)
+    root = open_storage(models_dir).root_path
     config = config if config is not None else load_registry_config(root)
     first = describe_bundle(root, a, deep=deep, config=config)
     second = describe_bundle(root, b, deep=deep, config=config)

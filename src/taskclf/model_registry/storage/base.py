@@ -14,7 +14,7 @@ import abc
 import contextlib
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from taskclf.model_registry._fs import MAX_FILE_BYTES
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from taskclf.model_registry.verify import Finding
 
 MANIFEST_KEY = "manifest.json"
+FileKind = Literal["file", "symlink", "other"]
+"""What an entry of a bundle is (an object store holds only files)."""
 WRITE_ATTEMPTS = 8
 """Attempts of a pointer change that may be decided again on top of another (self-heal)."""
 
@@ -82,6 +84,14 @@ class Storage(abc.ABC):
         store one LIST, then the two files of each complete bundle fetched
         concurrently (bounded), or taken from a cache keyed by the ETags the
         LIST returned. Never raises for what is stored.
+        """
+
+    @abc.abstractmethod
+    def bundle_files(self, model_id: str) -> list[tuple[str, int, FileKind]]:
+        """Every entry of bundle ``model_id``: ``(relative path, size, kind)``.
+
+        ``kind`` is ``"file"``, or locally ``"symlink"`` / ``"other"`` (links
+        are never followed); an object store holds only files.
         """
 
     @abc.abstractmethod

@@ -15,7 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,7 @@ from taskclf.model_registry.models import ActiveHistoryEntry, ActivePointer, Mod
 from taskclf.model_registry.storage.base import (
     WRITE_ATTEMPTS,
     Decide,
+    FileKind,
     ObjectInfo,
     PointerRead,
     Storage,
@@ -94,6 +95,9 @@ class LocalStorage(Storage):
         from taskclf.model_registry.scan import list_bundles
 
         return list_bundles(self.root)
+
+    def bundle_files(self, model_id: str) -> list[tuple[str, int, FileKind]]:
+        return list(bundle_files(self.root / model_id))
 
     def has_bundle(self, model_id: str) -> bool:
         return os.path.isdir(self.root / model_id)
@@ -421,3 +425,28 @@ def _commit_pointer(pointer: Path, history: Path, entry: ActiveHistoryEntry) -> 
             )
             exc.add_note(f"the history entry could not be undone: {undo_exc}")
         raise
+
+
+def bundle_files(root: Path) -> Iterator[tuple[str, int, FileKind]]:
+    """Every entry of a bundle directory: ``(relative path, size, kind)``, links not followed."""
+    stack = [""]
+    while stack:
+        prefix = stack.pop()
+        try:
+            with os.scandir(root / prefix if prefix else root) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
+            relative = f"{prefix}/{entry.name}" if prefix else entry.name
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(relative)
+            elif stat.S_ISREG(info.st_mode):
+                yield relative, info.st_size, "file"
+            else:
+                kind: FileKind = "symlink" if stat.S_ISLNK(info.st_mode) else "other"
+                yield relative, info.st_size, kind

@@ -39,6 +39,7 @@ from taskclf.model_registry.storage.base import (
     MANIFEST_KEY,
     WRITE_ATTEMPTS,
     Decide,
+    FileKind,
     ObjectInfo,
     PointerRead,
     Storage,
@@ -440,6 +441,10 @@ class S3Storage(Storage):
             )
             for name in names
         ]
+
+    def bundle_files(self, model_id: str) -> list[tuple[str, int, FileKind]]:
+        prefix = f"{model_id}/"
+        return [(i.key[len(prefix) :], i.size, "file") for i in self.list_files(model_id)]
 
     def has_bundle(self, model_id: str) -> bool:
         return self.head(f"{model_id}/{MANIFEST_KEY}") is not None
