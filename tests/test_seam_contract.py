@@ -8,6 +8,9 @@ because the same code makes them; only the storage verbs differ.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -188,3 +191,32 @@ def test_show_and_diff_describe_bundles_on_both_backends(three: str) -> None:
     assert "macro_f1" in [d.field for d in diff.differences]
     with pytest.raises(BundleNotFoundError):
         describe_bundle(three, "missing")
+
+
+TASKCLF = str(Path(sys.executable).with_name("taskclf"))
+
+
+def test_package_promote_lands_a_sealed_bundle_on_both_backends(
+    any_registry: str, tmp_path: Path
+) -> None:
+    from taskclf.model_registry.authoring import DEFAULT_LABELS
+
+    model = tmp_path / "model.txt"
+    model.write_text("weights\n" * 50)
+    labels = list(DEFAULT_LABELS)
+    rows = "".join(f"{label},{label}\n" for label in labels * 3)
+    csv = tmp_path / "preds.csv"
+    csv.write_text("y_true,y_pred\n" + rows)
+    done = subprocess.run(
+        [
+            TASKCLF, "model", "package", str(model), "--schema-version", "v1",
+            "--predictions", str(csv), "--out", str(tmp_path / "runs" / "run-7"),
+            "--promote", "--models-dir", any_registry, "--json",
+        ],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["promotion"]["active_updated"] is True
+    assert read_active(any_registry).model_id == "run-7"  # type: ignore[union-attr]
+    assert describe_bundle(any_registry, "run-7", deep=True).manifest.status == "match"
