@@ -96,3 +96,16 @@ def test_report_on_an_s3_registry(s3_registry: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     html = out.read_text()
     assert "run_a" in html and "run_b" in html
+
+
+def test_messages_name_remote_bundles_as_urls(s3_registry: str, tmp_path: Path) -> None:
+    write_bundle(tmp_path / "run_a", macro_f1=0.7)
+    promoted = ok_json("model", "promote", str(tmp_path / "run_a"), "--models-dir", s3_registry)
+    assert json.dumps(promoted).count(f"{s3_registry}/run_a") >= 1
+    assert "s3:/" + s3_registry[len("s3://") :] not in json.dumps(promoted)
+    again = run("model", "promote", str(tmp_path / "run_a"), "--models-dir", s3_registry)
+    assert again.returncode == 1
+    assert f"already exists in {s3_registry};" in again.stderr
+    missing = run("model", "set-active", "nope", "--models-dir", s3_registry)
+    assert missing.returncode == 1
+    assert f"{s3_registry}/nope" in missing.stderr, missing.stderr

@@ -91,6 +91,13 @@ escapes only U+0000-U+001F)."""
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+def shown_path(path: object) -> str:
+    """A location as messages show it (``s3://bucket/...`` for an object store)."""
+    from taskclf.model_registry.errors import shown_path as shown
+
+    return shown(path)
+
+
 def _escape_char(match: re.Match[str]) -> str:
     char = match.group()
     if char in _SHORT_ESCAPES:
@@ -539,7 +546,7 @@ def bundle_summary(bundle: ModelBundle) -> dict[str, Any]:
     metadata, metrics = bundle.metadata, bundle.metrics
     return {
         "model_id": bundle.model_id,
-        "path": str(bundle.path),
+        "path": shown_path(bundle.path),
         "valid": bundle.valid,
         "schema_version": metadata.schema_version if metadata else None,
         "schema_hash": metadata.schema_hash if metadata else None,
@@ -552,7 +559,8 @@ def bundle_summary(bundle: ModelBundle) -> dict[str, Any]:
 def exclusions_json(report: SelectionReport) -> list[dict[str, Any]]:
     """The report's exclusions, JSON-ready."""
     return [
-        {"model_id": e.model_id, "path": str(e.path), "reason": e.reason} for e in report.excluded
+        {"model_id": e.model_id, "path": shown_path(e.path), "reason": e.reason}
+        for e in report.excluded
     ]
 
 
@@ -610,9 +618,12 @@ def render_resolution(
 def no_eligible_message(report: SelectionReport, models_dir: Path) -> str:
     """The one sentence for "nothing to resolve": no bundles, or every bundle excluded."""
     if not report.excluded:
-        return f"No model bundles in {models_dir}; promote one with `taskclf model promote`."
+        return (
+            f"No model bundles in {shown_path(models_dir)}; promote one with "
+            "`taskclf model promote`."
+        )
     return (
-        f"No eligible model bundle in {models_dir}; every bundle is excluded "
+        f"No eligible model bundle in {shown_path(models_dir)}; every bundle is excluded "
         f"({len(report.excluded)}):"
     )
 
@@ -725,7 +736,7 @@ def promotion_json(result: PromotionResult, explanation: str) -> dict[str, Any]:
     report = result.report
     return {
         "model_id": result.bundle.model_id,
-        "path": str(result.bundle.path),
+        "path": shown_path(result.bundle.path),
         "active_updated": result.active_updated,
         "alias": result.alias,
         "activate": result.activate,
@@ -742,7 +753,7 @@ def promotion_json(result: PromotionResult, explanation: str) -> dict[str, Any]:
 
 def render_promotion(bundle: ModelBundle, report: SelectionReport, explanation: str) -> None:
     """Where the bundle went, the new ranking's top entries, and what the pointer did."""
-    say(f"Promoted {bundle.model_id} into the registry at {bundle.path}.")
+    say(f"Promoted {bundle.model_id} into the registry at {shown_path(bundle.path)}.")
     print_ranking(report, title="Ranking after promotion (top 5)")
     say(explanation)
 

@@ -59,6 +59,7 @@ from taskclf.model_registry.errors import (
     RegistryConflictError,
     RollbackError,
     argument_phrase,
+    shown_path,
 )
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
@@ -120,11 +121,13 @@ def check_activatable(
     if missing is not None:
         raise ActivationError(model_id, root, missing, "registry_missing")
     if not is_bundle_name(model_id):
-        reason = f"{path} ({model_id!r} is not a bundle name: empty, dot-prefixed or a path)"
+        reason = (
+            f"{shown_path(path)} ({model_id!r} is not a bundle name: empty, dot-prefixed or a path)"
+        )
         raise ActivationError(model_id, path, reason, "not_found")
     bundle = storage.read_bundle(model_id)
     if bundle is None:
-        raise ActivationError(model_id, path, str(path), "not_found")
+        raise ActivationError(model_id, path, shown_path(path), "not_found")
     if not bundle.valid:
         raise ActivationError(model_id, path, str(bundle.invalid_reason), "invalid")
     schemas = config.schema_hashes
@@ -339,7 +342,8 @@ def set_alias_pin(
         if model_id is None:
             raise AliasError(
                 alias,
-                f"Alias {alias!r} has no usable pointer in {root}, so there is nothing to {verb}; "
+                f"Alias {alias!r} has no usable pointer in {shown_path(root)}, so there is nothing "
+                f"to {verb}; "
                 f"point it at a bundle with `taskclf model set-active --alias {alias} "
                 f"--model-id ID{' --pin' if pinned else ''}`.",
             )
@@ -509,7 +513,8 @@ def _nothing_to_roll_back(
     advice = "choose a bundle with `taskclf model set-active --model-id ID`"
     if not considered:
         return (
-            f"Nothing to roll back to: the history of {root} names no model other than the "
+            f"Nothing to roll back to: the history of {shown_path(root)} names no model other "
+            "than the "
             f"current one; {advice}."
         )
     passed = ", ".join(f"{record.model_id} ({record.reason})" for record in skipped)

@@ -8,9 +8,22 @@ problem) and carries the data its message was built from.
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
+
+
+def shown_path(path: object) -> str:
+    """How messages name a location: an object-store one as ``s3://bucket/prefix/...``.
+
+    A ``Path`` made from an ``s3://`` URL folds the double slash (``s3:/bucket``);
+    messages restore it, so what they show can be pasted back as ``--models-dir``.
+    """
+    text = os.fspath(path) if isinstance(path, str | os.PathLike) else str(path)
+    if isinstance(text, str) and text.startswith("s3:/") and not text.startswith("s3://"):
+        return "s3://" + text[len("s3:/") :]
+    return str(text)
 
 
 class RegistryError(Exception):
@@ -35,7 +48,7 @@ class BundleError(RegistryError, ValueError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        return f"Bundle '{self.model_id}' ({self.path}) cannot be used: {self.reason}"
+        return f"Bundle '{self.model_id}' ({shown_path(self.path)}) cannot be used: {self.reason}"
 
 
 class BundleRejectedError(BundleError):
@@ -47,7 +60,7 @@ class BundleNotFoundError(BundleError):
 
     def _message(self) -> str:
         return (
-            f"Bundle directory not found: {self.path} ({self.reason}); "
+            f"Bundle directory not found: {shown_path(self.path)} ({self.reason}); "
             "run `taskclf train list` to see the bundle ids"
         )
 
@@ -56,7 +69,7 @@ class PromotionError(BundleError):
     """A candidate bundle was refused by ``promote_bundle``; nothing was written."""
 
     def _message(self) -> str:
-        return f"Cannot promote '{self.model_id}' from {self.path}: {self.reason}"
+        return f"Cannot promote '{self.model_id}' from {shown_path(self.path)}: {self.reason}"
 
 
 class BundleIntegrityError(BundleError):
@@ -83,7 +96,7 @@ class BundleIntegrityError(BundleError):
             else ""
         )
         return (
-            f"Bundle '{self.model_id}' ({self.path}) does not match its manifest.json: "
+            f"Bundle '{self.model_id}' ({shown_path(self.path)}) does not match its manifest.json: "
             f"{self.problem}{more}; restore the bundle's files, or re-seal it with "
             f"`taskclf model seal {self.model_id} --force` if the change is intended."
         )
@@ -93,14 +106,14 @@ class AuthoringError(BundleError):
     """``save_bundle`` refused its input or its destination; nothing was written."""
 
     def _message(self) -> str:
-        return f"Cannot save bundle '{self.model_id}' at {self.path}: {self.reason}"
+        return f"Cannot save bundle '{self.model_id}' at {shown_path(self.path)}: {self.reason}"
 
 
 class SealError(BundleError):
     """A bundle cannot be sealed (a symlink or special file in it, already sealed...)."""
 
     def _message(self) -> str:
-        return f"Cannot seal bundle '{self.model_id}' ({self.path}): {self.reason}"
+        return f"Cannot seal bundle '{self.model_id}' ({shown_path(self.path)}): {self.reason}"
 
 
 class RegistryFileError(RegistryError, OSError):

@@ -39,6 +39,7 @@ from taskclf.model_registry.errors import (
     PromotionError,
     RegistryConflictError,
     argument_phrase,
+    shown_path,
 )
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
@@ -288,7 +289,8 @@ def _name_taken(target_name: str, candidate: Path, root: Path) -> PromotionError
     return PromotionError(
         target_name,
         candidate,
-        f"a bundle named '{target_name}' already exists in {root}; pass another name with "
+        f"a bundle named '{target_name}' already exists in {shown_path(root)}; pass another "
+        "name with "
         f"{argument_phrase('name')}",
     )
 
