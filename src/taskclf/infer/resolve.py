@@ -25,13 +25,13 @@ from taskclf.model_registry import (
     RegistryError,
     SelectionPolicy,
     SelectionReport,
-    require_sealed_match,
     resolve_active_model,
 )
-from taskclf.model_registry._fs import absolute, read_capped
-from taskclf.model_registry.aliases import DEFAULT_ALIAS, alias_paths
+from taskclf.model_registry._fs import absolute
+from taskclf.model_registry.aliases import DEFAULT_ALIAS
 from taskclf.model_registry.pointer import pointed_model_id
-from taskclf.model_registry.storage import is_remote, open_storage
+from taskclf.model_registry.storage import open_storage
+from taskclf.model_registry.storage.chain import pointer_key
 
 T = TypeVar("T")
 
@@ -42,7 +42,7 @@ log = logging.getLogger("taskclf.infer")
 # it, and file timestamps are only as fine as the kernel's coarse clock, so two
 # rewrites a few milliseconds apart can share inode, times and size. The bytes
 # always differ between two pointer writes (``selected_at`` has microseconds).
-_Signature = tuple[int, int, int, int, int, bytes]
+_Signature = tuple[object, bytes]
 
 
 class ModelResolutionError(RegistryError):
@@ -104,24 +104,19 @@ def resolve_model_dir(
         if not os.path.isdir(model_dir):
             raise ModelResolutionError(f"Explicit --model-dir does not exist: {model_dir}")
         return absolute(model_dir)
-    if is_remote(models_dir):
-        bundle, report = resolve_active_model(models_dir, policy, alias=alias)
-        if bundle is None:
-            raise ModelResolutionError(_nothing_eligible_message(Path(models_dir), report), report)
-        from taskclf.model_registry.bundle_cache import fetch_bundle
-
-        return fetch_bundle(models_dir, bundle, cache_dir).path
-    root = absolute(models_dir)
-    if not root.is_dir():
+    storage = open_storage(models_dir)
+    root = storage.root_path
+    if storage.registry_problem() is not None:
         what = "is not a directory" if os.path.lexists(root) else "does not exist"
         raise ModelResolutionError(
             f"Models directory {what}: {root}. Promote a bundle into it "
             f"(taskclf model promote CANDIDATE_DIR --models-dir {root}) or pass --model-dir."
         )
     bundle, report = resolve_active_model(root, policy, config=config, alias=alias)
-    if bundle is not None:
-        return bundle.path
-    raise ModelResolutionError(_nothing_eligible_message(root, report), report)
+    if bundle is None:
+        raise ModelResolutionError(_nothing_eligible_message(root, report), report)
+    # Files a loader can open: the bundle itself locally, a verified download remotely.
+    return storage.local_copy(bundle, cache_dir, verify=False).path
 
 
 def _nothing_eligible_message(root: Path, report: SelectionReport | None) -> str:
@@ -206,14 +201,10 @@ class ActiveModelReloader(Generic[T]):
             raise ValueError(f"check_interval_s must be finite and >= 0, got {check_interval_s}")
         self.alias = alias
         self._cache_dir = cache_dir
-        if is_remote(models_dir):
-            from taskclf.model_registry.storage.chain import pointer_key
-
-            self.models_dir = Path(models_dir)
-            self.pointer_path = self.models_dir / pointer_key(alias)
-        else:
-            self.models_dir = absolute(models_dir)
-            self.pointer_path = alias_paths(self.models_dir, alias).pointer
+        self._storage = open_storage(models_dir)
+        self.models_dir = self._storage.root_path
+        self._pointer_key = pointer_key(alias)
+        self.pointer_path = self.models_dir / self._pointer_key
         self.check_interval_s = check_interval_s
         self.current: T | None = None
         self.current_bundle: ModelBundle | None = None
@@ -258,7 +249,7 @@ class ActiveModelReloader(Generic[T]):
     def _reload_if_changed(self) -> T | None:
         # Taken before resolving, so a rewrite racing with this check is never
         # marked as seen without being loaded.
-        before = _pointer_signature(self.pointer_path)
+        before = self._storage.stamped_read(self._pointer_key)
         if self._loaded and before == self._seen:
             return None
         try:
@@ -276,13 +267,7 @@ class ActiveModelReloader(Generic[T]):
             return None
         try:
             # Before the loader runs: a model file changed since sealing is never served.
-            if is_remote(self.models_dir):
-                from taskclf.model_registry.bundle_cache import fetch_bundle
-
-                # Downloaded (or reused) and hashed against the manifest.
-                bundle = fetch_bundle(self.models_dir, bundle, self._cache_dir)
-            else:
-                require_sealed_match(bundle)
+            bundle = self._storage.local_copy(bundle, self._cache_dir, verify=True)
         except OSError:
             log.exception("Fetching %s failed; will retry on a later check", bundle.model_id)
             return None
@@ -319,7 +304,7 @@ class ActiveModelReloader(Generic[T]):
         write, so our own repair does not trigger a second load; otherwise
         keep ``before`` and let the next check pick up the newer write.
         """
-        after = _pointer_signature(self.pointer_path)
+        after = self._storage.stamped_read(self._pointer_key)
         if after is None or after == before:
             return before
         try:
@@ -328,22 +313,3 @@ class ActiveModelReloader(Generic[T]):
             return before
         located = pointed_model_id(self.models_dir, pointer, warn=False)
         return after if located == bundle.model_id else before
-
-
-def _pointer_signature(path: Path) -> _Signature | None:
-    """Identify the current write of a pointer file; ``None`` when it is absent or unreadable.
-
-    On an ``s3://`` registry: one GET of the (small) pointer object, whose
-    bytes differ on every change.
-    """
-    if is_remote(path):
-        try:
-            return (0, 0, 0, 0, 0, open_storage(path.parent).read(path.name)[0])
-        except OSError:
-            return None
-    try:
-        info = os.stat(path)
-        data = read_capped(path)
-    except OSError:
-        return None
-    return (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size, data)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from taskclf.model_registry.errors import RegistryConflictError, RegistryError, SealError
 from taskclf.model_registry.manifest import build_manifest, check_manifest, manifest_bytes
-from taskclf.model_registry.storage import MANIFEST_KEY, Storage, is_remote, open_storage
+from taskclf.model_registry.storage import MANIFEST_KEY, Storage, open_storage
 
 
 class SyncError(RegistryError, ValueError):
@@ -72,7 +72,7 @@ def sync_registry(
     dst = open_storage(destination)
     if src.url == dst.url:
         raise SyncError(f"Source and destination are the same registry ({src.url}).")
-    if not is_remote(source) and not Path(src.url).is_dir():
+    if src.registry_problem() is not None:
         raise SyncError(f"Registry not found: {src.url} does not exist.")
     existing = set(dst.list_bundle_names())
     copied: list[str] = []

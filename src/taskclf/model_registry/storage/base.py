@@ -406,6 +406,34 @@ class Storage(abc.ABC):
     def audit_layout(self) -> list[Finding]:
         """``verify``'s findings about leftovers of interrupted operations and registry files."""
 
+    # -- inference: loaders need files on a local disk --------------------------------
+
+    @abc.abstractmethod
+    def local_copy(
+        self, bundle: ModelBundle, cache_dir: str | os.PathLike[str] | None, *, verify: bool
+    ) -> ModelBundle:
+        """``bundle`` with a ``path`` a loader can open, matching its manifest if ``verify``.
+
+        Locally the bundle itself (hashed against its manifest when ``verify``).
+        On an object store a verified copy in the download cache (``cache_dir``,
+        else ``$TASKCLF_CACHE_DIR``, else the user cache): downloaded into a
+        temporary directory, hashed, renamed into place, reused while the
+        remote manifest is unchanged; always verified.
+
+        Raises:
+            BundleIntegrityError: The files do not match the manifest.
+            OSError: The download failed.
+        """
+
+    @abc.abstractmethod
+    def stamped_read(self, key: str) -> tuple[object, bytes] | None:
+        """A small file's bytes with a stamp that differs on every rewrite; ``None`` if unreadable.
+
+        What a reloader compares between checks: locally the file's stat fields
+        (a rewrite gets a new inode or times, even with the same bytes) and its
+        bytes; on an object store one GET (bytes and ETag).
+        """
+
     @abc.abstractmethod
     def download_tree(self, prefix: str, target: Path) -> None:
         """Copy every file of bundle ``prefix`` into the new directory ``target``.

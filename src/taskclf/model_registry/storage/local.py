@@ -311,6 +311,25 @@ class LocalStorage(Storage):
 
         return check_leftovers(self.root)
 
+    def local_copy(
+        self, bundle: ModelBundle, cache_dir: str | os.PathLike[str] | None, *, verify: bool
+    ) -> ModelBundle:
+        del cache_dir  # the bundle is already on this disk
+        if verify:
+            from taskclf.model_registry.manifest import require_sealed_match
+
+            require_sealed_match(bundle)
+        return bundle
+
+    def stamped_read(self, key: str) -> tuple[object, bytes] | None:
+        path = self._path(key)
+        try:
+            info = os.stat(path)
+            data = read_capped(path)
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size), data
+
     def download_tree(self, prefix: str, target: Path) -> None:
         shutil.copytree(self._path(prefix), target, symlinks=True)
 

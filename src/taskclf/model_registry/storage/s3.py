@@ -390,6 +390,21 @@ class S3Storage(Storage):
 
         return check_uploads(self, sorted(incomplete_uploads(self.list_files())))
 
+    def local_copy(
+        self, bundle: ModelBundle, cache_dir: str | os.PathLike[str] | None, *, verify: bool
+    ) -> ModelBundle:
+        from taskclf.model_registry.bundle_cache import fetch_bundle
+
+        del verify  # a downloaded copy is always hashed against the manifest
+        return fetch_bundle(self.url, bundle, cache_dir)
+
+    def stamped_read(self, key: str) -> tuple[object, bytes] | None:
+        try:
+            data, version = self.read(key)
+        except OSError:
+            return None
+        return version, data
+
     def download_tree(self, prefix: str, target: Path) -> None:
         infos = self.list_files(prefix)
         if not infos:
