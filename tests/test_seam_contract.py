@@ -26,6 +26,7 @@ from taskclf.model_registry import (
     diff_bundles,
     execute_rollback,
     find_best_model,
+    list_aliases,
     list_rows,
     load_registry_config,
     plan_rollback,
@@ -220,3 +221,11 @@ def test_package_promote_lands_a_sealed_bundle_on_both_backends(
     assert document["promotion"]["active_updated"] is True
     assert read_active(any_registry).model_id == "run-7"  # type: ignore[union-attr]
     assert describe_bundle(any_registry, "run-7", deep=True).manifest.status == "match"
+
+
+def test_the_aliases_listing_on_both_backends(three: str) -> None:
+    activate(three, "run_a", alias="canary", pin=True)
+    infos = {info.name: info for info in list_aliases(three)}
+    assert list(infos) == ["active", "canary"]
+    assert infos["canary"].model_id == "run_a" and infos["canary"].pinned
+    assert not infos["active"].broken and infos["active"].model_id == "run_c"

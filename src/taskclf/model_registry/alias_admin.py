@@ -31,7 +31,6 @@ from taskclf.model_registry.aliases import (
     ALIAS_DIR,
     DEFAULT_ALIAS,
     alias_dir_problem,
-    alias_names,
     alias_paths,
     check_alias_name,
 )
@@ -40,6 +39,8 @@ from taskclf.model_registry.errors import AliasError, RegistryFileError
 from taskclf.model_registry.models import ActivePointer
 from taskclf.model_registry.pointer import default_actor, read_active, utc_now_iso
 from taskclf.model_registry.resolution import follow_pointer
+from taskclf.model_registry.storage import open_storage
+from taskclf.model_registry.storage.chain import pointer_key
 
 ARCHIVE_INFIX = ".deleted-"
 
@@ -84,19 +85,19 @@ def list_aliases(
     Raises:
         RegistryConfigError: The registry's configuration is malformed.
     """
-    root = absolute(models_dir)
+    storage = open_storage(models_dir)
+    root = storage.root_path
     config = config if config is not None else load_registry_config(root)
     labels, schemas = config.labels, config.schema_hashes
     infos: list[AliasInfo] = []
-    for name in alias_names(root):
-        paths = alias_paths(root, name)
+    for name in storage.alias_names():
         pointer = read_active(root, alias=name)
         target = follow_pointer(root, pointer, None, labels, schemas, alias=name)
         infos.append(
             AliasInfo(
                 name=name,
-                pointer_path=paths.pointer,
-                history_path=paths.history,
+                pointer_path=root / pointer_key(name),
+                history_path=storage.history_path(name),
                 pointer=pointer,
                 model_id=target.path.name if target.path is not None else None,
                 pinned=pointer is not None and pointer.pinned,
@@ -144,6 +145,15 @@ def delete_alias(
         OSError: A rename or write failed; the pointer is still in place.
     """
     check_alias_name(name)
+    storage = open_storage(models_dir)
+    if storage.remote:
+        # The archive is a renamed local file; an object store would need its own protocol.
+        raise AliasError(
+            name,
+            f"Deleting an alias of an object-store registry ({storage.url}) is not supported "
+            f"yet; point it elsewhere with `taskclf model set-active --alias {name} --model-id "
+            "ID` instead.",
+        )
     root = absolute(models_dir)
     if name == DEFAULT_ALIAS:
         raise AliasError(

@@ -174,6 +174,10 @@ class Storage(abc.ABC):
         """``alias``'s committed changes, oldest first; unreadable entries are skipped (logged)."""
 
     @abc.abstractmethod
+    def history_path(self, alias: str = "active") -> Path:
+        """Where ``alias``'s history is, for messages (a file locally, a prefix remotely)."""
+
+    @abc.abstractmethod
     def alias_names(self) -> list[str]:
         """Every alias with a pointer: ``active`` first (if it has one), then sorted."""
 

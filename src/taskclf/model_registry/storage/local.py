@@ -415,6 +415,9 @@ class LocalStorage(Storage):
                 entries.append(parsed)
         return entries
 
+    def history_path(self, alias: str = DEFAULT_ALIAS) -> Path:
+        return alias_paths(self.root, alias).history
+
     def alias_names(self) -> list[str]:
         return alias_names(self.root)
 

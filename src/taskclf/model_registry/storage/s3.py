@@ -509,6 +509,9 @@ class S3Storage(Storage):
     def read_history(self, alias: str = "active") -> list[ActiveHistoryEntry]:
         return chain.read_history(self, alias)
 
+    def history_path(self, alias: str = "active") -> Path:
+        return self.root_path / chain.history_prefix(alias)
+
     def alias_names(self) -> list[str]:
         return chain.alias_names(self)
 
