@@ -62,7 +62,15 @@ def open_storage(models_dir: str | os.PathLike[str]) -> Storage:
     if is_remote(models_dir):
         settings = tuple(os.environ.get(name) for name in _CLIENT_SETTINGS)
         return _remote_storage(remote_url(models_dir), settings)
-    return LocalStorage(models_dir)
+    return _local_storage(os.path.abspath(models_dir))
+
+
+@functools.lru_cache(maxsize=256)
+def _local_storage(root: str) -> Storage:
+    # A LocalStorage holds only its (absolute) root, so one per directory is shared:
+    # the registry logic opens the storage in several places of one call (the pointer
+    # path of `resolve` is measured in microseconds).
+    return LocalStorage(root)
 
 
 # What configures an S3 client: a change (a test, a re-configured process) gets a new one.

@@ -36,6 +36,7 @@ from taskclf.model_registry._fs import (
 )
 from taskclf.model_registry.aliases import (
     DEFAULT_ALIAS,
+    AliasPaths,
     alias_dir_problem,
     alias_names,
     alias_paths,
@@ -79,6 +80,14 @@ class LocalStorage(Storage):
         self.url = str(self.root)
         self.root_path = self.root
         self.name = self.root.name
+        self._alias_paths: dict[str, AliasPaths] = {}
+
+    def _paths_of(self, alias: str) -> AliasPaths:
+        # Checked and joined once per alias: names are validated by alias_paths.
+        found = self._alias_paths.get(alias)
+        if found is None:
+            found = self._alias_paths[alias] = alias_paths(self.root, alias)
+        return found
 
     def _path(self, key: str) -> Path:
         return self.root / key
@@ -336,7 +345,7 @@ class LocalStorage(Storage):
     # -- pointers: the registry lock, an append-only history, an atomic replace -----------
 
     def read_pointer(self, alias: str = DEFAULT_ALIAS) -> PointerRead:
-        path = alias_paths(self.root, alias).pointer
+        path = self._paths_of(alias).pointer
         label = "Active pointer" if alias == DEFAULT_ALIAS else f"Pointer of alias {alias!r}"
         if alias != DEFAULT_ALIAS and (problem := alias_dir_problem(self.root)) is not None:
             return PointerRead(None, f"{path.parent} {problem}; ignoring alias {alias!r}")
@@ -361,7 +370,7 @@ class LocalStorage(Storage):
     ) -> tuple[PointerRead, ActiveHistoryEntry | None]:
         # Under the lock nobody else moves the pointer: one pass, never a conflict.
         del attempts
-        paths = alias_paths(self.root, alias)
+        paths = self._paths_of(alias)
         with registry_lock(self.root):
             state = self.read_pointer(alias)
             entry = decide(state)
