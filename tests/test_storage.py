@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from taskclf.model_registry import RegistryConflictError, StorageError
+from taskclf.model_registry.models import ActiveHistoryEntry, ActivePointer
+from taskclf.model_registry.pointer import history_entry, utc_now_iso
 from taskclf.model_registry.storage import LocalStorage, open_storage
+from taskclf.model_registry.storage.base import PointerRead
 from taskclf.model_registry.storage.s3 import S3Storage
 
 
@@ -133,3 +137,85 @@ def test_a_missing_bucket_is_one_sentence(s3_server: object) -> None:
 def test_an_url_without_a_bucket_is_refused() -> None:
     with pytest.raises(StorageError, match="names no bucket"):
         open_storage("s3:///models")
+
+
+# -- the registry-level verbs: same observable contract on both backends ------------------
+
+
+def _pointer(name: str, note: str = "test") -> ActivePointer:
+    return ActivePointer(
+        model_dir=f"models/{name}",
+        selected_at=utc_now_iso(),
+        policy_version=1,
+        model_id=name,
+        reason={"note": note},
+    )
+
+
+def test_update_pointer_commits_decided_changes_with_one_entry_each(any_registry: str) -> None:
+    storage = open_storage(any_registry)
+    seen: list[PointerRead] = []
+
+    def to(name: str) -> Callable[[PointerRead], ActiveHistoryEntry | None]:
+        def decide(state: PointerRead) -> ActiveHistoryEntry | None:
+            seen.append(state)
+            return history_entry(state.pointer, _pointer(name), "tester", f"to {name}")
+
+        return decide
+
+    storage.update_pointer("canary", to("run_a"))
+    storage.update_pointer("canary", to("run_b"))
+    state, entry = storage.update_pointer("canary", lambda state: None)
+    assert entry is None and state.pointer is not None and state.pointer.model_id == "run_b"
+    assert [s.pointer.model_id if s.pointer else None for s in seen] == [None, "run_a"]
+    history = storage.read_history("canary")
+    assert [(e.old.model_id if e.old else None, e.new.model_id) for e in history] == [
+        (None, "run_a"),
+        ("run_a", "run_b"),
+    ]
+    assert history[1].actor == "tester" and history[1].message == "to run_b"
+    # The other aliases are untouched; only aliases with a pointer are listed.
+    assert storage.read_pointer().pointer is None and storage.read_history() == []
+    assert storage.alias_names() == ["canary"]
+
+
+def test_a_refusing_decide_writes_nothing(any_registry: str) -> None:
+    storage = open_storage(any_registry)
+
+    def refuse(state: PointerRead) -> ActiveHistoryEntry | None:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        storage.update_pointer("active", refuse)
+    assert storage.read_pointer().pointer is None and storage.read_history() == []
+    assert storage.head("active.json") is None
+
+
+def test_publish_is_whole_and_refuses_a_taken_name(any_registry: str, tmp_path: Path) -> None:
+    storage = open_storage(any_registry)
+    for attempt in range(2):
+        staging = storage.staging_area()
+        (staging / "run_a").mkdir()
+        (staging / "run_a" / "metadata.json").write_text("{}")
+        (staging / "run_a" / "model.txt").write_text(f"weights {attempt}")
+        if attempt == 0:
+            storage.publish(staging / "run_a", "run_a")
+        else:
+            with pytest.raises(RegistryConflictError):
+                storage.publish(staging / "run_a", "run_a")
+    assert storage.has_bundle("run_a") and storage.name_taken("run_a")
+    assert storage.read("run_a/model.txt")[0] == b"weights 0"
+    assert "model.txt" in [name for name, _, _ in storage.bundle_files("run_a")]
+    storage.delete_bundles(["run_a"])()
+    assert not storage.has_bundle("run_a")
+
+
+def test_stamped_read_changes_with_every_rewrite(any_registry: str) -> None:
+    storage = open_storage(any_registry)
+    assert storage.stamped_read("active.json") is None
+    storage.put("active.json", b"same bytes")
+    first = storage.stamped_read("active.json")
+    storage.put("active.json", b"other bytes")
+    second = storage.stamped_read("active.json")
+    assert first is not None and second is not None
+    assert first != second and second[1] == b"other bytes"
