@@ -109,3 +109,26 @@ def test_messages_name_remote_bundles_as_urls(s3_registry: str, tmp_path: Path) 
     missing = run("model", "set-active", "nope", "--models-dir", s3_registry)
     assert missing.returncode == 1
     assert f"{s3_registry}/nope" in missing.stderr, missing.stderr
+
+
+def test_aliases_show_and_diff_from_the_cli_on_an_s3_registry(
+    s3_registry: str, tmp_path: Path
+) -> None:
+    registry = ["--models-dir", s3_registry]
+    for name, f1 in (("run_a", 0.7), ("run_b", 0.8)):
+        write_bundle(tmp_path / name, macro_f1=f1)
+        ok_json("model", "promote", str(tmp_path / name), *registry)
+    ok_json("model", "set-active", "run_a", "--alias", "canary", "--pin", *registry)
+    aliases = ok_json("model", "aliases", *registry)
+    assert [(a["name"], a["model_id"], a["pinned"]) for a in aliases] == [
+        ("active", "run_b", False),
+        ("canary", "run_a", True),
+    ]
+    history = ok_json("model", "history", "--alias", "canary", *registry)
+    assert len(history) == 1
+    shown = ok_json("model", "show", "run_b", *registry)
+    assert shown["model_id"] == "run_b" and shown["active"] is True
+    diff = ok_json("model", "diff", "run_a", "run_b", *registry)
+    assert "macro_f1" in json.dumps(diff)
+    resolved = ok_json("model", "resolve", "--alias", "canary", *registry)
+    assert "run_a" in json.dumps(resolved)
