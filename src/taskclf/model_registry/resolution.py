@@ -22,10 +22,11 @@ from taskclf.model_registry.models import (
 from taskclf.model_registry.pointer import find_pointed_bundle, pointer_change
 from taskclf.model_registry.scan import list_bundles
 from taskclf.model_registry.selection import (
+    bundle_facts,
     compatibility_problem,
     explain_incompatibility,
-    has_eligible,
-    select_best,
+    has_eligible_facts,
+    select_with_facts,
 )
 from taskclf.model_registry.storage import Storage, open_storage
 from taskclf.model_registry.storage.base import PointerRead
@@ -49,12 +50,14 @@ def rank_scanned(
     policy = policy if policy is not None else SelectionPolicy()
     config = config if config is not None else RegistryConfig()
     labels = required_label_set if required_label_set is not None else config.labels
+    # Once per bundle for every pass; a bundle from the scan cache has them without parsing.
+    facts = [bundle_facts(bundle) for bundle in bundles]
     if required_schema_hash is None:
         hashes = [schema.hash for schema in config.schemas]
         required_schema_hash = next(
-            (h for h in hashes if has_eligible(bundles, policy, h, labels)), hashes[-1]
+            (h for h in hashes if has_eligible_facts(facts, policy, h, labels)), hashes[-1]
         )
-    return select_best(bundles, policy, required_schema_hash, labels)
+    return select_with_facts(bundles, facts, policy, required_schema_hash, labels)
 
 
 def find_best_model(

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped, read_capped_stat
+from taskclf.model_registry.lazy_bundle import Parts
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
 from taskclf.model_registry.scan_cache import FileStats, scan_with_cache
 from taskclf.model_registry.storage import is_remote
@@ -168,11 +169,19 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
     def read(name: str, stats: FileStats) -> ModelBundle | None:
         return _read_bundle(root / name, prefix + name, stats)
 
-    def build(name: str, reason: Any, metadata: Any, unset: Any, metrics: Any) -> ModelBundle:
-        return _bundle_from_parts(root / name, reason, metadata, unset, metrics)
+    # selection imports this module; the facts are its business.
+    from taskclf.model_registry.selection import bundle_facts
 
     with _gc_paused():
-        return scan_with_cache(root, bundle_names(root), read, build, METADATA_FILE, METRICS_FILE)
+        return scan_with_cache(
+            root,
+            bundle_names(root),
+            read,
+            _parts_from_payload,
+            bundle_facts,
+            METADATA_FILE,
+            METRICS_FILE,
+        )
 
 
 @contextlib.contextmanager
@@ -362,19 +371,20 @@ _METRICS_FIELDS = tuple(BundleMetrics.model_fields)
 _METRICS_FIELDS_SET = set(_METRICS_FIELDS)
 
 
-def _bundle_from_parts(
-    path: Path, reason: Any, metadata: Any, unset: Any, metrics: Any
-) -> ModelBundle:
-    """The bundle a scan read before, from the scan cache's parsed JSON parts.
+def _parts_from_payload(payload: bytes, valid: bool) -> Parts:
+    """A cached bundle's models, from the payload the scan cache stored when it was read.
 
     The cache stores only models a scan validated, whole; they are rebuilt
     without validating again (that would cost as much as reading the files),
     checking only that each has exactly its model's fields.
 
     Raises:
-        ValueError: The parts are not what the cache stores (a damaged cache).
+        ValueError: The payload is not what the cache stores (a damaged cache).
         TypeError: Likewise.
     """
+    import pydantic_core
+
+    metadata, unset, metrics = pydantic_core.from_json(payload)
     metadata_model = metrics_model = None
     if metadata is not None:
         if tuple(metadata) != _METADATA_FIELDS:
@@ -386,21 +396,11 @@ def _bundle_from_parts(
         if tuple(metrics) != _METRICS_FIELDS:
             raise ValueError("cached metrics do not have BundleMetrics's fields")
         metrics_model = _construct_model(BundleMetrics, metrics, _METRICS_FIELDS_SET)
-    if reason is not None:
-        return _invalid(path, str(reason), metadata=metadata_model, metrics=metrics_model)
+    if not valid:
+        return Parts(metadata_model, metrics_model, None)
     if metadata_model is None or metrics_model is None:
         raise ValueError("a valid bundle without metadata or metrics")
-    return _construct(
-        {
-            "model_id": path.name,
-            "path": path,
-            "valid": True,
-            "invalid_reason": None,
-            "metadata": metadata_model,
-            "metrics": metrics_model,
-            "created_at": parse_timestamp(metadata_model.created_at),
-        }
-    )
+    return Parts(metadata_model, metrics_model, parse_timestamp(metadata_model.created_at))
 
 
 def _construct_model(model: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:

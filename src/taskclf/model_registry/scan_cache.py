@@ -50,9 +50,16 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskclf.model_registry._fs import absolute, atomic_write, read_capped
+from taskclf.model_registry.lazy_bundle import (
+    BundleFacts,
+    CacheContext,
+    CachedSource,
+    Parts,
+    cached_bundle,
+)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -63,7 +70,7 @@ CACHE_DIR_ENV = "TASKCLF_CACHE_DIR"
 """Directory for taskclf's caches; empty: no scan cache. Default: the user's cache directory."""
 
 FORMAT = "taskclf-scan-cache"
-VERSION = 1
+VERSION = 2
 
 # Timestamps of a sub-second filesystem come from the kernel's coarse clock (one
 # tick, 1-10 ms, behind the clock the scan reads), so a file changed within a few
@@ -77,15 +84,9 @@ _SECOND_NS = 1_000_000_000
 # proportional to the bundle count, which bounds what a load may read.
 MAX_ENTRY_BYTES = 8192
 _HEADER_BYTES = 1 << 16
-_ABSENT = b"-"
+_ABSENT = 0
 
 log = logging.getLogger("taskclf.model_registry")
-
-BuildBundle = Callable[[str, Any, Any, Any, Any], "ModelBundle"]
-"""Makes the bundle ``name`` from a cached ``(reason, metadata, unset fields, metrics)``.
-
-The parts are parsed JSON, unchecked: it raises ``ValueError`` or ``TypeError``
-for parts a scan could not have stored (a damaged cache)."""
 
 ReadBundle = Callable[[str, "FileStats"], "ModelBundle | None"]
 """Reads the bundle ``name`` from its files (``None``: its directory is gone), appending
@@ -130,23 +131,24 @@ FileStats = list["os.stat_result | bool | None"]
 """What reading each bundle file found, in order: its ``fstat`` taken before the
 read, ``None`` (absent) or ``False`` (unreadable: never cached)."""
 
-_Key = tuple[bytes, int] | None
-"""A file's stat key and its newest timestamp (``_ABSENT``, 0 when absent); ``None``: unknown."""
+_Key = list[int] | int
+"""A file's stat key: ``[size, mtime_ns, ctime_ns, inode, device, mode]``, or ``0`` when absent."""
 
 
-def _key_of(info: os.stat_result | bool | None) -> _Key:
+def _key_of(info: os.stat_result | bool | None) -> tuple[_Key, int] | None:
+    """The stat key of a file as read, and its newest timestamp; ``None``: never cacheable."""
     if info is None:
         return _ABSENT, 0
     if info is False or info is True:
         return None
-    key = b"%d,%d,%d,%d,%d,%d" % (
+    key = [
         info.st_size,
         info.st_mtime_ns,
         info.st_ctime_ns,
         info.st_ino,
         info.st_dev,
         info.st_mode,
-    )
+    ]
     newest = max(info.st_mtime_ns, info.st_ctime_ns)
     if info.st_mtime_ns % _SECOND_NS == 0 and info.st_ctime_ns % _SECOND_NS == 0:
         # Whole-second timestamps: widen the racy window to that granularity.
@@ -154,29 +156,55 @@ def _key_of(info: os.stat_result | bool | None) -> _Key:
     return key, newest
 
 
-def _stat_key(path: str) -> bytes | None:
-    """The stat key of ``path`` now (``_ABSENT`` if there is none); ``None``: cannot tell."""
+_STAT_DIR_FD = os.stat in os.supports_dir_fd
+
+
+def _stat_key(path: str, dir_fd: int | None) -> _Key | None:
+    """The stat key of ``path`` now (``0`` if there is none); ``None``: cannot tell."""
     try:
-        info = os.stat(path)
+        info = os.stat(path, dir_fd=dir_fd)
     except (FileNotFoundError, NotADirectoryError):
         return _ABSENT
     except (OSError, ValueError):
         return None
-    return b"%d,%d,%d,%d,%d,%d" % (
+    return [
         info.st_size,
         info.st_mtime_ns,
         info.st_ctime_ns,
         info.st_ino,
         info.st_dev,
         info.st_mode,
-    )
+    ]
+
+
+BuildParts = Callable[[bytes, bool], Parts]
+"""Builds a bundle's parts from its cached payload (and whether it is valid).
+
+The payload is unchecked JSON: it raises ``ValueError`` or ``TypeError`` for
+one a scan could not have stored (a damaged cache)."""
+
+Summarise = Callable[["ModelBundle"], BundleFacts]
+"""The facts selection reads of a bundle just read (``selection.bundle_facts``)."""
+
+
+class _Loaded(NamedTuple):
+    """A usable cache file: its bytes, its entries by name and its table of label classes."""
+
+    data: bytes
+    entries: dict[str, tuple[list[Any], int, int]]
+    """``name -> (record, payload start, payload end)``."""
+    classes: list[Any]
+
+
+_NOTHING = _Loaded(b"", {}, [])
 
 
 def scan_with_cache(
     root: Path,
     names: Sequence[str],
     read: ReadBundle,
-    build: BuildBundle,
+    build: BuildParts,
+    summarise: Summarise,
     metadata_file: str,
     metrics_file: str,
 ) -> list[ModelBundle]:
@@ -186,14 +214,17 @@ def scan_with_cache(
         root: The registry directory (absolute).
         names: The bundle directory names, in result order.
         read: Reads one bundle from its files.
-        build: Makes a bundle from a cached ``(reason, metadata, unset, metrics)``.
+        build: Makes a cached bundle's parts from its payload, on first access.
+        summarise: The facts selection reads of a bundle just read.
         metadata_file: Name of the metadata file in a bundle.
         metrics_file: Name of the metrics file in a bundle.
 
     Returns:
         What reading every bundle would return, in ``names`` order
-        (directories gone meanwhile left out). Never raises for anything in
-        the cache: a cache that cannot be used is ignored.
+        (directories gone meanwhile left out); bundles from the cache build
+        their ``metadata``, ``metrics``, ``path`` and ``created_at`` when
+        first read (:mod:`taskclf.model_registry.lazy_bundle`). Never raises
+        for anything in the cache: a cache that cannot be used is ignored.
     """
     path = cache_file(root)
     if path is None:
@@ -201,47 +232,60 @@ def scan_with_cache(
     # Taken before any stat: an entry is stored only if its files are older than this.
     started_ns = time.time_ns()
     header = _header(root)
-    data, index = _load(path, header, len(names))
+    loaded = _load(path, header, len(names))
     # Serialising every bundle costs a first scan about half the floor, so a registry
     # gets a cache only once it is scanned again: a one-off scan leaves a marker only.
-    caching = bool(data) or _seen(path)
-    view = memoryview(data)
-    prefix = os.path.join(os.fspath(root), "")
-    # Unchanged entries are written back as slices of the file read: never copied.
-    lines: list[bytes | memoryview] = []
+    caching = bool(loaded.data) or _seen(path)
+    entries = loaded.entries
+    context = CacheContext(root, loaded.data, build, _fallback(root, path, read))
+    facts_of_class = [_class_facts(item) for item in loaded.classes] if entries else []
+    try:
+        dir_fd = os.open(root, os.O_RDONLY) if entries and _STAT_DIR_FD else None
+    except OSError:
+        dir_fd = None
+    base = "" if dir_fd is not None else os.path.join(os.fspath(root), "")
+    view = memoryview(loaded.data)
+    # The new file: records and payloads; unchanged payloads are slices of the file read.
+    records: list[list[Any]] = []
+    payloads: list[bytes | memoryview] = []
     bundles: list[ModelBundle] = []
     changed = False
-    for name in names:
-        escaped = name.encode("unicode_escape")
-        entry = index.pop(escaped, None) if index else None
-        if entry is not None:
-            base = prefix + name
-            if entry[0] == _stat_key(f"{base}/{metadata_file}") and entry[1] == _stat_key(
-                f"{base}/{metrics_file}"
-            ):
-                bundle = _cached_bundle(name, data[entry[3] : entry[4]], build)
-                if bundle is not None:
-                    bundles.append(bundle)
-                    lines.append(view[entry[2] : entry[4]])
-                    continue
-                # A line that does not parse: the file is damaged, trust none of the rest.
-                index.clear()
-            changed = True
-        # Keyed by the fstat of each file as it was read, so the entry describes
-        # exactly the bytes parsed (a change after that makes the next stat differ).
-        stats: FileStats = []
-        fresh = read(name, stats)
-        if fresh is None:
-            continue
-        bundles.append(fresh)
-        if caching and (line := _entry_line(escaped, stats, fresh, started_ns)) is not None:
-            lines.append(line)
-            changed = True
-    changed = changed or bool(index)  # entries of bundles no longer there
+    try:
+        for name in names:
+            entry = entries.pop(name, None) if entries else None
+            if entry is not None:
+                record, start, end = entry
+                if record[1] == _stat_key(f"{base}{name}/{metadata_file}", dir_fd) and record[
+                    2
+                ] == _stat_key(f"{base}{name}/{metrics_file}", dir_fd):
+                    bundle = _cached(name, record, start, end, facts_of_class, context)
+                    if bundle is not None:
+                        bundles.append(bundle)
+                        records.append(record)
+                        payloads.append(view[start:end])
+                        continue
+                    # A record that does not hold what a scan stores: trust none of the rest.
+                    entries.clear()
+                changed = True
+            # Keyed by the fstat of each file as it was read, so the entry describes
+            # exactly the bytes parsed (a change after that makes the next stat differ).
+            stats: FileStats = []
+            fresh = read(name, stats)
+            if fresh is None:
+                continue
+            bundles.append(fresh)
+            if caching and (made := _entry(name, stats, fresh, started_ns, summarise)) is not None:
+                records.append(made[0])
+                payloads.append(made[1])
+                changed = True
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+    changed = changed or bool(entries)  # entries of bundles no longer there
     if not caching:
         _save(_marker(path), b"", [])
     elif changed:
-        _save(path, header, lines)
+        _save(path, header, _file_body(records, payloads, loaded.classes))
     return bundles
 
 
@@ -254,22 +298,95 @@ def _seen(path: Path) -> bool:
     return os.path.lexists(path) or os.path.lexists(_marker(path))
 
 
-def _cached_bundle(name: str, payload: bytes, build: BuildBundle) -> ModelBundle | None:
-    """The bundle a cache line holds, or ``None`` if the line is damaged."""
-    import pydantic_core
-
+def _class_facts(item: Any) -> tuple[str, str, tuple[str, ...]] | None:
+    """A label class ``[schema_version, schema_hash, sorted labels]``; ``None``: damaged."""
     try:
-        reason, metadata, unset, metrics = pydantic_core.from_json(payload)
-        return build(name, reason, metadata, unset, metrics)
-    except (ValueError, TypeError, RecursionError):
-        log.debug("Ignoring a damaged scan cache entry for %r", name, exc_info=True)
+        version, schema_hash, labels = item
+        if (
+            isinstance(version, str)
+            and isinstance(schema_hash, str)
+            and isinstance(labels, list)
+            and all(isinstance(label, str) for label in labels)
+        ):
+            return version, schema_hash, tuple(labels)
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
+def _cached(
+    name: str,
+    record: list[Any],
+    start: int,
+    end: int,
+    classes: list[tuple[str, str, tuple[str, ...]] | None],
+    context: CacheContext,
+) -> ModelBundle | None:
+    """The incomplete bundle a record describes, or ``None`` if the record is damaged."""
+    try:
+        _, _, _, _, reason, class_id, has_metrics, macro, weighted, instant = record
+        if class_id is None:
+            version = schema_hash = labels = None
+        else:
+            known = classes[class_id] if type(class_id) is int and class_id >= 0 else None
+            if known is None:
+                return None
+            version, schema_hash, labels = known
+        if not (
+            (reason is None or isinstance(reason, str))
+            and type(has_metrics) is bool
+            and type(macro) is float
+            and type(weighted) is float
+            and type(instant) is int
+            and (reason is not None or (labels is not None and has_metrics))
+        ):
+            return None
+    except (TypeError, ValueError, IndexError):
         return None
+    facts = BundleFacts(
+        reason is None,
+        reason,
+        labels is not None,
+        version,
+        schema_hash,
+        labels,
+        has_metrics,
+        macro,
+        weighted,
+        instant,
+    )
+    return cached_bundle(name, reason, CachedSource(context, start, end, facts))
 
 
-def _entry_line(
-    escaped: bytes, stats: FileStats, bundle: ModelBundle, started_ns: int
-) -> bytes | None:
-    """The cache line for a bundle just read, or ``None`` when it must not be cached."""
+def _fallback(root: Path, path: Path, read: ReadBundle) -> Callable[[str], Parts]:
+    """What a bundle whose cached payload is damaged does: read its files, drop the cache."""
+    dropped = False
+
+    def from_files(name: str) -> Parts:
+        nonlocal dropped
+        log.debug("Ignoring a damaged scan cache entry for %r", name)
+        if not dropped:
+            dropped = True
+            # The next scan rebuilds the cache from the files (the marker says it was seen).
+            _save(_marker(path), b"", [])
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        fresh = read(name, [])
+        if fresh is None:  # gone meanwhile: nothing left to read
+            return Parts(None, None, None)
+        return Parts(fresh.metadata, fresh.metrics, fresh.created_at)
+
+    return from_files
+
+
+def _entry(
+    name: str,
+    stats: FileStats,
+    bundle: ModelBundle,
+    started_ns: int,
+    summarise: Summarise,
+) -> tuple[list[Any], bytes] | None:
+    """The record and payload for a bundle just read, or ``None`` when it must not be cached."""
     if len(stats) != 2:
         return None
     metadata_key, metrics_key = _key_of(stats[0]), _key_of(stats[1])
@@ -281,10 +398,29 @@ def _entry_line(
     if metadata is not None and "created_at" not in metadata.model_fields_set:
         return None  # its created_at defaults to the time of parsing: read it fresh each time
     payload = _payload(bundle)
-    if payload is None:
+    if payload is None or len(payload) > MAX_ENTRY_BYTES:
         return None
-    line = b"\t".join((escaped, metadata_key[0], metrics_key[0], payload)) + b"\n"
-    return line if len(line) <= MAX_ENTRY_BYTES else None
+    facts = summarise(bundle)
+    if (facts.sorted_labels is None) != (metadata is None):  # pragma: no cover - by construction
+        return None
+    label_class = (
+        None
+        if metadata is None
+        else [facts.schema_version, facts.schema_hash, list(facts.sorted_labels or ())]
+    )
+    record = [
+        name,
+        metadata_key[0],
+        metrics_key[0],
+        len(payload),
+        facts.invalid_reason,
+        label_class,  # replaced by its index in the file's table when written
+        facts.has_metrics,
+        facts.macro_f1,
+        facts.weighted_f1,
+        facts.instant_us,
+    ]
+    return record, payload
 
 
 # Metadata fields-sets are shared between bundles (scan._share_fields_set): the JSON
@@ -293,12 +429,11 @@ _UNSET_JSON: dict[int, tuple[object, bytes]] = {}
 
 
 def _payload(bundle: ModelBundle) -> bytes | None:
-    """``[reason, metadata, unset metadata fields, metrics]`` as JSON (the models whole)."""
+    """``[metadata, unset metadata fields, metrics]`` as JSON (the models whole), one line."""
     import pydantic_core
 
     metadata, metrics = bundle.metadata, bundle.metrics
-    reason = bundle.invalid_reason
-    parts = [b"null" if reason is None else json.dumps(reason).encode("ascii")]
+    parts = []
     try:
         if metadata is None:
             parts += [b"null", b"null"]
@@ -312,7 +447,7 @@ def _payload(bundle: ModelBundle) -> bytes | None:
         )
     except (ValueError, TypeError):  # pragma: no cover - parsed JSON always serialises
         return None
-    return b"[" + b",".join(parts) + b"]"
+    return b"[" + b",".join(parts) + b"]\n"
 
 
 def _unset_json(model: BaseModel) -> bytes:
@@ -342,59 +477,93 @@ def _header(root: Path) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
 
 
-_Entry = tuple[bytes, bytes, int, int, int]
-"""A cache line: metadata key, metrics key, offsets of its start, its payload, its end."""
+def _file_body(
+    records: list[list[Any]], payloads: list[bytes | memoryview], old_classes: list[Any]
+) -> list[bytes | memoryview]:
+    """The index line and the payloads, label classes numbered afresh (what the file holds)."""
+    import pydantic_core
+
+    classes: list[Any] = []
+    numbers: dict[str, int] = {}
+    renumbered: dict[int, int] = {}
+    out: list[list[Any]] = []
+    for record in records:
+        label_class = record[5]
+        if type(label_class) is int:  # a kept record: its class's number in the file read
+            number = renumbered.get(label_class)
+            if number is None:
+                old = old_classes[label_class]
+                number = renumbered[label_class] = _number(old, classes, numbers)
+            label_class = number
+        elif label_class is not None:
+            label_class = _number(label_class, classes, numbers)
+        out.append([*record[:5], label_class, *record[6:]])
+    index = pydantic_core.to_json({"classes": classes, "bundles": out}, inf_nan_mode="constants")
+    return [index + b"\n", *payloads]
 
 
-def _load(path: Path, header: bytes, count: int) -> tuple[bytes, dict[bytes, _Entry]]:
-    """The cache file's bytes and its entries by escaped name; ``b"", {}`` if unusable."""
+def _number(label_class: list[Any], classes: list[Any], numbers: dict[str, int]) -> int:
+    key = json.dumps(label_class)
+    number = numbers.get(key)
+    if number is None:
+        number = numbers[key] = len(classes)
+        classes.append(label_class)
+    return number
+
+
+def _load(path: Path, header: bytes, count: int) -> _Loaded:
+    """The cache file's bytes, entries and label classes; empty if it is unusable."""
     try:
         data = read_capped(path, len(header) + _HEADER_BYTES + MAX_ENTRY_BYTES * (count + 16))
     except FileNotFoundError:
-        return b"", {}
+        return _NOTHING
     except (OSError, ValueError) as exc:
         log.debug("Ignoring the scan cache %s: %s", path, exc)
-        return b"", {}
-    entries = _index(data, header)
-    if entries is None:
+        return _NOTHING
+    loaded = _index(data, header)
+    if loaded is None:
         log.debug("Ignoring the scan cache %s: not a complete cache of this registry", path)
-        return b"", {}
-    return data, entries
+        return _NOTHING
+    return loaded
 
 
-def _index(data: bytes, header: bytes) -> dict[bytes, _Entry] | None:
+def _index(data: bytes, header: bytes) -> _Loaded | None:
     """Where each entry of a whole cache file is, or ``None`` if the file is not whole.
 
-    Whole: the header this registry writes, the lines, and ``end <count> <crc>``
-    matching them. Lines are located, not copied (the file may be 100 MB).
+    Whole: the header this registry writes, the index line, the payloads it
+    counts, and ``end <count> <crc>`` matching them. Payloads are located, not
+    copied (the file may be 100 MB) nor parsed (that waits for a bundle's first access).
     """
+    import pydantic_core
+
     if not data.startswith(header) or not data.endswith(b"\n"):
         return None
     trailer_start = data.rfind(b"\n", 0, len(data) - 1) + 1
-    if trailer_start < len(header):
+    index_end = data.find(b"\n", len(header), trailer_start) + 1
+    if trailer_start <= len(header) or index_end <= 0:
         return None
-    entries: dict[bytes, _Entry] = {}
-    find = data.find
-    position = len(header)
-    while position < trailer_start:
-        end = find(b"\n", position, trailer_start) + 1
-        first = find(b"\t", position, end)
-        second = find(b"\t", first + 1, end)
-        third = find(b"\t", second + 1, end)
-        if end <= 0 or min(first, second, third) < 0:
+    try:
+        index = pydantic_core.from_json(data[len(header) : index_end])
+        classes, records = index["classes"], index["bundles"]
+        if not isinstance(classes, list) or not isinstance(records, list):
             return None
-        entries[data[position:first]] = (
-            data[first + 1 : second],
-            data[second + 1 : third],
-            position,
-            third + 1,
-            end,
-        )
-        position = end
-    expected = _trailer(len(entries), _crc(memoryview(data)[len(header) : trailer_start]))
+        entries: dict[str, tuple[list[Any], int, int]] = {}
+        position = index_end
+        for record in records:
+            name, length = record[0], record[3]
+            if not isinstance(name, str) or type(length) is not int or length <= 0:
+                return None
+            end = position + length
+            entries[name] = (record, position, end - 1)  # without the newline
+            position = end
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    if position != trailer_start or len(entries) != len(records):
+        return None
+    expected = _trailer(len(records), _crc(memoryview(data)[len(header) : trailer_start]))
     if data[trailer_start:-1] != expected:
         return None
-    return entries
+    return _Loaded(data, entries, classes)
 
 
 def _crc(body: bytes | memoryview) -> int:
@@ -407,7 +576,7 @@ def _trailer(count: int, crc: int) -> bytes:
     return b"end %d %08x" % (count, crc)
 
 
-def _save(path: Path, header: bytes, lines: list[bytes | memoryview]) -> None:
+def _save(path: Path, header: bytes, body: list[bytes | memoryview]) -> None:
     """Replace the cache file (or, with an empty header, the marker); a failure only costs speed."""
     try:
         with contextlib.suppress(FileExistsError):
@@ -416,8 +585,9 @@ def _save(path: Path, header: bytes, lines: list[bytes | memoryview]) -> None:
             atomic_write(path, b"", durable=False)
             return
         crc = 0
-        for line in lines:
-            crc = zlib.crc32(line, crc)
-        atomic_write(path, [header, *lines, _trailer(len(lines), crc) + b"\n"], durable=False)
+        for part in body:
+            crc = zlib.crc32(part, crc)
+        count = len(body) - 1  # the index line, then one payload per bundle
+        atomic_write(path, [header, *body, _trailer(count, crc) + b"\n"], durable=False)
     except (OSError, ValueError) as exc:
         log.debug("Could not write the scan cache %s: %s", path, exc)

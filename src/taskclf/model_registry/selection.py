@@ -9,6 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from taskclf.core.schema import FeatureSchemaV1, known_schema_hash
 from taskclf.core.types import LABEL_SET_V1
+from taskclf.model_registry.lazy_bundle import (
+    NO_INSTANT_US,
+    BundleFacts,
+    cached_facts,
+    finite_or_lowest,
+)
 from taskclf.model_registry.models import (
     ExclusionRecord,
     ModelBundle,
@@ -39,14 +45,49 @@ def incompatibility(
     bundle: ModelBundle, required_schema_hash: str, required_label_set: Collection[str]
 ) -> str | None:
     """The exclusion reason that makes ``bundle`` incompatible, or ``None`` if it is compatible."""
-    metadata = bundle.metadata
-    if not bundle.valid:
-        return f"{REASON_INVALID}{bundle.invalid_reason}"
-    if metadata is None or metadata.schema_hash != required_schema_hash:
+    return _incompatibility(bundle_facts(bundle), required_schema_hash, _sorted(required_label_set))
+
+
+def _sorted(labels: Collection[str]) -> tuple[str, ...]:
+    return tuple(sorted(labels))
+
+
+def _incompatibility(
+    facts: BundleFacts, required_schema_hash: str, required_sorted: tuple[str, ...]
+) -> str | None:
+    if not facts.valid:
+        return f"{REASON_INVALID}{facts.invalid_reason}"
+    if not facts.has_metadata or facts.schema_hash != required_schema_hash:
         return REASON_SCHEMA
-    if sorted(metadata.label_set) != sorted(required_label_set):
+    if facts.sorted_labels != required_sorted:
         return REASON_LABELS
     return None
+
+
+def bundle_facts(bundle: ModelBundle) -> BundleFacts:
+    """Everything selection reads of ``bundle``: the one place it looks at a bundle's contents.
+
+    A bundle served by the scan cache carries these facts from its cached
+    line, so ranking it does not build its ``metadata`` and ``metrics``;
+    any other bundle's are read off its models. Both give the same facts
+    (the cache stores what this function computed when the bundle was read).
+    """
+    known = cached_facts(bundle)
+    if known is not None:
+        return known
+    metadata, metrics = bundle.metadata, bundle.metrics
+    return BundleFacts(
+        valid=bundle.valid,
+        invalid_reason=bundle.invalid_reason,
+        has_metadata=metadata is not None,
+        schema_version=None if metadata is None else metadata.schema_version,
+        schema_hash=None if metadata is None else metadata.schema_hash,
+        sorted_labels=None if metadata is None else tuple(sorted(metadata.label_set)),
+        has_metrics=metrics is not None,
+        macro_f1=-math.inf if metrics is None else finite_or_lowest(metrics.macro_f1),
+        weighted_f1=-math.inf if metrics is None else finite_or_lowest(metrics.weighted_f1),
+        instant_us=_instant_us(bundle),
+    )
 
 
 def declared_schema_hash(
@@ -59,9 +100,14 @@ def declared_schema_hash(
         schemas: ``{version: hash}`` of the accepted schemas (a registry's
             configuration); default taskclf's v1/v2/v3.
     """
-    if bundle.metadata is None:
+    return _declared_hash(bundle_facts(bundle), schemas)
+
+
+def _declared_hash(facts: BundleFacts, schemas: Mapping[str, str] | None) -> str | None:
+    if not facts.has_metadata:
         return None
-    version = bundle.metadata.schema_version
+    version = facts.schema_version
+    assert version is not None
     if schemas is None:
         return known_schema_hash(version)
     return schemas.get(version)
@@ -86,13 +132,18 @@ def declared_incompatibility(
     Returns:
         An exclusion-style reason, or ``None`` when compatible.
     """
-    if not bundle.valid:
-        return f"{REASON_INVALID}{bundle.invalid_reason}"
-    expected = declared_schema_hash(bundle, schemas)
+    return _declared_incompatibility(bundle_facts(bundle), _sorted(required_label_set), schemas)
+
+
+def _declared_incompatibility(
+    facts: BundleFacts, required_sorted: tuple[str, ...], schemas: Mapping[str, str] | None
+) -> str | None:
+    if not facts.valid:
+        return f"{REASON_INVALID}{facts.invalid_reason}"
+    expected = _declared_hash(facts, schemas)
     if expected is None:
-        version = bundle.metadata.schema_version if bundle.metadata else None
-        return f"incompatible: unknown schema_version {version!r}"
-    return incompatibility(bundle, expected, required_label_set)
+        return f"incompatible: unknown schema_version {facts.schema_version!r}"
+    return _incompatibility(facts, expected, required_sorted)
 
 
 def compatibility_problem(
@@ -116,9 +167,20 @@ def compatibility_problem(
     Returns:
         An exclusion-style reason, or ``None`` when compatible.
     """
+    return _compatibility_problem(
+        bundle_facts(bundle), required_schema_hash, _sorted(required_label_set), schemas
+    )
+
+
+def _compatibility_problem(
+    facts: BundleFacts,
+    required_schema_hash: str | None,
+    required_sorted: tuple[str, ...],
+    schemas: Mapping[str, str] | None,
+) -> str | None:
     if required_schema_hash is None:
-        return declared_incompatibility(bundle, required_label_set, schemas)
-    return incompatibility(bundle, required_schema_hash, required_label_set)
+        return _declared_incompatibility(facts, required_sorted, schemas)
+    return _incompatibility(facts, required_schema_hash, required_sorted)
 
 
 def label_set_difference(
@@ -190,7 +252,11 @@ def explain_incompatibility(
 
 def passes_constraints(bundle: ModelBundle, policy: SelectionPolicy) -> bool:
     """Policy v1 has no gates beyond a valid bundle with metrics."""
-    return bundle.valid and bundle.metrics is not None
+    return _passes_constraints(bundle_facts(bundle), policy)
+
+
+def _passes_constraints(facts: BundleFacts, policy: SelectionPolicy) -> bool:
+    return facts.valid and facts.has_metrics
 
 
 def score(bundle: ModelBundle, policy: SelectionPolicy) -> tuple[float, float, str]:
@@ -221,23 +287,19 @@ def created_instant(bundle: ModelBundle) -> datetime | None:
 
 def _instant_us(bundle: ModelBundle) -> int:
     """``created_at`` as integer microseconds since the epoch (exact, offset-aware)."""
-    # Every ranked bundle is valid and has created_at: skip the call on the sort's path.
     created = bundle.created_at if bundle.created_at is not None else created_instant(bundle)
     if created is None:
-        return -(2**62)
+        return NO_INSTANT_US
     return (created - _EPOCH) // _MICROSECOND
-
-
-def _finite_or_lowest(value: float) -> float:
-    return value if math.isfinite(value) else -math.inf
 
 
 def rank_key(bundle: ModelBundle) -> tuple[float, float, int, str]:
     """Sort key, ascending = best first: macro F1, weighted F1, newer, then model_id."""
-    metrics = bundle.metrics
-    macro = _finite_or_lowest(metrics.macro_f1) if metrics else -math.inf
-    weighted = _finite_or_lowest(metrics.weighted_f1) if metrics else -math.inf
-    return (-macro, -weighted, -_instant_us(bundle), bundle.model_id)
+    return _rank_key(bundle_facts(bundle), bundle.model_id)
+
+
+def _rank_key(facts: BundleFacts, model_id: str) -> tuple[float, float, int, str]:
+    return (-facts.macro_f1, -facts.weighted_f1, -facts.instant_us, model_id)
 
 
 def rank_bundles(bundles: Iterable[ModelBundle]) -> list[ModelBundle]:
@@ -256,8 +318,20 @@ def exclusion_reason(
 
     ``required_schema_hash`` and ``schemas`` are as for :func:`compatibility_problem`.
     """
-    reason = compatibility_problem(bundle, required_schema_hash, required_label_set, schemas)
-    if reason is None and not passes_constraints(bundle, policy):
+    return _exclusion_reason(
+        bundle_facts(bundle), policy, required_schema_hash, _sorted(required_label_set), schemas
+    )
+
+
+def _exclusion_reason(
+    facts: BundleFacts,
+    policy: SelectionPolicy,
+    required_schema_hash: str | None,
+    required_sorted: tuple[str, ...],
+    schemas: Mapping[str, str] | None = None,
+) -> str | None:
+    reason = _compatibility_problem(facts, required_schema_hash, required_sorted, schemas)
+    if reason is None and not _passes_constraints(facts, policy):
         reason = REASON_CONSTRAINT
     return reason
 
@@ -269,19 +343,39 @@ def select_best(
     required_label_set: Collection[str],
 ) -> SelectionReport:
     """One selection pass: every bundle is either ranked or excluded with a reason."""
-    eligible: list[ModelBundle] = []
+    return select_with_facts(
+        bundles,
+        [bundle_facts(bundle) for bundle in bundles],
+        policy,
+        required_schema_hash,
+        required_label_set,
+    )
+
+
+def select_with_facts(
+    bundles: Sequence[ModelBundle],
+    facts: Sequence[BundleFacts],
+    policy: SelectionPolicy,
+    required_schema_hash: str,
+    required_label_set: Collection[str],
+) -> SelectionReport:
+    """:func:`select_best` with each bundle's :func:`bundle_facts` already computed."""
+    required_sorted = _sorted(required_label_set)
+    eligible: list[tuple[tuple[float, float, int, str], ModelBundle]] = []
     excluded: list[ExclusionRecord] = []
-    for bundle in bundles:
-        reason = exclusion_reason(bundle, policy, required_schema_hash, required_label_set)
+    for bundle, known in zip(bundles, facts, strict=True):
+        reason = _exclusion_reason(known, policy, required_schema_hash, required_sorted)
         if reason is None:
-            eligible.append(bundle)
+            eligible.append((_rank_key(known, bundle.model_id), bundle))
         else:
             excluded.append(
                 ExclusionRecord.model_construct(
                     model_id=bundle.model_id, path=bundle.path, reason=reason
                 )
             )
-    ranked = rank_bundles(eligible)
+    # Keys are unique (model_id last), so the bundles themselves are never compared.
+    eligible.sort(key=_first)
+    ranked = [bundle for _, bundle in eligible]
     return SelectionReport.model_construct(
         best=ranked[0] if ranked else None,
         ranked=ranked,
@@ -291,6 +385,13 @@ def select_best(
     )
 
 
+_RankKey = tuple[float, float, int, str]
+
+
+def _first(pair: tuple[_RankKey, ModelBundle]) -> _RankKey:
+    return pair[0]
+
+
 def has_eligible(
     bundles: Iterable[ModelBundle],
     policy: SelectionPolicy,
@@ -298,7 +399,19 @@ def has_eligible(
     required_label_set: Collection[str],
 ) -> bool:
     """True if any bundle would be ranked by :func:`select_best` (without building a report)."""
+    return has_eligible_facts(
+        (bundle_facts(b) for b in bundles), policy, required_schema_hash, required_label_set
+    )
+
+
+def has_eligible_facts(
+    facts: Iterable[BundleFacts],
+    policy: SelectionPolicy,
+    required_schema_hash: str,
+    required_label_set: Collection[str],
+) -> bool:
+    """:func:`has_eligible` on bundles' :func:`bundle_facts`."""
+    required_sorted = _sorted(required_label_set)
     return any(
-        exclusion_reason(b, policy, required_schema_hash, required_label_set) is None
-        for b in bundles
+        _exclusion_reason(f, policy, required_schema_hash, required_sorted) is None for f in facts
     )

@@ -1,0 +1,224 @@
+"""Bundles from the scan cache whose parts are built on first access (issue 13).
+
+A repeat scan of an unchanged registry must cost less than reading its
+files, so a bundle served by the scan cache
+(:mod:`taskclf.model_registry.scan_cache`) starts with only its identity
+(``model_id``, ``valid``, ``invalid_reason``) and a *source*: where its
+cached line is, plus the few facts selection reads
+(:class:`BundleFacts`). ``metadata``, ``metrics``, ``path`` and
+``created_at`` are absent from the instance dict until first read, when
+``__getattr__`` builds them from the line.
+
+To every caller the object is a ``ModelBundle`` (``isinstance``, ``repr``,
+``==`` with an eagerly read one, dumps, copies, pickling): pydantic and
+pydantic-core read an instance's fields through ``__dict__``, which this
+subclass turns into a property that completes the instance first and then
+returns the real instance dict (through ``BaseModel``'s own slot
+descriptor). Pickling yields a plain ``ModelBundle``.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pydantic import BaseModel
+
+from taskclf.model_registry.models import ModelBundle
+
+if TYPE_CHECKING:
+    from taskclf.core.model_io import ModelMetadata
+    from taskclf.model_registry.models import BundleMetrics
+
+# BaseModel declares "__dict__" in __slots__: this is the descriptor of the real
+# instance dict, which the subclass's __dict__ property hides from everyone else.
+_DICT = BaseModel.__dict__["__dict__"]
+_raw_dict: Callable[[BaseModel], dict[str, Any]] = _DICT.__get__
+_set_raw_dict: Callable[[BaseModel, dict[str, Any]], None] = _DICT.__set__
+
+SOURCE_KEY = "<source>"
+"""Key of the source in the instance dict of an incomplete bundle; no field can be named so."""
+
+_LAZY_FIELDS = frozenset(("path", "metadata", "metrics", "created_at"))
+_FIELD_ORDER = tuple(ModelBundle.model_fields)
+_ALL_FIELDS = set(_FIELD_ORDER)
+
+NO_INSTANT_US = -(2**62)
+"""``instant_us`` of a bundle without a usable ``created_at`` (ranks last)."""
+
+
+class BundleFacts(NamedTuple):
+    """What selection reads of a bundle (compatibility, constraints, rank), nothing else."""
+
+    valid: bool
+    invalid_reason: str | None
+    has_metadata: bool
+    schema_version: str | None
+    schema_hash: str | None
+    sorted_labels: tuple[str, ...] | None
+    has_metrics: bool
+    macro_f1: float
+    """``-inf`` when there are no metrics (or the value is not finite)."""
+    weighted_f1: float
+    instant_us: int
+    """``created_at`` as integer microseconds since the epoch, or :data:`NO_INSTANT_US`."""
+
+
+def finite_or_lowest(value: float) -> float:
+    """``value`` if finite, else ``-inf`` (ranks last)."""
+    return value if math.isfinite(value) else -math.inf
+
+
+class Parts(NamedTuple):
+    """A bundle's parts built from its cached line."""
+
+    metadata: ModelMetadata | None
+    metrics: BundleMetrics | None
+    created_at: Any
+
+
+class CacheContext:
+    """What every bundle of one cached scan shares: the cache bytes and how to use them."""
+
+    __slots__ = ("build", "data", "fallback", "root")
+
+    def __init__(
+        self,
+        root: Path,
+        data: bytes,
+        build: Callable[[bytes, bool], Parts],
+        fallback: Callable[[str], Parts],
+    ) -> None:
+        self.root = root
+        self.data = data
+        self.build = build
+        """Parts from a cached payload (and whether the bundle is valid); raises if damaged."""
+        self.fallback = fallback
+        """Parts read from the bundle's files, for a payload that turned out damaged."""
+
+
+class CachedSource:
+    """Where one bundle's cached line is, and the facts selection reads from it."""
+
+    __slots__ = ("context", "end", "facts", "start")
+
+    def __init__(self, context: CacheContext, start: int, end: int, facts: BundleFacts) -> None:
+        self.context = context
+        self.start = start
+        self.end = end
+        self.facts = facts
+
+    def parts(self, model_id: str, valid: bool) -> Parts:
+        context = self.context
+        try:
+            return context.build(context.data[self.start : self.end], valid)
+        except (ValueError, TypeError, RecursionError):
+            # The line passed the file's checksum yet does not hold what a scan stores
+            # (another writer): its files are the truth.
+            return context.fallback(model_id)
+
+
+class CachedBundle(ModelBundle):
+    """A ``ModelBundle`` whose ``path``, ``metadata``, ``metrics`` and ``created_at`` wait.
+
+    Built only by :func:`cached_bundle`; behaves as the complete bundle in
+    every respect callers can observe.
+    """
+
+    @property
+    def __dict__(self) -> dict[str, Any]:
+        values = _raw_dict(self)
+        return values if SOURCE_KEY not in values else _complete(self, values)
+
+    @__dict__.setter
+    def __dict__(self, values: dict[str, Any]) -> None:
+        # copy, model_copy and unpickling set the whole dict (complete by then).
+        _set_raw_dict(self, values)
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            values = _raw_dict(self)
+            if name in _LAZY_FIELDS and SOURCE_KEY in values:
+                if name == "path":
+                    # Exclusion records need only the path: no need to parse the line.
+                    path = values["path"] = values[SOURCE_KEY].context.root / values["model_id"]
+                    return path
+                return _complete(self, values)[name]
+            return super().__getattr__(name)
+
+    def __eq__(self, other: object) -> bool:
+        # pydantic's __eq__ requires the same class; this one equals the ModelBundle it stands for.
+        if not isinstance(other, ModelBundle):
+            return NotImplemented
+        return (
+            self.__dict__ == other.__dict__
+            and self.__pydantic_private__ == other.__pydantic_private__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    __hash__ = ModelBundle.__hash__
+
+    @classmethod
+    def __repr_name__(cls) -> str:
+        return "ModelBundle"
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Unpickles as the plain ModelBundle it stands for.
+        return copyreg.__newobj__, (ModelBundle,), self.__getstate__()  # type: ignore[attr-defined]
+
+
+def _complete(bundle: CachedBundle, values: dict[str, Any]) -> dict[str, Any]:
+    """Build the missing parts, install the complete dict (in field order), return it."""
+    source: CachedSource = values[SOURCE_KEY]
+    parts = source.parts(values["model_id"], values["valid"])
+    path = values.get("path")
+    complete = {
+        "model_id": values["model_id"],
+        "path": path if path is not None else source.context.root / values["model_id"],
+        "valid": values["valid"],
+        "invalid_reason": values["invalid_reason"],
+        "metadata": parts.metadata,
+        "metrics": parts.metrics,
+        "created_at": parts.created_at,
+    }
+    # A concurrent reader may complete it too: both build equal values, and the old
+    # dict is never left without its source, so nobody sees half a bundle.
+    _set_raw_dict(bundle, complete)
+    return complete
+
+
+_new = CachedBundle.__new__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def cached_bundle(model_id: str, reason: str | None, source: CachedSource) -> CachedBundle:
+    """An incomplete bundle: identity now, the rest from ``source`` on first access."""
+    bundle = _new(CachedBundle)
+    _set_raw_dict(
+        bundle,
+        {
+            "model_id": model_id,
+            "valid": reason is None,
+            "invalid_reason": reason,
+            SOURCE_KEY: source,
+        },
+    )
+    # What model_construct with every field given leaves (see scan._construct_fast).
+    _set_fields_set(bundle, _ALL_FIELDS)
+    _set_extra(bundle, None)
+    _set_private(bundle, None)
+    return bundle
+
+
+def cached_facts(bundle: ModelBundle) -> BundleFacts | None:
+    """The facts an incomplete cached bundle carries; ``None`` for any other bundle."""
+    if type(bundle) is not CachedBundle:
+        return None
+    source = _raw_dict(bundle).get(SOURCE_KEY)
+    return None if source is None else source.facts
