@@ -100,25 +100,20 @@ class CacheContext:
         """Parts read from the bundle's files, for a payload that turned out damaged."""
 
 
-class CachedSource:
-    """Where one bundle's cached line is, and the facts selection reads from it."""
+Source = tuple[CacheContext, int, int, BundleFacts]
+"""Where one bundle's payload is in the cache bytes (start, end), and its facts.
 
-    __slots__ = ("context", "end", "facts", "start")
+A plain tuple: a repeat scan makes one per bundle."""
 
-    def __init__(self, context: CacheContext, start: int, end: int, facts: BundleFacts) -> None:
-        self.context = context
-        self.start = start
-        self.end = end
-        self.facts = facts
 
-    def parts(self, model_id: str, valid: bool) -> Parts:
-        context = self.context
-        try:
-            return context.build(context.data[self.start : self.end], valid)
-        except (ValueError, TypeError, RecursionError):
-            # The line passed the file's checksum yet does not hold what a scan stores
-            # (another writer): its files are the truth.
-            return context.fallback(model_id)
+def _parts(source: Source, model_id: str, valid: bool) -> Parts:
+    context, start, end, _ = source
+    try:
+        return context.build(context.data[start:end], valid)
+    except (ValueError, TypeError, RecursionError):
+        # The line passed the file's checksum yet does not hold what a scan stores
+        # (another writer): its files are the truth.
+        return context.fallback(model_id)
 
 
 class CachedBundle(ModelBundle):
@@ -145,7 +140,7 @@ class CachedBundle(ModelBundle):
             if name in _LAZY_FIELDS and SOURCE_KEY in values:
                 if name == "path":
                     # Exclusion records need only the path: no need to parse the line.
-                    path = values["path"] = values[SOURCE_KEY].context.root / values["model_id"]
+                    path = values["path"] = values[SOURCE_KEY][0].root / values["model_id"]
                     return path
                 return _complete(self, values)[name]
             return super().__getattr__(name)
@@ -173,12 +168,12 @@ class CachedBundle(ModelBundle):
 
 def _complete(bundle: CachedBundle, values: dict[str, Any]) -> dict[str, Any]:
     """Build the missing parts, install the complete dict (in field order), return it."""
-    source: CachedSource = values[SOURCE_KEY]
-    parts = source.parts(values["model_id"], values["valid"])
+    source: Source = values[SOURCE_KEY]
+    parts = _parts(source, values["model_id"], values["valid"])
     path = values.get("path")
     complete = {
         "model_id": values["model_id"],
-        "path": path if path is not None else source.context.root / values["model_id"],
+        "path": path if path is not None else source[0].root / values["model_id"],
         "valid": values["valid"],
         "invalid_reason": values["invalid_reason"],
         "metadata": parts.metadata,
@@ -197,7 +192,7 @@ _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-def cached_bundle(model_id: str, reason: str | None, source: CachedSource) -> CachedBundle:
+def cached_bundle(model_id: str, reason: str | None, source: Source) -> CachedBundle:
     """An incomplete bundle: identity now, the rest from ``source`` on first access."""
     bundle = _new(CachedBundle)
     _set_raw_dict(
@@ -209,7 +204,7 @@ def cached_bundle(model_id: str, reason: str | None, source: CachedSource) -> Ca
             SOURCE_KEY: source,
         },
     )
-    # What model_construct with every field given leaves (see scan._construct_fast).
+    # What model_construct with every field given leaves (see scan.fast_constructor).
     _set_fields_set(bundle, _ALL_FIELDS)
     _set_extra(bundle, None)
     _set_private(bundle, None)
@@ -221,4 +216,4 @@ def cached_facts(bundle: ModelBundle) -> BundleFacts | None:
     if type(bundle) is not CachedBundle:
         return None
     source = _raw_dict(bundle).get(SOURCE_KEY)
-    return None if source is None else source.facts
+    return None if source is None else source[3]

@@ -24,8 +24,8 @@ from taskclf.model_registry.scan import list_bundles
 from taskclf.model_registry.selection import (
     bundle_facts,
     compatibility_problem,
+    eligible_schema_hashes,
     explain_incompatibility,
-    has_eligible_facts,
     select_with_facts,
 )
 from taskclf.model_registry.storage import Storage, open_storage
@@ -54,9 +54,9 @@ def rank_scanned(
     facts = [bundle_facts(bundle) for bundle in bundles]
     if required_schema_hash is None:
         hashes = [schema.hash for schema in config.schemas]
-        required_schema_hash = next(
-            (h for h in hashes if has_eligible_facts(facts, policy, h, labels)), hashes[-1]
-        )
+        # One pass for every version tried: the hashes some bundle would be ranked under.
+        ranked_under = eligible_schema_hashes(facts, policy, labels)
+        required_schema_hash = next((h for h in hashes if h in ranked_under), hashes[-1])
     return select_with_facts(bundles, facts, policy, required_schema_hash, labels)
 
 

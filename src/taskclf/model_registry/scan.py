@@ -65,40 +65,49 @@ class _Missing:
 
 _MISSING = _Missing()
 
-# One set shared by every valid bundle a scan builds (pydantic stores the given set
-# as is): all fields are always set, and a set per bundle is 7 MB per 10,000 bundles.
-# Frozen models never add to it; model_copy copies it first.
-_ALL_FIELDS = set(ModelBundle.model_fields)
 
+def fast_constructor(
+    model: type[_M], sample: dict[str, Any]
+) -> tuple[Callable[[dict[str, Any]], _M], bool]:
+    """A constructor of ``model`` from complete, valid values; and whether it is the fast one.
 
-def _construct_fast(values: dict[str, Any]) -> ModelBundle:
-    """``ModelBundle.model_construct(_ALL_FIELDS, **values)`` for a complete ``values``.
-
-    What ``model_construct`` ends with, without its per-field alias and
-    default loop, which cost as much as parsing the bundle's metadata.
+    The fast one sets the four attributes ``model_construct`` ends with,
+    without its per-field alias and default loop (which cost as much as
+    parsing a bundle's metadata); every instance shares one fields-set (all
+    fields are set; pydantic stores the given set as is, frozen models never
+    add to it and ``model_copy`` copies it first). Checked once, on
+    ``sample`` (every field given): a pydantic that stores more state, or a
+    field added to ``model`` whose default the callers do not pass, makes
+    the two differ and selects ``model_construct`` itself.
     """
-    bundle = ModelBundle.__new__(ModelBundle)
-    object.__setattr__(bundle, "__dict__", values)
-    object.__setattr__(bundle, "__pydantic_fields_set__", _ALL_FIELDS)
-    object.__setattr__(bundle, "__pydantic_extra__", None)
-    object.__setattr__(bundle, "__pydantic_private__", None)
-    return bundle
+    fields_set = set(model.model_fields)
+
+    def fast(values: dict[str, Any]) -> _M:
+        instance = model.__new__(model)
+        object.__setattr__(instance, "__dict__", values)
+        object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
+        object.__setattr__(instance, "__pydantic_extra__", None)
+        object.__setattr__(instance, "__pydantic_private__", None)
+        return instance
+
+    def slow(values: dict[str, Any]) -> _M:
+        return model.model_construct(fields_set, **values)
+
+    try:
+        made, reference = fast(dict(sample)), slow(dict(sample))
+        same = made == reference and all(
+            getattr(made, name) == getattr(reference, name)
+            for name in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+        )
+        same = same and made.model_dump() == reference.model_dump()
+    except Exception:  # a future pydantic: never worse than model_construct
+        same = False
+    return (fast, True) if same else (slow, False)
 
 
-def _construct_pydantic(values: dict[str, Any]) -> ModelBundle:
-    """pydantic's own ``model_construct``: the fallback when the fast path does not match it."""
-    return ModelBundle.model_construct(_ALL_FIELDS, **values)
-
-
-def _pick_constructor() -> Callable[[dict[str, Any]], ModelBundle]:
-    """The fast constructor if it builds exactly what pydantic's does, else pydantic's.
-
-    Checked once at import, on the same complete ``values`` ``_read_bundle``
-    passes: a pydantic that stores more state, or a field added to
-    ``ModelBundle`` (pydantic fills its default, the fast path does not),
-    makes the two differ and selects pydantic's.
-    """
-    values: dict[str, Any] = {
+_construct, _CONSTRUCT_FAST = fast_constructor(
+    ModelBundle,
+    {
         "model_id": "x",
         "path": Path("/x"),
         "valid": False,
@@ -106,20 +115,9 @@ def _pick_constructor() -> Callable[[dict[str, Any]], ModelBundle]:
         "metadata": None,
         "metrics": None,
         "created_at": None,
-    }
-    try:
-        fast, slow = _construct_fast(dict(values)), _construct_pydantic(dict(values))
-        same = fast == slow and all(
-            getattr(fast, name) == getattr(slow, name)
-            for name in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-        )
-        same = same and fast.model_dump() == slow.model_dump()
-    except Exception:  # a future pydantic: never worse than model_construct
-        same = False
-    return _construct_fast if same else _construct_pydantic
-
-
-_construct = _pick_constructor()
+    },
+)
+"""``ModelBundle.model_construct`` for complete values (every field given)."""
 
 _FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 _MAX_FIELDS_SETS = 256
@@ -220,7 +218,8 @@ def bundle_names(root: Path) -> list[str]:
             names = [e.name for e in entries if not e.name.startswith(".") and _is_dir(e)]
     except (OSError, ValueError):  # ValueError: a path with an embedded NUL
         return []
-    names = [name for name in names if _is_utf8_name(root, name)]
+    # ASCII names (nearly all) are UTF-8 without encoding them.
+    names = [name for name in names if name.isascii() or _is_utf8_name(root, name)]
     names.sort()
     return names
 
@@ -405,7 +404,7 @@ def _parts_from_payload(payload: bytes, valid: bool) -> Parts:
 
 def _construct_model(model: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:
     """A model from values it was validated with before (the scan cache), fields-set shared."""
-    if _construct is _construct_fast:
+    if _CONSTRUCT_FAST:
         instance = model.__new__(model)
         object.__setattr__(instance, "__dict__", values)
         object.__setattr__(instance, "__pydantic_fields_set__", fields_set)

@@ -56,7 +56,6 @@ from taskclf.model_registry._fs import absolute, atomic_write, read_capped
 from taskclf.model_registry.lazy_bundle import (
     BundleFacts,
     CacheContext,
-    CachedSource,
     Parts,
     cached_bundle,
 )
@@ -191,8 +190,8 @@ class _Loaded(NamedTuple):
     """A usable cache file: its bytes, its entries by name and its table of label classes."""
 
     data: bytes
-    entries: dict[str, tuple[list[Any], int, int]]
-    """``name -> (record, payload start, payload end)``."""
+    entries: dict[str, tuple[list[Any], int, int, BundleFacts]]
+    """``name -> (record, payload start, payload end, facts)``."""
     classes: list[Any]
 
 
@@ -238,34 +237,56 @@ def scan_with_cache(
     caching = bool(loaded.data) or _seen(path)
     entries = loaded.entries
     context = CacheContext(root, loaded.data, build, _fallback(root, path, read))
-    facts_of_class = [_class_facts(item) for item in loaded.classes] if entries else []
     try:
         dir_fd = os.open(root, os.O_RDONLY) if entries and _STAT_DIR_FD else None
     except OSError:
         dir_fd = None
     base = "" if dir_fd is not None else os.path.join(os.fspath(root), "")
-    view = memoryview(loaded.data)
-    # The new file: records and payloads; unchanged payloads are slices of the file read.
-    records: list[list[Any]] = []
-    payloads: list[bytes | memoryview] = []
+    metadata_suffix, metrics_suffix = f"/{metadata_file}", f"/{metrics_file}"
+    # The new file's entries: (record, start, end) of the file read, or (record, payload, 0).
+    kept: list[tuple[Any, ...]] = []
     bundles: list[ModelBundle] = []
     changed = False
+    stat = os.stat
     try:
         for name in names:
             entry = entries.pop(name, None) if entries else None
             if entry is not None:
-                record, start, end = entry
-                if record[1] == _stat_key(f"{base}{name}/{metadata_file}", dir_fd) and record[
-                    2
-                ] == _stat_key(f"{base}{name}/{metrics_file}", dir_fd):
-                    bundle = _cached(name, record, start, end, facts_of_class, context)
-                    if bundle is not None:
-                        bundles.append(bundle)
-                        records.append(record)
-                        payloads.append(view[start:end])
-                        continue
-                    # A record that does not hold what a scan stores: trust none of the rest.
-                    entries.clear()
+                record = entry[0]
+                # _stat_key of both files, inlined: this loop is most of a repeat scan.
+                try:
+                    info = stat(base + name + metadata_suffix, dir_fd=dir_fd)
+                    same = record[1] == [
+                        info.st_size,
+                        info.st_mtime_ns,
+                        info.st_ctime_ns,
+                        info.st_ino,
+                        info.st_dev,
+                        info.st_mode,
+                    ]
+                    if same:
+                        info = stat(base + name + metrics_suffix, dir_fd=dir_fd)
+                        same = record[2] == [
+                            info.st_size,
+                            info.st_mtime_ns,
+                            info.st_ctime_ns,
+                            info.st_ino,
+                            info.st_dev,
+                            info.st_mode,
+                        ]
+                except (OSError, ValueError):  # a file absent (key 0), or unreadable
+                    same = record[1] == _stat_key(base + name + metadata_suffix, dir_fd) and (
+                        record[2] == _stat_key(base + name + metrics_suffix, dir_fd)
+                    )
+                if same:
+                    facts = entry[3]
+                    bundles.append(
+                        cached_bundle(
+                            name, facts.invalid_reason, (context, entry[1], entry[2], facts)
+                        )
+                    )
+                    kept.append(entry)
+                    continue
                 changed = True
             # Keyed by the fstat of each file as it was read, so the entry describes
             # exactly the bytes parsed (a change after that makes the next stat differ).
@@ -275,8 +296,7 @@ def scan_with_cache(
                 continue
             bundles.append(fresh)
             if caching and (made := _entry(name, stats, fresh, started_ns, summarise)) is not None:
-                records.append(made[0])
-                payloads.append(made[1])
+                kept.append(made)
                 changed = True
     finally:
         if dir_fd is not None:
@@ -285,7 +305,7 @@ def scan_with_cache(
     if not caching:
         _save(_marker(path), b"", [])
     elif changed:
-        _save(path, header, _file_body(records, payloads, loaded.classes))
+        _save(path, header, _file_body(kept, loaded))
     return bundles
 
 
@@ -298,8 +318,15 @@ def _seen(path: Path) -> bool:
     return os.path.lexists(path) or os.path.lexists(_marker(path))
 
 
-def _class_facts(item: Any) -> tuple[str, str, tuple[str, ...]] | None:
-    """A label class ``[schema_version, schema_hash, sorted labels]``; ``None``: damaged."""
+_NO_METADATA = (False, None, None, None)
+
+
+def _class_facts(item: Any) -> tuple[bool, str | None, str | None, tuple[str, ...] | None] | None:
+    """``(has metadata, schema_version, schema_hash, sorted labels)`` of a label class.
+
+    The classes a file lists, then ``_NO_METADATA`` (number -1 in a record);
+    ``None``: damaged.
+    """
     try:
         version, schema_hash, labels = item
         if (
@@ -308,54 +335,37 @@ def _class_facts(item: Any) -> tuple[str, str, tuple[str, ...]] | None:
             and isinstance(labels, list)
             and all(isinstance(label, str) for label in labels)
         ):
-            return version, schema_hash, tuple(labels)
+            return True, version, schema_hash, tuple(labels)
     except (TypeError, ValueError):
         pass
     return None
 
 
-def _cached(
-    name: str,
+_STR_OR_NONE = (str, type(None))
+
+
+def _record_facts(
     record: list[Any],
-    start: int,
-    end: int,
-    classes: list[tuple[str, str, tuple[str, ...]] | None],
-    context: CacheContext,
-) -> ModelBundle | None:
-    """The incomplete bundle a record describes, or ``None`` if the record is damaged."""
+    classes: list[tuple[bool, str | None, str | None, tuple[str, ...] | None] | None],
+) -> BundleFacts | None:
+    """The facts a record holds, or ``None`` if it does not hold what a scan stores."""
     try:
-        _, _, _, _, reason, class_id, has_metrics, macro, weighted, instant = record
-        if class_id is None:
-            version = schema_hash = labels = None
-        else:
-            known = classes[class_id] if type(class_id) is int and class_id >= 0 else None
-            if known is None:
-                return None
-            version, schema_hash, labels = known
-        if not (
-            (reason is None or isinstance(reason, str))
-            and type(has_metrics) is bool
-            and type(macro) is float
-            and type(weighted) is float
-            and type(instant) is int
-            and (reason is not None or (labels is not None and has_metrics))
-        ):
-            return None
+        reason, class_id, has_metrics, macro, weighted, instant = record[4:]
+        # -1: no metadata, the last item of ``classes``.
+        known = classes[class_id] if type(class_id) is int and class_id >= -1 else None
     except (TypeError, ValueError, IndexError):
         return None
-    facts = BundleFacts(
-        reason is None,
-        reason,
-        labels is not None,
-        version,
-        schema_hash,
-        labels,
-        has_metrics,
-        macro,
-        weighted,
-        instant,
-    )
-    return cached_bundle(name, reason, CachedSource(context, start, end, facts))
+    if (
+        known is None
+        or type(reason) not in _STR_OR_NONE
+        or type(has_metrics) is not bool
+        or type(macro) is not float
+        or type(weighted) is not float
+        or type(instant) is not int
+        or (reason is None and not (known[0] and has_metrics))
+    ):
+        return None
+    return BundleFacts(reason is None, reason, *known, has_metrics, macro, weighted, instant)
 
 
 def _fallback(root: Path, path: Path, read: ReadBundle) -> Callable[[str], Parts]:
@@ -385,7 +395,7 @@ def _entry(
     bundle: ModelBundle,
     started_ns: int,
     summarise: Summarise,
-) -> tuple[list[Any], bytes] | None:
+) -> tuple[list[Any], bytes, int] | None:
     """The record and payload for a bundle just read, or ``None`` when it must not be cached."""
     if len(stats) != 2:
         return None
@@ -420,7 +430,7 @@ def _entry(
         facts.weighted_f1,
         facts.instant_us,
     ]
-    return record, payload
+    return record, payload, 0
 
 
 # Metadata fields-sets are shared between bundles (scan._share_fields_set): the JSON
@@ -477,29 +487,37 @@ def _header(root: Path) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
 
 
-def _file_body(
-    records: list[list[Any]], payloads: list[bytes | memoryview], old_classes: list[Any]
-) -> list[bytes | memoryview]:
-    """The index line and the payloads, label classes numbered afresh (what the file holds)."""
+def _file_body(kept: list[tuple[list[Any], Any, int]], loaded: _Loaded) -> list[bytes | memoryview]:
+    """The index line and the payloads, label classes numbered afresh (what the file holds).
+
+    ``kept`` holds ``(record, start, end)`` of entries kept from the file read
+    (their payloads are written back as slices of it, never copied) and
+    ``(record, payload, 0)`` of new ones.
+    """
     import pydantic_core
 
+    old_classes = loaded.classes
+    view = memoryview(loaded.data)
     classes: list[Any] = []
     numbers: dict[str, int] = {}
-    renumbered: dict[int, int] = {}
+    renumbered: dict[int, int] = {-1: -1}
     out: list[list[Any]] = []
-    for record in records:
+    body: list[bytes | memoryview] = [b""]
+    for record, payload, end, *_ in kept:
         label_class = record[5]
-        if type(label_class) is int:  # a kept record: its class's number in the file read
-            number = renumbered.get(label_class)
-            if number is None:
+        if type(payload) is bytes:  # new: its class itself, or None (no metadata)
+            number = -1 if label_class is None else _number(label_class, classes, numbers)
+            body.append(payload)
+        else:  # kept: its class's number in the file read; the slice takes the newline along
+            number = renumbered.get(label_class, -2)
+            if number == -2:
                 old = old_classes[label_class]
                 number = renumbered[label_class] = _number(old, classes, numbers)
-            label_class = number
-        elif label_class is not None:
-            label_class = _number(label_class, classes, numbers)
-        out.append([*record[:5], label_class, *record[6:]])
+            body.append(view[payload : end + 1])
+        out.append([*record[:5], number, *record[6:]])
     index = pydantic_core.to_json({"classes": classes, "bundles": out}, inf_nan_mode="constants")
-    return [index + b"\n", *payloads]
+    body[0] = index + b"\n"
+    return body
 
 
 def _number(label_class: list[Any], classes: list[Any], numbers: dict[str, int]) -> int:
@@ -547,14 +565,16 @@ def _index(data: bytes, header: bytes) -> _Loaded | None:
         classes, records = index["classes"], index["bundles"]
         if not isinstance(classes, list) or not isinstance(records, list):
             return None
-        entries: dict[str, tuple[list[Any], int, int]] = {}
+        facts_of_class = [*(_class_facts(item) for item in classes), _NO_METADATA]
+        entries: dict[str, tuple[list[Any], int, int, BundleFacts]] = {}
         position = index_end
         for record in records:
             name, length = record[0], record[3]
-            if not isinstance(name, str) or type(length) is not int or length <= 0:
+            facts = _record_facts(record, facts_of_class)
+            if not isinstance(name, str) or type(length) is not int or length <= 0 or not facts:
                 return None
             end = position + length
-            entries[name] = (record, position, end - 1)  # without the newline
+            entries[name] = (record, position, end - 1, facts)  # the payload without its newline
             position = end
     except (ValueError, TypeError, KeyError, IndexError):
         return None

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from taskclf.core.schema import FeatureSchemaV1, known_schema_hash
 from taskclf.core.types import LABEL_SET_V1
@@ -21,7 +22,7 @@ from taskclf.model_registry.models import (
     SelectionPolicy,
     SelectionReport,
 )
-from taskclf.model_registry.scan import parse_timestamp
+from taskclf.model_registry.scan import fast_constructor, parse_timestamp
 
 REASON_INVALID = "invalid: "
 REASON_SCHEMA = "incompatible: schema_hash mismatch"
@@ -352,6 +353,11 @@ def select_best(
     )
 
 
+_exclusion_record, _ = fast_constructor(
+    ExclusionRecord, {"model_id": "x", "path": Path("/x"), "reason": "r"}
+)
+
+
 def select_with_facts(
     bundles: Sequence[ModelBundle],
     facts: Sequence[BundleFacts],
@@ -361,21 +367,38 @@ def select_with_facts(
 ) -> SelectionReport:
     """:func:`select_best` with each bundle's :func:`bundle_facts` already computed."""
     required_sorted = _sorted(required_label_set)
-    eligible: list[tuple[tuple[float, float, int, str], ModelBundle]] = []
+    keys: list[tuple[float, float, int, str, int]] = []
     excluded: list[ExclusionRecord] = []
-    for bundle, known in zip(bundles, facts, strict=True):
-        reason = _exclusion_reason(known, policy, required_schema_hash, required_sorted)
-        if reason is None:
-            eligible.append((_rank_key(known, bundle.model_id), bundle))
-        else:
-            excluded.append(
-                ExclusionRecord.model_construct(
-                    model_id=bundle.model_id, path=bundle.path, reason=reason
+    for position, (bundle, known) in enumerate(zip(bundles, facts, strict=True)):
+        # _exclusion_reason(...) is None, inlined (policy v1 has no further gates):
+        # this loop runs over every bundle of the registry.
+        if (
+            known.valid
+            and known.has_metadata
+            and known.schema_hash == required_schema_hash
+            and known.sorted_labels == required_sorted
+            and known.has_metrics
+        ):
+            # rank_key, then the position: the bundles themselves are never compared.
+            keys.append(
+                (
+                    -known.macro_f1,
+                    -known.weighted_f1,
+                    -known.instant_us,
+                    bundle.model_id,
+                    position,
                 )
             )
-    # Keys are unique (model_id last), so the bundles themselves are never compared.
-    eligible.sort(key=_first)
-    ranked = [bundle for _, bundle in eligible]
+        else:
+            reason = _exclusion_reason(known, policy, required_schema_hash, required_sorted)
+            assert reason is not None
+            excluded.append(
+                _exclusion_record(
+                    {"model_id": bundle.model_id, "path": bundle.path, "reason": reason}
+                )
+            )
+    keys.sort()
+    ranked = [bundles[key[4]] for key in keys]
     return SelectionReport.model_construct(
         best=ranked[0] if ranked else None,
         ranked=ranked,
@@ -383,13 +406,6 @@ def select_with_facts(
         policy=policy,
         required_schema_hash=required_schema_hash,
     )
-
-
-_RankKey = tuple[float, float, int, str]
-
-
-def _first(pair: tuple[_RankKey, ModelBundle]) -> _RankKey:
-    return pair[0]
 
 
 def has_eligible(
@@ -412,6 +428,29 @@ def has_eligible_facts(
 ) -> bool:
     """:func:`has_eligible` on bundles' :func:`bundle_facts`."""
     required_sorted = _sorted(required_label_set)
+    # _exclusion_reason(...) is None, inlined (policy v1 has no further gates):
+    # this runs over every bundle for each schema version tried.
     return any(
-        _exclusion_reason(f, policy, required_schema_hash, required_sorted) is None for f in facts
+        f.valid
+        and f.has_metadata
+        and f.schema_hash == required_schema_hash
+        and f.sorted_labels == required_sorted
+        and f.has_metrics
+        for f in facts
     )
+
+
+def eligible_schema_hashes(
+    facts: Iterable[BundleFacts], policy: SelectionPolicy, required_label_set: Collection[str]
+) -> set[str | None]:
+    """The schema hashes under which :func:`select_best` would rank at least one bundle.
+
+    ``h in eligible_schema_hashes(...)`` equals :func:`has_eligible_facts` with ``h``,
+    for every ``h`` at once (policy v1 has no gates beyond a valid bundle with metrics).
+    """
+    required_sorted = _sorted(required_label_set)
+    return {
+        f.schema_hash
+        for f in facts
+        if f.valid and f.has_metadata and f.sorted_labels == required_sorted and f.has_metrics
+    }
