@@ -34,6 +34,7 @@ from taskclf.model_registry import scan as scan_module
 from taskclf.model_registry.scan_cache import (
     CACHE_DIR_ENV,
     RACY_WINDOW_NS,
+    VERSION,
     cache_file,
 )
 from taskclf.samples import write_bundle
@@ -86,6 +87,13 @@ def fresh(root: Path) -> list[tuple[Any, ...]]:
 
 
 def assert_cached_equals_fresh(root: Path) -> None:
+    # Ranked first, while the cached bundles are still incomplete (selection reads their
+    # cached facts), then compared whole: exclusion reasons, ranking and every bundle.
+    report = find_best_model(root)
+    with cache_off():
+        fresh_report = find_best_model(root)
+    assert report.model_dump_json() == fresh_report.model_dump_json()
+    assert report == fresh_report
     cached = described(root)
     assert cached == fresh(root)
 
@@ -253,7 +261,7 @@ def test_a_registry_gets_a_cache_once_it_is_scanned_again(
     assert path.is_file()
     count_reads.clear()
     assert_cached_equals_fresh(models_dir)
-    assert count_reads == ["a"]  # only the fresh scan read it
+    assert count_reads == ["a", "a"]  # only the fresh scans (report, bundles) read it
 
 
 def test_racily_clean_files_are_read_again(models_dir: Path, count_reads: list[str]) -> None:
@@ -309,7 +317,19 @@ def _damage_truncated(path: Path) -> None:
 
 def _damage_foreign_version(path: Path) -> None:
     data = path.read_bytes()
-    path.write_bytes(data.replace(b'"version":1', b'"version":99', 1))
+    current = b'"version":%d' % VERSION
+    assert current in data
+    path.write_bytes(data.replace(current, b'"version":99', 1))
+
+
+def _damage_older_version(path: Path) -> None:
+    """What version 1 wrote: one line per bundle, ``name<TAB>key<TAB>key<TAB>payload``."""
+    data = path.read_bytes()
+    header = data[: data.index(b"\n") + 1].replace(b'"version":%d' % VERSION, b'"version":1')
+    line = b"a\t1,2,3,4,5,6\t1,2,3,4,5,6\t[null,null,null,null]\n"
+    import zlib
+
+    path.write_bytes(header + line + b"end 1 %08x\n" % zlib.crc32(line))
 
 
 def _damage_other_registry(path: Path) -> None:
@@ -353,6 +373,7 @@ def _damage_directory(path: Path) -> None:
         _damage_garbage,
         _damage_truncated,
         _damage_foreign_version,
+        _damage_older_version,
         _damage_other_registry,
         _damage_flipped_digit,
         _damage_payload_types,
@@ -372,8 +393,9 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(
     assert path is not None and path.is_file()
     damage(path)
     count_reads.clear()
-    assert described(models_dir) == expected == fresh(models_dir)
+    got = described(models_dir)
     assert sorted(set(count_reads)) == [f"b{index}" for index in range(4)]
+    assert got == expected == fresh(models_dir)
     if damage is not _damage_directory:
         # Rebuilt: the next scan reads nothing.
         count_reads.clear()

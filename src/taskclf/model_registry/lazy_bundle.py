@@ -19,7 +19,6 @@ descriptor). Pickling yields a plain ``ModelBundle``.
 
 from __future__ import annotations
 
-import copyreg
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -163,7 +162,14 @@ class CachedBundle(ModelBundle):
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # Unpickles as the plain ModelBundle it stands for.
-        return copyreg.__newobj__, (ModelBundle,), self.__getstate__()  # type: ignore[attr-defined]
+        return _plain_bundle, (self.__getstate__(),)
+
+
+def _plain_bundle(state: dict[Any, Any]) -> ModelBundle:
+    """The ``ModelBundle`` a pickled cached bundle stands for (pickle's reconstructor)."""
+    bundle = ModelBundle.__new__(ModelBundle)
+    bundle.__setstate__(state)
+    return bundle
 
 
 def _complete(bundle: CachedBundle, values: dict[str, Any]) -> dict[str, Any]:
