@@ -27,7 +27,7 @@ from taskclf.model_registry import (
     find_best_model,
     list_bundles,
 )
-from taskclf.model_registry.lazy_bundle import SOURCE_KEY, CachedBundle, _raw_dict
+from taskclf.model_registry.lazy_bundle import SOURCE_KEY, CachedBundle, instance_dict
 from taskclf.model_registry.scan_cache import CACHE_DIR_ENV, RACY_WINDOW_NS, cache_file
 from taskclf.samples import write_bundle
 
@@ -74,7 +74,9 @@ def eager(root: Path) -> list[ModelBundle]:
 def lazy(root: Path) -> list[ModelBundle]:
     bundles = list_bundles(root)
     assert all(type(b) is CachedBundle for b in bundles)
-    assert all(SOURCE_KEY in _raw_dict(b) and "metadata" not in _raw_dict(b) for b in bundles)
+    assert all(
+        SOURCE_KEY in instance_dict(b) and "metadata" not in instance_dict(b) for b in bundles
+    )
     return bundles
 
 
@@ -123,7 +125,7 @@ def test_equality_both_ways_and_with_the_eager_bundle(registry: Path) -> None:
     first, second = lazy(registry)[:2]
     assert first != second
     assert first != eager(registry)[1]
-    assert first != "a-best"
+    assert first != "a-best"  # type: ignore[comparison-overlap]
 
 
 def test_pickling_gives_a_plain_model_bundle(registry: Path) -> None:
@@ -145,23 +147,23 @@ def test_hashing_and_immutability_match(registry: Path) -> None:
         assert hash_or_error(cached) == hash_or_error(read)
         for bundle in (cached, read):
             with pytest.raises(ValueError, match="frozen"):
-                bundle.valid = False  # type: ignore[misc]
+                bundle.valid = False
     assert lazy(registry)[0].model_id == "a-best"
 
 
 def test_reading_the_path_alone_does_not_parse_the_line(registry: Path) -> None:
     bundle = lazy(registry)[0]
     assert bundle.path == registry / "a-best"
-    assert SOURCE_KEY in _raw_dict(bundle)
+    assert SOURCE_KEY in instance_dict(bundle)
     assert bundle.model_dump() == eager(registry)[0].model_dump()
-    assert list(_raw_dict(bundle)) == list(ModelBundle.model_fields)
+    assert list(instance_dict(bundle)) == list(ModelBundle.model_fields)
 
 
 def test_ranking_does_not_build_the_cached_bundles(registry: Path) -> None:
     report = find_best_model(registry)
     assert report.best is not None and report.best.model_id == "a-best"
     assert sorted(b.model_id for b in report.ranked) == ["a-best", "b-offset", "c-older"]
-    untouched = [b for b in report.ranked if SOURCE_KEY in _raw_dict(b)]
+    untouched = [b for b in report.ranked if SOURCE_KEY in instance_dict(b)]
     assert len(untouched) == len(report.ranked) == 3
 
 
@@ -188,7 +190,7 @@ def test_a_bundle_whose_cached_payload_is_damaged_is_read_from_its_files(registr
     assert path is not None
     bundles = lazy(registry)
     # Damage the bytes the bundles will parse, after the scan checked the file.
-    source = _raw_dict(bundles[0])[SOURCE_KEY]
+    source = instance_dict(bundles[0])[SOURCE_KEY]
     data = source[0].data
     broken = bytes(data).replace(b'"macro_f1"', b'"macro_F1"')
     source[0].data = broken

@@ -104,9 +104,9 @@ def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
     original = scan_module._read_bundle
 
-    def counting(path: Path, base: str, stats: Any = None) -> Any:
-        reads.append(path.name)
-        return original(path, base, stats)
+    def counting(root: Path, name: str, base: str, stats: Any = None, **kwargs: Any) -> Any:
+        reads.append(name)
+        return original(root, name, base, stats, **kwargs)
 
     monkeypatch.setattr(scan_module, "_read_bundle", counting)
     return reads

@@ -27,7 +27,13 @@ from pydantic import BaseModel, ValidationError
 
 from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry._fs import LOCK_FILE, absolute, read_capped, read_capped_stat
-from taskclf.model_registry.lazy_bundle import Parts
+from taskclf.model_registry.lazy_bundle import (
+    BundleFacts,
+    Parts,
+    RootSource,
+    instance_dict,
+    path_lazy_bundle,
+)
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
 from taskclf.model_registry.scan_cache import FileStats, scan_with_cache
 from taskclf.model_registry.storage import is_remote
@@ -142,6 +148,24 @@ def _share_fields_set(model: BaseModel) -> None:
     object.__setattr__(model, "__pydantic_fields_set__", shared)
 
 
+def _with_shared_keys(model: _M) -> _M:
+    """An equal copy of ``model`` whose instance dict shares its keys with its class's others.
+
+    pydantic-core builds each model's ``__dict__`` as a dict of its own (464
+    bytes for ``ModelMetadata``'s 13 fields); attributes set one by one on a
+    fresh instance go into CPython's key-sharing dict of the class instead
+    (the values only, about half of that). Same fields, same order, same
+    fields-set: ``==``, dumps and copies cannot tell the two apart.
+    """
+    copy = type(model).__new__(type(model))
+    for name, value in instance_dict(model).items():
+        object.__setattr__(copy, name, value)
+    object.__setattr__(copy, "__pydantic_fields_set__", model.__pydantic_fields_set__)
+    object.__setattr__(copy, "__pydantic_extra__", model.__pydantic_extra__)
+    object.__setattr__(copy, "__pydantic_private__", model.__pydantic_private__)
+    return copy
+
+
 def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
     """Scan every immediate subdirectory of ``models_dir`` as a bundle.
 
@@ -164,13 +188,15 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
     root = absolute(models_dir)
     prefix = os.path.join(os.fspath(root), "")
 
-    def read(name: str, stats: FileStats) -> ModelBundle | None:
-        return _read_bundle(root / name, prefix + name, stats)
-
     # selection imports this module; the facts are its business.
     from taskclf.model_registry.selection import bundle_facts
 
-    with _gc_paused():
+    lazy_path = (RootSource(root), bundle_facts)
+
+    def read(name: str, stats: FileStats) -> ModelBundle | None:
+        return _read_bundle(root, name, prefix + name, stats, lazy_path=lazy_path)
+
+    with gc_paused():
         return scan_with_cache(
             root,
             bundle_names(root),
@@ -183,8 +209,8 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Keep the cyclic garbage collector off while a scan builds its result.
+def gc_paused() -> Iterator[None]:
+    """Keep the cyclic garbage collector off while a scan builds (or ranks) its result.
 
     A scan allocates about 25 long-lived, acyclic containers per bundle;
     with the collector on, allocation bursts trigger collections that
@@ -305,38 +331,61 @@ def read_bundle(path: Path) -> ModelBundle | None:
         was deleted or renamed while we looked). Never raises for
         anything on disk.
     """
-    return _read_bundle(path, os.fspath(path))
+    return _read_bundle(path.parent, path.name, os.fspath(path), path=path)
 
 
-def _read_bundle(path: Path, base: str, stats: FileStats | None = None) -> ModelBundle | None:
-    """:func:`read_bundle`, with ``base == os.fspath(path)`` already computed.
+def _read_bundle(
+    root: Path,
+    name: str,
+    base: str,
+    stats: FileStats | None = None,
+    *,
+    path: Path | None = None,
+    lazy_path: tuple[RootSource, Callable[[ModelBundle], BundleFacts]] | None = None,
+) -> ModelBundle | None:
+    """:func:`read_bundle` of ``root/name``, whose string path ``base`` is already computed.
 
     ``stats``, if given, receives what each file's read found, metadata first
-    (see :data:`FileStats`).
+    (see :data:`FileStats`). ``path`` is the bundle's ``Path`` if the caller
+    has one; with ``lazy_path`` a valid bundle builds it on first access
+    instead (a scan of 100,000 bundles would keep 29 MB of them).
     """
     # Plain string paths: pathlib joins would cost a third as much as the reads.
     metadata_raw = _read(f"{base}/{METADATA_FILE}", stats)
     metrics_raw = _read(f"{base}/{METRICS_FILE}", stats)
+    if path is None and lazy_path is None:
+        path = root / name
     if metadata_raw is _MISSING:
-        return _invalid(path, f"missing {METADATA_FILE}") if _still_a_dir(path) else None
+        if not _still_a_dir(base):
+            return None
+        return _invalid(path or root / name, f"missing {METADATA_FILE}")
     if metrics_raw is _MISSING:
-        return _invalid(path, f"missing {METRICS_FILE}")
+        return _invalid(path or root / name, f"missing {METRICS_FILE}")
 
     metadata, problem = _parse(ModelMetadata, metadata_raw, METADATA_FILE)
     if metadata is None:
-        return _invalid(path, problem)
+        return _invalid(path or root / name, problem)
     metrics, problem = _parse(BundleMetrics, metrics_raw, METRICS_FILE)
     if metrics is None:
-        return _invalid(path, problem, metadata=metadata)
+        return _invalid(path or root / name, problem, metadata=metadata)
     _share_fields_set(metadata)
     _share_fields_set(metrics)
     try:
         created_at = parse_timestamp(metadata.created_at)
     except ValueError as exc:
-        return _invalid(path, f"created_at parse error: {exc}", metadata=metadata, metrics=metrics)
+        return _invalid(
+            path or root / name,
+            f"created_at parse error: {exc}",
+            metadata=metadata,
+            metrics=metrics,
+        )
+    if lazy_path is not None:
+        # What a scan keeps of 100,000 bundles bounds its memory (bench/README.md).
+        metadata, metrics = _with_shared_keys(metadata), _with_shared_keys(metrics)
+        return path_lazy_bundle(name, metadata, metrics, created_at, *lazy_path)
     return _construct(
         {
-            "model_id": path.name,
+            "model_id": name,
             "path": path,
             "valid": True,
             "invalid_reason": None,
@@ -426,10 +475,10 @@ def parse_timestamp(text: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _still_a_dir(path: Path) -> bool:
+def _still_a_dir(path: str) -> bool:
     try:
-        return path.is_dir()
-    except OSError:
+        return os.path.isdir(path)
+    except (OSError, ValueError):
         return False
 
 

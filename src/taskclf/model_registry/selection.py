@@ -65,6 +65,20 @@ def _incompatibility(
     return None
 
 
+# Registries hold a handful of label sets: each sorted once, and shared by every bundle.
+_SORTED_LABELS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _sorted_labels(labels: Sequence[str]) -> tuple[str, ...]:
+    key = tuple(labels)
+    known = _SORTED_LABELS.get(key)
+    if known is None:
+        known = tuple(sorted(key))
+        if len(_SORTED_LABELS) < 256:
+            _SORTED_LABELS[key] = known
+    return known
+
+
 def bundle_facts(bundle: ModelBundle) -> BundleFacts:
     """Everything selection reads of ``bundle``: the one place it looks at a bundle's contents.
 
@@ -83,7 +97,7 @@ def bundle_facts(bundle: ModelBundle) -> BundleFacts:
         has_metadata=metadata is not None,
         schema_version=None if metadata is None else metadata.schema_version,
         schema_hash=None if metadata is None else metadata.schema_hash,
-        sorted_labels=None if metadata is None else tuple(sorted(metadata.label_set)),
+        sorted_labels=None if metadata is None else _sorted_labels(metadata.label_set),
         has_metrics=metrics is not None,
         macro_f1=-math.inf if metrics is None else finite_or_lowest(metrics.macro_f1),
         weighted_f1=-math.inf if metrics is None else finite_or_lowest(metrics.weighted_f1),
@@ -360,7 +374,7 @@ _exclusion_record, _ = fast_constructor(
 
 def select_with_facts(
     bundles: Sequence[ModelBundle],
-    facts: Sequence[BundleFacts],
+    facts: Iterable[BundleFacts],
     policy: SelectionPolicy,
     required_schema_hash: str,
     required_label_set: Collection[str],
