@@ -54,16 +54,15 @@ def rank_scanned(
     # collector on, the survivors (sort keys) trigger a full collection over all of them
     # (1.5 s at 100,000 bundles).
     with gc_paused():
-        # A bundle from the scan cache carries its facts; others' are computed per pass
-        # and not kept (100,000 of them would add ~16 MB to a first scan's peak).
+        # A scanned bundle carries its facts (list_bundles computes them while reading, or
+        # takes them from the scan cache); others' are computed here, once.
+        facts = [bundle_facts(bundle) for bundle in bundles]
         if required_schema_hash is None:
             hashes = [schema.hash for schema in config.schemas]
             # One pass for every version tried: the hashes some bundle would be ranked under.
-            ranked_under = eligible_schema_hashes(map(bundle_facts, bundles), policy, labels)
+            ranked_under = eligible_schema_hashes(facts, policy, labels)
             required_schema_hash = next((h for h in hashes if h in ranked_under), hashes[-1])
-        return select_with_facts(
-            bundles, map(bundle_facts, bundles), policy, required_schema_hash, labels
-        )
+        return select_with_facts(bundles, facts, policy, required_schema_hash, labels)
 
 
 def find_best_model(
