@@ -572,21 +572,30 @@ def write_stale_cache(root: Path, warm: Path, out: Path, every: int) -> int:
             os.environ[scan_cache.CACHE_DIR_ENV] = saved
     assert path is not None
     data = path.read_bytes()
+    # The format (scan_cache): header line, index line (JSON), one payload line per
+    # record in index order, "end <count> <crc>".
     header_end = data.index(b"\n") + 1
-    lines = data[header_end:].split(b"\n")[:-2]  # without the trailer line and the ""
-    kept: list[bytes] = []
-    for index, line in enumerate(lines):
-        if index % every == 0 and (index // every) % 2 == 0:
+    index_end = data.index(b"\n", header_end) + 1
+    trailer_start = data.rindex(b"\n", 0, len(data) - 1) + 1
+    index = json.loads(data[header_end:index_end])
+    payloads = data[index_end:trailer_start].split(b"\n")[:-1]
+    records = index["bundles"]
+    assert len(payloads) == len(records)
+    kept_records: list[Any] = []
+    kept_payloads: list[bytes] = []
+    for position, (record, payload) in enumerate(zip(records, payloads, strict=True)):
+        if position % every == 0 and (position // every) % 2 == 0:
             continue  # added since
-        if index % every == 0:
-            name, _, rest = line.partition(b"\t")
-            line = name + b"\t0,0,0,0,0,0\t" + rest.partition(b"\t")[2]  # changed since
-        kept.append(line + b"\n")
-    body = b"".join(kept)
+        if position % every == 0:
+            record[1] = [0, 0, 0, 0, 0, 0]  # changed since: no file has this stat key
+        kept_records.append(record)
+        kept_payloads.append(payload + b"\n")
+    new_index = json.dumps({"classes": index["classes"], "bundles": kept_records}).encode()
+    body = new_index + b"\n" + b"".join(kept_payloads)
     out.parent.mkdir(parents=True, exist_ok=True)
-    trailer = scan_cache._trailer(len(kept), scan_cache._crc(body))
+    trailer = scan_cache._trailer(len(kept_records), scan_cache._crc(body))
     out.write_bytes(data[:header_end] + body + trailer + b"\n")
-    return len(range(0, len(lines), every))
+    return len(range(0, len(records), every))
 
 
 def measure_large_cli(
