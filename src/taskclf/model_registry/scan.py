@@ -240,10 +240,15 @@ def gc_paused() -> Iterator[None]:
 def bundle_names(root: Path) -> list[str]:
     """Sorted names of the bundle directories directly inside ``root`` (no parsing)."""
     try:
-        with os.scandir(root) as entries:
-            names = [e.name for e in entries if not e.name.startswith(".") and _is_dir(e)]
+        with os.scandir(root) as scanned:
+            entries = [e for e in scanned if not e.name.startswith(".")]
     except (OSError, ValueError):  # ValueError: a path with an embedded NUL
         return []
+    try:
+        # is_dir() raises only when it must stat (a symlink, an unknown type) and that fails.
+        names = [e.name for e in entries if e.is_dir()]
+    except OSError:
+        names = [e.name for e in entries if _is_dir(e)]
     # ASCII names (nearly all) are UTF-8 without encoding them.
     names = [name for name in names if name.isascii() or _is_utf8_name(root, name)]
     names.sort()
