@@ -34,6 +34,7 @@ from taskclf.model_registry import scan as scan_module
 from taskclf.model_registry.scan_cache import (
     CACHE_DIR_ENV,
     RACY_WINDOW_NS,
+    REWRITE_EVERY,
     VERSION,
     cache_file,
 )
@@ -262,6 +263,42 @@ def test_a_registry_gets_a_cache_once_it_is_scanned_again(
     count_reads.clear()
     assert_cached_equals_fresh(models_dir)
     assert count_reads == ["a", "a"]  # only the fresh scans (report, bundles) read it
+
+
+def test_a_few_outdated_entries_do_not_rewrite_the_whole_file(
+    models_dir: Path, count_reads: list[str]
+) -> None:
+    """Up to 1 bundle in REWRITE_EVERY is read from its files instead of rewriting the cache."""
+    names = [f"b{index:02d}" for index in range(2 * REWRITE_EVERY)]  # rewrite above 2
+    for index, name in enumerate(names):
+        write_bundle(models_dir / name, seed=index)
+    age_files()
+    described(models_dir)
+    described(models_dir)
+    path = cache_file(models_dir)
+    assert path is not None and path.is_file()
+    written = path.stat().st_ino
+    same_size_rewrite(models_dir / "b05" / "metrics.json", 3)
+    write_bundle(models_dir / "c-new", seed=99)
+    age_files()
+    for _ in range(2):  # not rewritten: both are read from their files every time
+        count_reads.clear()
+        assert_cached_equals_fresh(models_dir)
+        assert path.stat().st_ino == written
+    count_reads.clear()
+    described(models_dir)
+    assert sorted(count_reads) == ["b05", "c-new"]
+    # A third: more than 2 outdated, so this scan rewrites the file and the next reads nothing.
+    shutil.rmtree(models_dir / "b07")
+    count_reads.clear()
+    described(models_dir)
+    assert sorted(count_reads) == ["b05", "c-new"]
+    assert path.stat().st_ino != written
+    count_reads.clear()
+    assert described(models_dir) == fresh(models_dir)
+    count_reads.clear()
+    described(models_dir)
+    assert count_reads == []
 
 
 def test_racily_clean_files_are_read_again(models_dir: Path, count_reads: list[str]) -> None:
