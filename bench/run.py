@@ -572,13 +572,14 @@ def write_stale_cache(root: Path, warm: Path, out: Path, every: int) -> int:
             os.environ[scan_cache.CACHE_DIR_ENV] = saved
     assert path is not None
     data = path.read_bytes()
-    # The format (scan_cache): header line, index line (JSON), one payload line per
-    # record in index order, "end <count> <crc>".
+    # The format (scan_cache): header line, "index <index length> <crc> <payloads length>
+    # <crc> <count>", the index line (JSON), one payload line per record in index order.
     header_end = data.index(b"\n") + 1
-    index_end = data.index(b"\n", header_end) + 1
-    trailer_start = data.rindex(b"\n", 0, len(data) - 1) + 1
-    index = json.loads(data[header_end:index_end])
-    payloads = data[index_end:trailer_start].split(b"\n")[:-1]
+    prelude_end = data.index(b"\n", header_end) + 1
+    index_length = int(data[header_end:prelude_end].split()[1])
+    index_end = prelude_end + index_length
+    index = json.loads(data[prelude_end:index_end])
+    payloads = data[index_end:].split(b"\n")[:-1]
     records = index["bundles"]
     assert len(payloads) == len(records)
     kept_records: list[Any] = []
@@ -591,10 +592,17 @@ def write_stale_cache(root: Path, warm: Path, out: Path, every: int) -> int:
         kept_records.append(record)
         kept_payloads.append(payload + b"\n")
     new_index = json.dumps({"classes": index["classes"], "bundles": kept_records}).encode()
-    body = new_index + b"\n" + b"".join(kept_payloads)
+    new_index += b"\n"
+    body = b"".join(kept_payloads)
+    prelude = b"index %d %08x %d %08x %d\n" % (
+        len(new_index),
+        scan_cache._crc(new_index),
+        len(body),
+        scan_cache._crc(body),
+        len(kept_records),
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    trailer = scan_cache._trailer(len(kept_records), scan_cache._crc(body))
-    out.write_bytes(data[:header_end] + body + trailer + b"\n")
+    out.write_bytes(data[:header_end] + prelude + new_index + body)
     return len(range(0, len(records), every))
 
 

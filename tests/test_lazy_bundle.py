@@ -189,11 +189,9 @@ def test_a_bundle_whose_cached_payload_is_damaged_is_read_from_its_files(registr
     path = cache_file(registry)
     assert path is not None
     bundles = lazy(registry)
-    # Damage the bytes the bundles will parse, after the scan checked the file.
-    source = instance_dict(bundles[0])[SOURCE_KEY]
-    data = source[0].data
-    broken = bytes(data).replace(b'"macro_f1"', b'"macro_F1"')
-    source[0].data = broken
+    # Damage the payloads the bundles will parse, after they passed their checksum.
+    context = instance_dict(bundles[0])[SOURCE_KEY][0]
+    context._data = context.payloads().replace(b'"macro_f1"', b'"macro_F1"')
     assert [b.model_dump() for b in bundles] == [b.model_dump() for b in eager(registry)]
     # The cache that held it is dropped; the next scans read the files and rebuild it.
     assert not path.exists()
@@ -210,3 +208,24 @@ def test_bundles_deleted_after_the_scan_still_complete(registry: Path) -> None:
     # The cached line is what the scan saw: the bundle stays what the scan returned.
     assert bundles[0].model_dump() == bundles[0].model_dump()
     assert bundles[0].metadata is not None
+
+
+def test_ranking_reads_no_payload(registry: Path) -> None:
+    report = find_best_model(registry)
+    context = instance_dict(report.ranked[0])[SOURCE_KEY][0]
+    assert context._data is None  # the cache file's payloads were never read
+    assert report.ranked[0].metadata is not None
+    assert context._data is not None
+
+
+def test_a_cache_file_replaced_after_the_scan_is_left_alone(registry: Path) -> None:
+    """Another scan rewrote the file: this scan's bundles complete from their files."""
+    bundles = lazy(registry)
+    path = cache_file(registry)
+    assert path is not None
+    data = path.read_bytes()
+    replacement = path.with_name("replacement")
+    replacement.write_bytes(data)
+    os.replace(replacement, path)  # a new inode, as atomic_write leaves
+    assert [b.model_dump() for b in bundles] == [b.model_dump() for b in eager(registry)]
+    assert path.read_bytes() == data

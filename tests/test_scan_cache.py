@@ -11,6 +11,7 @@ written a while ago), not a wait for something to happen.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -382,17 +383,30 @@ def _damage_flipped_digit(path: Path) -> None:
 
 
 def _damage_payload_types(path: Path) -> None:
-    # Structurally complete, checksum recomputed, but a model's fields are wrong:
-    # what a different writer version could leave.
+    # Structurally complete, checksums recomputed, but a model's fields are wrong:
+    # what a different writer of the same version could leave.
     import zlib
 
-    lines = path.read_bytes().split(b"\n")
-    body = [line.replace(b'"macro_f1"', b'"macro_F1"') for line in lines[1:-2]]
-    crc = 0
-    for line in body:
-        crc = zlib.crc32(line + b"\n", crc)
-    trailer = b"end %d %08x" % (len(body), crc)
-    path.write_bytes(b"\n".join([lines[0], *body, trailer, b""]))
+    data = path.read_bytes()
+    header_end = data.index(b"\n") + 1
+    prelude_end = data.index(b"\n", header_end) + 1
+    fields = data[header_end:prelude_end].split()
+    index_end = prelude_end + int(fields[1])
+    index = data[prelude_end:index_end]
+    payloads = data[index_end:].replace(b'"macro_f1"', b'"macro_F1"')
+    records = json.loads(index)["bundles"]
+    lengths = [len(line) + 1 for line in payloads.split(b"\n")[:-1]]
+    for record, length in zip(records, lengths, strict=True):
+        record[3] = length
+    index = json.dumps({**json.loads(index), "bundles": records}).encode() + b"\n"
+    prelude = b"index %d %08x %d %08x %d\n" % (
+        len(index),
+        zlib.crc32(index),
+        len(payloads),
+        zlib.crc32(payloads),
+        len(records),
+    )
+    path.write_bytes(data[:header_end] + prelude + index + payloads)
 
 
 def _damage_empty(path: Path) -> None:
@@ -433,6 +447,11 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(
     got = described(models_dir)
     assert sorted(set(count_reads)) == [f"b{index}" for index in range(4)]
     assert got == expected == fresh(models_dir)
+    if damage in (_damage_flipped_digit, _damage_payload_types):
+        # Payloads are checked when first read (a scan that only ranks never reads them):
+        # the damage dropped the file, so the next scan reads the bundles and rebuilds it.
+        assert not path.exists()
+        assert described(models_dir) == expected
     if damage is not _damage_directory:
         # Rebuilt: the next scan reads nothing.
         count_reads.clear()

@@ -131,6 +131,40 @@ def read_capped_stat(
         os.close(fd)
 
 
+def read_range(
+    path: str | os.PathLike[str], offset: int, length: int
+) -> tuple[bytes, os.stat_result]:
+    """Up to ``length`` bytes of a regular file from ``offset`` (fewer at its end), and its fstat.
+
+    For a file read in parts (the scan cache reads its index first and its
+    payloads only when a bundle needs them): comparing the stats tells the
+    caller whether the parts came from the same file. Never reads past the
+    size ``fstat`` reported.
+
+    Raises:
+        FileNotFoundError: The file (or its directory) does not exist.
+        RegistryFileError: Not a regular file.
+        OSError: Any other read failure.
+    """
+    fd = _open_for_read(path)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RegistryFileError(Path(path), "is not a regular file", errno.EINVAL)
+        length = max(0, min(length, info.st_size - offset))
+        parts: list[bytes] = []
+        total = 0
+        while total < length:
+            chunk = os.pread(fd, length - total, offset + total)
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), info
+    finally:
+        os.close(fd)
+
+
 HASH_CHUNK_BYTES = 1 << 20
 
 

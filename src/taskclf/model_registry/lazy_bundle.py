@@ -84,23 +84,42 @@ class Parts(NamedTuple):
 
 
 class CacheContext:
-    """What every bundle of one cached scan shares: the cache bytes and how to use them."""
+    """What every bundle of one cached scan shares: the cache's payloads and how to use them.
 
-    __slots__ = ("build", "data", "fallback", "root")
+    The payloads (most of the file) are read only when the first bundle needs
+    one: a scan that only ranks never reads them.
+    """
+
+    __slots__ = ("_data", "build", "fallback", "load", "root")
 
     def __init__(
         self,
         root: Path,
-        data: bytes,
+        load: Callable[[], bytes],
         build: Callable[[bytes, bool], Parts],
-        fallback: Callable[[str], Parts],
+        fallback: Callable[[str, bool], Parts],
     ) -> None:
         self.root = root
-        self.data = data
+        self.load = load
+        """Reads the payload region of the file the scan used; ``ValueError`` if it
+        is damaged, :class:`PayloadsGone` if that file was replaced meanwhile."""
         self.build = build
         """Parts from a cached payload (and whether the bundle is valid); raises if damaged."""
         self.fallback = fallback
-        """Parts read from the bundle's files, for a payload that turned out damaged."""
+        """Parts read from the bundle's files, when its payload cannot be used
+        (``True``: it is damaged)."""
+        self._data: bytes | None = None
+
+    def payloads(self) -> bytes:
+        """The payload region (read once, on first need)."""
+        data = self._data
+        if data is None:
+            data = self._data = self.load()
+        return data
+
+
+class PayloadsGone(ValueError):
+    """The cache file a scan used was replaced (by another scan) before its payloads were read."""
 
 
 Source = tuple[CacheContext, int, int, BundleFacts]
@@ -131,11 +150,17 @@ later reads them at a fifth of the cost of computing them again)."""
 def _parts(source: Source, model_id: str, valid: bool) -> Parts:
     context, start, end, _ = source
     try:
-        return context.build(context.data[start:end], valid)
+        payload = context.payloads()[start:end]
+    except PayloadsGone:
+        return context.fallback(model_id, False)
+    except (OSError, ValueError):
+        return context.fallback(model_id, True)
+    try:
+        return context.build(payload, valid)
     except (ValueError, TypeError, RecursionError):
-        # The line passed the file's checksum yet does not hold what a scan stores
+        # The payload passed the file's checksum yet does not hold what a scan stores
         # (another writer): its files are the truth.
-        return context.fallback(model_id)
+        return context.fallback(model_id, True)
 
 
 class CachedBundle(ModelBundle):

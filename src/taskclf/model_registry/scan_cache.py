@@ -62,11 +62,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from taskclf.model_registry._fs import absolute, atomic_write, read_capped
+from taskclf.model_registry._fs import absolute, atomic_write, read_range
 from taskclf.model_registry.lazy_bundle import (
     BundleFacts,
     CacheContext,
     Parts,
+    PayloadsGone,
     cached_bundle,
 )
 
@@ -99,6 +100,9 @@ REWRITE_EVERY = 32
 # proportional to the bundle count, which bounds what a load may read.
 MAX_ENTRY_BYTES = 8192
 _HEADER_BYTES = 1 << 16
+_PRELUDE_BYTES = 128
+# An index record is ~230 bytes (two stat keys of 6 numbers, the facts, the name).
+_INDEX_BYTES_PER_ENTRY = 1024
 _ABSENT = 0
 
 log = logging.getLogger("taskclf.model_registry")
@@ -202,16 +206,27 @@ Summarise = Callable[["ModelBundle"], BundleFacts]
 """The facts selection reads of a bundle just read (``selection.bundle_facts``)."""
 
 
+class _Region(NamedTuple):
+    """Where a cache file's payloads are, and what they must match when read."""
+
+    identity: tuple[int, ...]
+    """``(device, inode, size, mtime_ns, ctime_ns)`` of the file when its index was read."""
+    offset: int
+    length: int
+    crc: int
+
+
 class _Loaded(NamedTuple):
-    """A usable cache file: its bytes, its entries by name and its table of label classes."""
+    """A usable cache file: its entries by name, its label classes, where its payloads are."""
 
-    data: bytes
     entries: dict[str, tuple[list[Any], int, int, BundleFacts]]
-    """``name -> (record, payload start, payload end, facts)``."""
+    """``name -> (record, payload start, payload end, facts)``, offsets in the payloads."""
     classes: list[Any]
+    region: _Region | None
+    """``None``: no usable file."""
 
 
-_NOTHING = _Loaded(b"", {}, [])
+_NOTHING = _Loaded({}, [], None)
 
 
 def scan_with_cache(
@@ -250,9 +265,11 @@ def scan_with_cache(
     loaded = _load(path, header, len(names))
     # Serialising every bundle costs a first scan about half the floor, so a registry
     # gets a cache only once it is scanned again: a one-off scan leaves a marker only.
-    caching = bool(loaded.data) or _seen(path)
+    caching = loaded.region is not None or _seen(path)
     entries = loaded.entries
-    context = CacheContext(root, loaded.data, build, _fallback(root, path, read))
+    context = CacheContext(
+        root, _payload_loader(path, loaded.region), build, _fallback(root, path, read)
+    )
     try:
         dir_fd = os.open(root, os.O_RDONLY) if entries and _STAT_DIR_FD else None
     except OSError:
@@ -319,8 +336,10 @@ def scan_with_cache(
     outdated += len(entries)  # entries of bundles no longer there
     if not caching:
         _save(_marker(path), b"", [])
-    elif outdated > (len(names) // REWRITE_EVERY if loaded.data else 0):
-        _save(path, header, _file_body(kept, loaded))
+    elif outdated > (len(names) // REWRITE_EVERY if loaded.region else 0):
+        body = _file_body(kept, loaded, context)
+        if body is not None:
+            _save(path, header, body)
     return bundles
 
 
@@ -361,14 +380,18 @@ _STR_OR_NONE = (str, type(None))
 _new_tuple = tuple.__new__
 
 
-def _fallback(root: Path, path: Path, read: ReadBundle) -> Callable[[str], Parts]:
-    """What a bundle whose cached payload is damaged does: read its files, drop the cache."""
+def _fallback(root: Path, path: Path, read: ReadBundle) -> Callable[[str, bool], Parts]:
+    """What a bundle whose cached payload cannot be used does: read its files.
+
+    A damaged payload also drops the cache file (the next scan rebuilds it);
+    one whose file another scan replaced meanwhile leaves that new file alone.
+    """
     dropped = False
 
-    def from_files(name: str) -> Parts:
+    def from_files(name: str, damaged: bool) -> Parts:
         nonlocal dropped
-        log.debug("Ignoring a damaged scan cache entry for %r", name)
-        if not dropped:
+        log.debug("Not using the scan cache entry of %r (damaged: %s)", name, damaged)
+        if damaged and not dropped:
             dropped = True
             # The next scan rebuilds the cache from the files (the marker says it was seen).
             _save(_marker(path), b"", [])
@@ -380,6 +403,29 @@ def _fallback(root: Path, path: Path, read: ReadBundle) -> Callable[[str], Parts
         return Parts(fresh.metadata, fresh.metrics, fresh.created_at)
 
     return from_files
+
+
+def _payload_loader(path: Path, region: _Region | None) -> Callable[[], bytes]:
+    """Reads the payloads of the cache file a scan used, checking it is still that file."""
+
+    def load() -> bytes:
+        if region is None:
+            raise PayloadsGone("no cache file was used")
+        try:
+            data, info = read_range(path, region.offset, region.length)
+        except FileNotFoundError:
+            raise PayloadsGone(f"{path} is gone") from None
+        if _identity(info) != region.identity:
+            raise PayloadsGone(f"{path} was replaced")
+        if len(data) != region.length or _crc(data) != region.crc:
+            raise ValueError(f"{path}: damaged payloads")
+        return data
+
+    return load
+
+
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _entry(
@@ -480,17 +526,23 @@ def _header(root: Path) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
 
 
-def _file_body(kept: list[tuple[list[Any], Any, int]], loaded: _Loaded) -> list[bytes | memoryview]:
+def _file_body(
+    kept: list[tuple[Any, ...]], loaded: _Loaded, context: CacheContext
+) -> list[bytes | memoryview] | None:
     """The index line and the payloads, label classes numbered afresh (what the file holds).
 
-    ``kept`` holds ``(record, start, end)`` of entries kept from the file read
-    (their payloads are written back as slices of it, never copied) and
-    ``(record, payload, 0)`` of new ones.
+    ``kept`` holds ``(record, start, end, facts)`` of entries kept from the
+    file read (their payloads are written back as slices of it, never
+    parsed) and ``(record, payload, 0)`` of new ones. ``None``: the file read
+    cannot be read again (replaced or damaged), so nothing is written.
     """
     import pydantic_core
 
     old_classes = loaded.classes
-    view = memoryview(loaded.data)
+    try:
+        view = memoryview(context.payloads()) if loaded.region is not None else memoryview(b"")
+    except (OSError, ValueError):
+        return None
     classes: list[Any] = []
     numbers: dict[str, int] = {}
     renumbered: dict[int, int] = {-1: -1}
@@ -524,45 +576,66 @@ def _number(label_class: list[Any], classes: list[Any], numbers: dict[str, int])
 
 
 def _load(path: Path, header: bytes, count: int) -> _Loaded:
-    """The cache file's bytes, entries and label classes; empty if it is unusable."""
+    """The cache file's entries and label classes (its payloads stay unread); empty if unusable.
+
+    Usable: the header this registry writes, then ``index <index length>
+    <index crc32> <payloads length> <payloads crc32> <count>``, then the index
+    line and the payloads, nothing after them, and the index's checksum and
+    records right.
+    """
     try:
-        data = read_capped(path, len(header) + _HEADER_BYTES + MAX_ENTRY_BYTES * (count + 16))
+        prefix, info = read_range(path, 0, len(header) + _PRELUDE_BYTES)
+        if not prefix.startswith(header):
+            raise ValueError("not a cache of this registry and version")
+        prelude_end = prefix.find(b"\n", len(header)) + 1
+        word, *numbers = prefix[len(header) : prelude_end].split()
+        index_length, index_crc, payloads_length, payloads_crc, records = (
+            int(numbers[0]),
+            int(numbers[1], 16),
+            int(numbers[2]),
+            int(numbers[3], 16),
+            int(numbers[4]),
+        )
+        region = _Region(_identity(info), prelude_end + index_length, payloads_length, payloads_crc)
+        if (
+            prelude_end <= 0
+            or word != b"index"
+            or region.offset + payloads_length != info.st_size
+            or index_length > _HEADER_BYTES + _INDEX_BYTES_PER_ENTRY * (count + 16)
+        ):
+            raise ValueError("not a complete cache file")
+        index, again = read_range(path, prelude_end, index_length)
+        if _identity(again) != region.identity or _crc(index) != index_crc:
+            raise ValueError("replaced or damaged while read")
+        loaded = _index(index, records, region)
     except FileNotFoundError:
         return _NOTHING
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, IndexError) as exc:
         log.debug("Ignoring the scan cache %s: %s", path, exc)
         return _NOTHING
-    loaded = _index(data, header)
     if loaded is None:
         log.debug("Ignoring the scan cache %s: not a complete cache of this registry", path)
         return _NOTHING
     return loaded
 
 
-def _index(data: bytes, header: bytes) -> _Loaded | None:
-    """Where each entry of a whole cache file is, or ``None`` if the file is not whole.
+def _index(index_line: bytes, count: int, region: _Region) -> _Loaded | None:
+    """Each entry of a cache file's index, or ``None`` if it is not what a scan writes.
 
-    Whole: the header this registry writes, the index line, the payloads it
-    counts, and ``end <count> <crc>`` matching them. Payloads are located, not
-    copied (the file may be 100 MB) nor parsed (that waits for a bundle's first access).
+    Payloads are located, not read (the file may be 100 MB) nor parsed (that
+    waits for a bundle's first access).
     """
     import pydantic_core
 
-    if not data.startswith(header) or not data.endswith(b"\n"):
-        return None
-    trailer_start = data.rfind(b"\n", 0, len(data) - 1) + 1
-    index_end = data.find(b"\n", len(header), trailer_start) + 1
-    if trailer_start <= len(header) or index_end <= 0:
-        return None
     try:
         # Names are unique: caching their strings would only cost.
-        index = pydantic_core.from_json(data[len(header) : index_end], cache_strings="keys")
+        index = pydantic_core.from_json(index_line, cache_strings="keys")
         classes, records = index["classes"], index["bundles"]
         if not isinstance(classes, list) or not isinstance(records, list):
             return None
         facts_of_class = [*(_class_facts(item) for item in classes), _NO_METADATA]
         entries: dict[str, tuple[list[Any], int, int, BundleFacts]] = {}
-        position = index_end
+        position = 0
         for record in records:
             # _record_facts, inlined: this loop runs over every bundle of a repeat scan.
             name, _, _, length, reason, class_id, has_metrics, macro, weighted, instant = record
@@ -601,12 +674,9 @@ def _index(data: bytes, header: bytes) -> _Loaded | None:
             position = end
     except (ValueError, TypeError, KeyError, IndexError):
         return None
-    if position != trailer_start or len(entries) != len(records):
+    if position != region.length or len(entries) != len(records) or len(records) != count:
         return None
-    expected = _trailer(len(records), _crc(memoryview(data)[len(header) : trailer_start]))
-    if data[trailer_start:-1] != expected:
-        return None
-    return _Loaded(data, entries, classes)
+    return _Loaded(entries, classes, region)
 
 
 def _crc(body: bytes | memoryview) -> int:
@@ -615,21 +685,27 @@ def _crc(body: bytes | memoryview) -> int:
     return zlib.crc32(body)
 
 
-def _trailer(count: int, crc: int) -> bytes:
-    return b"end %d %08x" % (count, crc)
-
-
 def _save(path: Path, header: bytes, body: list[bytes | memoryview]) -> None:
-    """Replace the cache file (or, with an empty header, the marker); a failure only costs speed."""
+    """Replace the cache file (or, with an empty header, the marker); a failure only costs speed.
+
+    ``body``: the index line, then one payload line per record.
+    """
     try:
         with contextlib.suppress(FileExistsError):
             path.parent.mkdir(mode=0o700, parents=True)
         if not header:
             atomic_write(path, b"", durable=False)
             return
-        count = len(body) - 1  # the index line, then one payload per bundle
+        index = body[0]
         # One buffer: a write and a checksum over 10,000 slices cost more than this copy.
-        joined = b"".join(body)
-        atomic_write(path, [header, joined, _trailer(count, _crc(joined)) + b"\n"], durable=False)
+        payloads = b"".join(body[1:])
+        prelude = b"index %d %08x %d %08x %d\n" % (
+            len(index),
+            _crc(index),
+            len(payloads),
+            _crc(payloads),
+            len(body) - 1,
+        )
+        atomic_write(path, [header, prelude, index, payloads], durable=False)
     except (OSError, ValueError) as exc:
         log.debug("Could not write the scan cache %s: %s", path, exc)
