@@ -36,7 +36,6 @@ VARIANTS = ("all", "no-gc-pause", "no-bypass", "no-shared-sets", "none")
 def _switch_off(variant: str) -> None:
     """Monkeypatch the fast paths ``variant`` leaves out (in this child process)."""
     from taskclf.model_registry import resolution, scan, selection
-    from taskclf.model_registry.models import ExclusionRecord, ModelBundle
 
     if variant in ("no-gc-pause", "none"):
 
@@ -47,13 +46,8 @@ def _switch_off(variant: str) -> None:
         scan.gc_paused = running
         resolution.gc_paused = running  # type: ignore[attr-defined]
     if variant in ("no-bypass", "none"):
-        bundle_fields = set(ModelBundle.model_fields)
-        record_fields = set(ExclusionRecord.model_fields)
-        scan._construct = lambda values: ModelBundle.model_construct(bundle_fields, **values)
-        scan._CONSTRUCT_FAST = False
-        selection._exclusion_record = lambda values: ExclusionRecord.model_construct(
-            record_fields, **values
-        )
+        for constructor in (scan._construct, selection._exclusion_record):
+            constructor._chosen = constructor.pydantic_way
     if variant in ("no-shared-sets", "none"):
         scan._share_fields_set = lambda model: None
 

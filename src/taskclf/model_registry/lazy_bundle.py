@@ -271,7 +271,7 @@ def cached_bundle(model_id: str, reason: str | None, source: Source) -> CachedBu
             SOURCE_KEY: source,
         },
     )
-    # What model_construct with every field given leaves (see scan.fast_constructor).
+    # What model_construct with every field given leaves (see scan.FastConstructor).
     _set_fields_set(bundle, _ALL_FIELDS)
     _set_extra(bundle, None)
     _set_private(bundle, None)

@@ -21,7 +21,7 @@ import resource
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -72,46 +72,68 @@ class _Missing:
 _MISSING = _Missing()
 
 
-def fast_constructor(
-    model: type[_M], sample: dict[str, Any]
-) -> tuple[Callable[[dict[str, Any]], _M], bool]:
-    """A constructor of ``model`` from complete, valid values; and whether it is the fast one.
+class FastConstructor(Generic[_M]):
+    """``model.model_construct`` of complete, valid values, without its per-field loop if safe.
 
-    The fast one sets the four attributes ``model_construct`` ends with,
+    The fast way sets the four attributes ``model_construct`` ends with,
     without its per-field alias and default loop (which cost as much as
     parsing a bundle's metadata); every instance shares one fields-set (all
     fields are set; pydantic stores the given set as is, frozen models never
-    add to it and ``model_copy`` copies it first). Checked once, on
-    ``sample`` (every field given): a pydantic that stores more state, or a
-    field added to ``model`` whose default the callers do not pass, makes
-    the two differ and selects ``model_construct`` itself.
+    add to it and ``model_copy`` copies it first). Checked on first use (not
+    at import: that would build the model's schema), on ``sample`` (every
+    field given): a pydantic that stores more state, or a field added to
+    ``model`` whose default the callers do not pass, makes the two differ
+    and selects ``model_construct`` itself.
     """
-    fields_set = set(model.model_fields)
 
-    def fast(values: dict[str, Any]) -> _M:
-        instance = model.__new__(model)
+    def __init__(self, model: type[_M], sample: dict[str, Any]) -> None:
+        self._model = model
+        self._sample = sample
+        self._fields_set = set(model.model_fields)
+        self._chosen: Callable[[dict[str, Any]], _M] | None = None
+
+    def __call__(self, values: dict[str, Any]) -> _M:
+        chosen = self._chosen
+        if chosen is None:
+            chosen = self._choose()
+        return chosen(values)
+
+    @property
+    def fast(self) -> bool:
+        """True if the fast way builds exactly what ``model_construct`` does."""
+        return (self._chosen or self._choose()) == self.fast_way
+
+    def fast_way(self, values: dict[str, Any]) -> _M:
+        instance = self._model.__new__(self._model)
         object.__setattr__(instance, "__dict__", values)
-        object.__setattr__(instance, "__pydantic_fields_set__", fields_set)
+        object.__setattr__(instance, "__pydantic_fields_set__", self._fields_set)
         object.__setattr__(instance, "__pydantic_extra__", None)
         object.__setattr__(instance, "__pydantic_private__", None)
         return instance
 
-    def slow(values: dict[str, Any]) -> _M:
-        return model.model_construct(fields_set, **values)
+    def pydantic_way(self, values: dict[str, Any]) -> _M:
+        return self._model.model_construct(self._fields_set, **values)
 
-    try:
-        made, reference = fast(dict(sample)), slow(dict(sample))
-        same = made == reference and all(
-            getattr(made, name) == getattr(reference, name)
-            for name in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-        )
-        same = same and made.model_dump() == reference.model_dump()
-    except Exception:  # a future pydantic: never worse than model_construct
-        same = False
-    return (fast, True) if same else (slow, False)
+    def _choose(self) -> Callable[[dict[str, Any]], _M]:
+        sample = self._sample
+        try:
+            made, reference = self.fast_way(dict(sample)), self.pydantic_way(dict(sample))
+            same = made == reference and all(
+                getattr(made, name) == getattr(reference, name)
+                for name in (
+                    "__pydantic_fields_set__",
+                    "__pydantic_extra__",
+                    "__pydantic_private__",
+                )
+            )
+            same = same and made.model_dump() == reference.model_dump()
+        except Exception:  # a future pydantic: never worse than model_construct
+            same = False
+        chosen = self._chosen = self.fast_way if same else self.pydantic_way
+        return chosen
 
 
-_construct, _CONSTRUCT_FAST = fast_constructor(
+_construct = FastConstructor(
     ModelBundle,
     {
         "model_id": "x",
@@ -458,7 +480,7 @@ def _parts_from_payload(payload: bytes, valid: bool) -> Parts:
 
 def _construct_model(model: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:
     """A model from values it was validated with before (the scan cache), fields-set shared."""
-    if _CONSTRUCT_FAST:
+    if _construct.fast:
         instance = model.__new__(model)
         object.__setattr__(instance, "__dict__", values)
         object.__setattr__(instance, "__pydantic_fields_set__", fields_set)

@@ -22,7 +22,7 @@ from taskclf.model_registry.models import (
     SelectionPolicy,
     SelectionReport,
 )
-from taskclf.model_registry.scan import fast_constructor, parse_timestamp
+from taskclf.model_registry.scan import FastConstructor, parse_timestamp
 
 REASON_INVALID = "invalid: "
 REASON_SCHEMA = "incompatible: schema_hash mismatch"
@@ -367,7 +367,7 @@ def select_best(
     )
 
 
-_exclusion_record, _ = fast_constructor(
+_exclusion_record = FastConstructor(
     ExclusionRecord, {"model_id": "x", "path": Path("/x"), "reason": "r"}
 )
 
