@@ -46,7 +46,9 @@ class BundleMetrics(BaseModel):
         n = len(self.label_names)
         if len(set(self.label_names)) != n:
             raise ValueError("label_names must be unique")
-        if len(self.confusion_matrix) != n or any(len(row) != n for row in self.confusion_matrix):
+        matrix = self.confusion_matrix
+        # map, not a generator: every scan validates this once per bundle.
+        if len(matrix) != n or not all(map(n.__eq__, map(len, matrix))):
             raise ValueError(f"confusion_matrix must be {n}x{n} to match label_names")
         return self
 
