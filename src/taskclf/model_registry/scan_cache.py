@@ -176,6 +176,7 @@ def _key_of(info: os.stat_result | bool | None) -> tuple[_Key, int] | None:
 
 
 _STAT_DIR_FD = os.stat in os.supports_dir_fd
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 
 
 def _stat_key(path: str, dir_fd: int | None) -> _Key | None:
@@ -271,7 +272,7 @@ def scan_with_cache(
         root, _payload_loader(path, loaded.region), build, _fallback(root, path, read)
     )
     try:
-        dir_fd = os.open(root, os.O_RDONLY) if entries and _STAT_DIR_FD else None
+        dir_fd = os.open(root, _DIR_FLAGS) if entries and _STAT_DIR_FD else None
     except OSError:
         dir_fd = None
     base = "" if dir_fd is not None else os.path.join(os.fspath(root), "")
