@@ -55,6 +55,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import operator
 import os
 import time
 import zlib
@@ -154,20 +155,19 @@ _Key = list[int] | int
 """A file's stat key: ``[size, mtime_ns, ctime_ns, inode, device, mode]``, or ``0`` when absent."""
 
 
+_stat_fields = operator.attrgetter(
+    "st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev", "st_mode"
+)
+"""The stat fields a cache key holds, in order (one C call per file)."""
+
+
 def _key_of(info: os.stat_result | bool | None) -> tuple[_Key, int] | None:
     """The stat key of a file as read, and its newest timestamp; ``None``: never cacheable."""
     if info is None:
         return _ABSENT, 0
     if info is False or info is True:
         return None
-    key = [
-        info.st_size,
-        info.st_mtime_ns,
-        info.st_ctime_ns,
-        info.st_ino,
-        info.st_dev,
-        info.st_mode,
-    ]
+    key = list(_stat_fields(info))
     newest = max(info.st_mtime_ns, info.st_ctime_ns)
     if info.st_mtime_ns % _SECOND_NS == 0 and info.st_ctime_ns % _SECOND_NS == 0:
         # Whole-second timestamps: widen the racy window to that granularity.
@@ -187,14 +187,7 @@ def _stat_key(path: str, dir_fd: int | None) -> _Key | None:
         return _ABSENT
     except (OSError, ValueError):
         return None
-    return [
-        info.st_size,
-        info.st_mtime_ns,
-        info.st_ctime_ns,
-        info.st_ino,
-        info.st_dev,
-        info.st_mode,
-    ]
+    return list(_stat_fields(info))
 
 
 BuildParts = Callable[[bytes, bool], Parts]
@@ -281,33 +274,20 @@ def scan_with_cache(
     kept: list[tuple[Any, ...]] = []
     bundles: list[ModelBundle] = []
     outdated = 0
-    stat = os.stat
+    stat, stat_fields = os.stat, _stat_fields
     try:
         for name in names:
             entry = entries.pop(name, None) if entries else None
             if entry is not None:
                 record = entry[0]
-                # _stat_key of both files, inlined: this loop is most of a repeat scan.
+                # _stat_key of both files, inlined (no call per file): this loop is most
+                # of a repeat scan.
                 try:
                     info = stat(base + name + metadata_suffix, dir_fd=dir_fd)
-                    same = record[1] == [
-                        info.st_size,
-                        info.st_mtime_ns,
-                        info.st_ctime_ns,
-                        info.st_ino,
-                        info.st_dev,
-                        info.st_mode,
-                    ]
+                    same = record[1] == list(stat_fields(info))
                     if same:
                         info = stat(base + name + metrics_suffix, dir_fd=dir_fd)
-                        same = record[2] == [
-                            info.st_size,
-                            info.st_mtime_ns,
-                            info.st_ctime_ns,
-                            info.st_ino,
-                            info.st_dev,
-                            info.st_mode,
-                        ]
+                        same = record[2] == list(stat_fields(info))
                 except (OSError, ValueError):  # a file absent (key 0), or unreadable
                     same = record[1] == _stat_key(base + name + metadata_suffix, dir_fd) and (
                         record[2] == _stat_key(base + name + metrics_suffix, dir_fd)
