@@ -47,6 +47,19 @@ def absolute(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.abspath(path))
 
 
+def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """Open ``path`` for reading and ``fstat`` it; ``RegistryFileError`` unless a regular file."""
+    fd = _open_for_read(path)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RegistryFileError(Path(path), "is not a regular file", errno.EINVAL)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
 def _open_for_read(path: str | os.PathLike[str]) -> int:
     # O_NONBLOCK keeps a FIFO planted where a JSON file belongs from hanging the scan.
     try:
@@ -102,11 +115,8 @@ def read_capped_stat(
         RegistryFileError: Not a regular file, or larger than ``cap``.
         OSError: Any other read failure.
     """
-    fd = _open_for_read(path)
+    fd, info = _open_regular(path)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise RegistryFileError(Path(path), "is not a regular file", errno.EINVAL)
         if info.st_size > cap:
             raise RegistryFileError(Path(path), f"is larger than the {cap} byte limit", errno.EFBIG)
         parts: list[bytes] = []
@@ -146,11 +156,8 @@ def read_range(
         RegistryFileError: Not a regular file.
         OSError: Any other read failure.
     """
-    fd = _open_for_read(path)
+    fd, info = _open_regular(path)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise RegistryFileError(Path(path), "is not a regular file", errno.EINVAL)
         length = max(0, min(length, info.st_size - offset))
         parts: list[bytes] = []
         total = 0
@@ -242,11 +249,8 @@ def read_tail(path: Path, cap: int = MAX_FILE_BYTES) -> TailRead:
         RegistryFileError: Not a regular file.
         OSError: Any other read failure.
     """
-    fd = _open_for_read(path)
+    fd, info = _open_regular(path)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise RegistryFileError(path, "is not a regular file", errno.EINVAL)
         if info.st_size <= cap:
             return TailRead(_pread_all(fd, 0, info.st_size), 0, [])
         return _read_lines_backwards(fd, info.st_size, cap)
