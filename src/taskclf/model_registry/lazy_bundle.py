@@ -122,8 +122,9 @@ class PayloadsGone(ValueError):
     """The cache file a scan used was replaced (by another scan) before its payloads were read."""
 
 
-Source = tuple[CacheContext, int, int, BundleFacts]
-"""Where one bundle's payload is in the cache bytes (start, end), and its facts.
+Source = tuple[CacheContext, int, int, list[Any], BundleFacts]
+"""Where one bundle's payload is in the cache bytes (start, end), its index record
+(whose tail holds its :class:`RowFacts`, read only by ``train list``), and its facts.
 
 A plain tuple: a repeat scan makes one per bundle."""
 
@@ -148,7 +149,7 @@ later reads them at a fifth of the cost of computing them again)."""
 
 
 def _parts(source: Source, model_id: str, valid: bool) -> Parts:
-    context, start, end, _ = source
+    context, start, end = source[0], source[1], source[2]
     try:
         payload = context.payloads()[start:end]
     except PayloadsGone:
@@ -302,6 +303,76 @@ def path_lazy_bundle(
     # Its facts read only fields it already has (never the path).
     _setattr(bundle, SOURCE_KEY, (root, summarise(bundle)))
     return bundle
+
+
+class RowFacts(NamedTuple):
+    """What a ``train list`` row reads of a bundle beyond its :class:`BundleFacts`."""
+
+    created_at: str | None
+    """``metadata.created_at`` as written (``None``: no metadata)."""
+    macro_f1: float | None
+    """``metrics.macro_f1`` as is, NaN included (``None``: no metrics); likewise ``weighted_f1``."""
+    weighted_f1: float | None
+    bi_prec: float | None
+    """Precision of ``BreakIdle`` (``None``: no metrics, empty matrix, or no such class)."""
+    min_prec: float | None
+    """Lowest per-class precision (``None``: no metrics or an empty matrix)."""
+
+
+BREAK_IDLE = "BreakIdle"
+ROW_FACTS_AT = 10
+"""Where a scan cache index record's :class:`RowFacts` start (after the selection facts)."""
+_FLOAT_OR_NONE = (float, type(None))
+_STR_OR_NONE = (str, type(None))
+
+
+def row_facts(bundle: ModelBundle) -> RowFacts:
+    """Everything a ``train list`` row reads of ``bundle`` beyond :func:`bundle_facts`.
+
+    A bundle served by the scan cache carries these in its index record, so a
+    row does not build its ``metadata`` and ``metrics``; any other bundle's
+    (or one whose record does not hold them as a scan writes them) are read
+    off its models. Both give the same values: the cache stores what this
+    function computed when the bundle was read.
+    """
+    if type(bundle) is CachedBundle:
+        source = instance_dict(bundle).get(SOURCE_KEY)
+        if source is not None and len(source) == 5:
+            created, macro, weighted, bi_prec, min_prec = source[3][ROW_FACTS_AT:]
+            if (
+                type(created) in _STR_OR_NONE
+                and type(macro) in _FLOAT_OR_NONE
+                and type(weighted) in _FLOAT_OR_NONE
+                and type(bi_prec) in _FLOAT_OR_NONE
+                and type(min_prec) in _FLOAT_OR_NONE
+            ):
+                return RowFacts(created, macro, weighted, bi_prec, min_prec)
+    from taskclf.core.metrics import class_precisions
+
+    metadata, metrics = bundle.metadata, bundle.metrics
+    bi_prec = min_prec = None
+    if metrics is not None and metrics.confusion_matrix:
+        precisions = class_precisions(metrics.confusion_matrix)
+        min_prec = min(precisions)
+        if BREAK_IDLE in metrics.label_names:
+            bi_prec = precisions[metrics.label_names.index(BREAK_IDLE)]
+    return RowFacts(
+        created_at=None if metadata is None else metadata.created_at,
+        macro_f1=None if metrics is None else metrics.macro_f1,
+        weighted_f1=None if metrics is None else metrics.weighted_f1,
+        bi_prec=bi_prec,
+        min_prec=min_prec,
+    )
+
+
+def directory_name(bundle: ModelBundle) -> str:
+    """``bundle.path.name``, without building the ``Path`` of a bundle whose path waits."""
+    if type(bundle) is CachedBundle:
+        values = instance_dict(bundle)
+        if "path" not in values:
+            # A waiting path is always its registry's root / model_id.
+            return str(values["model_id"])
+    return bundle.path.name
 
 
 def cached_facts(bundle: ModelBundle) -> BundleFacts | None:

@@ -11,24 +11,23 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from taskclf.core.metrics import class_precisions
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
+from taskclf.model_registry.lazy_bundle import NO_INSTANT_US, directory_name, row_facts
 from taskclf.model_registry.models import ModelBundle, SelectionPolicy
 from taskclf.model_registry.pointer import locate_active_bundle
 from taskclf.model_registry.scan import list_bundles
-from taskclf.model_registry.selection import created_instant, exclusion_reason
+from taskclf.model_registry.selection import bundle_facts, exclusion_reason
 from taskclf.model_registry.storage import open_storage
 
 SortKey = Literal["macro_f1", "weighted_f1", "created_at"]
 SORT_KEYS: tuple[str, ...] = get_args(SortKey)
 """The values ``train list --sort`` accepts, the default first."""
 
-BREAK_IDLE = "BreakIdle"
 _DEFAULT_POLICY = SelectionPolicy()
 
 
@@ -75,23 +74,18 @@ def bundle_row(
     what eligibility is judged against; ``notes`` is the exact exclusion
     reason CLI.md fixes. ``aliases`` are the aliases locating the bundle.
     """
-    metadata, metrics = bundle.metadata, bundle.metrics
-    bi_prec = min_prec = None
-    if metrics is not None and metrics.confusion_matrix:
-        precisions = class_precisions(metrics.confusion_matrix)
-        min_prec = min(precisions)
-        if BREAK_IDLE in metrics.label_names:
-            bi_prec = precisions[metrics.label_names.index(BREAK_IDLE)]
+    # Facts, not the models: a bundle from the scan cache carries them (nothing parsed).
+    row = row_facts(bundle)
     notes = exclusion_reason(bundle, _DEFAULT_POLICY, schema_hash, labels, schemas)
     # model_construct: the values are already typed, and 10k rows must stay cheap.
     return BundleRow.model_construct(
         model_id=bundle.model_id,
-        created_at=metadata.created_at if metadata else None,
-        schema_hash=metadata.schema_hash if metadata else None,
-        macro_f1=metrics.macro_f1 if metrics else None,
-        weighted_f1=metrics.weighted_f1 if metrics else None,
-        bi_prec=bi_prec,
-        min_prec=min_prec,
+        created_at=row.created_at,
+        schema_hash=bundle_facts(bundle).schema_hash,
+        macro_f1=row.macro_f1,
+        weighted_f1=row.weighted_f1,
+        bi_prec=row.bi_prec,
+        min_prec=row.min_prec,
         eligible=notes is None,
         active=active,
         notes=notes,
@@ -102,16 +96,17 @@ def bundle_row(
 def sort_rows(
     rows: Sequence[BundleRow],
     sort: str,
-    created: Mapping[str, datetime] | None = None,
+    created: Mapping[str, datetime] | Mapping[str, int] | None = None,
 ) -> list[BundleRow]:
     """Sort rows descending by ``sort``, rows whose key is null last (pure).
 
     Args:
         rows: The rows.
         sort: One of :data:`SORT_KEYS`.
-        created: Parsed ``created_at`` per model id, so that ``created_at``
-            compares as instants (mixed UTC offsets sort correctly); a row
-            missing from it sorts as null. Without it the raw strings compare.
+        created: Parsed ``created_at`` per model id (datetimes, or integer
+            microseconds since the epoch), so that ``created_at`` compares as
+            instants (mixed UTC offsets sort correctly); a row missing from it
+            sorts as null. Without it the raw strings compare.
 
     Returns:
         A new list; rows with equal keys keep their input order.
@@ -162,21 +157,38 @@ def build_rows(
     check_sort_key(sort)
     labels = config.labels if config is not None else LABEL_SET_V1
     schemas = config.schema_hashes if config is not None else None
-    rows = [
-        bundle_row(
-            b,
-            active=active_path is not None and b.path == active_path,
-            schema_hash=schema_hash,
-            labels=labels,
-            schemas=schemas,
-            aliases=(aliased or {}).get(b.path, ()),
+    located = dict(aliased or {})
+    if active_path is not None:
+        located.setdefault(active_path, ())
+    # Only a bundle whose directory has a located one's name can be it: comparing the
+    # names first spares building the Path of every other bundle (most wait for it).
+    located_names = {path.name for path in located}
+    rows = []
+    for b in bundles:
+        is_active, aliases = False, cast("Sequence[str]", ())
+        if located_names and directory_name(b) in located_names:
+            path = b.path
+            is_active = active_path is not None and path == active_path
+            aliases = (aliased or {}).get(path, ())
+        rows.append(
+            bundle_row(
+                b,
+                active=is_active,
+                schema_hash=schema_hash,
+                labels=labels,
+                schemas=schemas,
+                aliases=aliases,
+            )
         )
-        for b in bundles
-    ]
     if eligible_only:
         rows = [row for row in rows if row.eligible]
-    # A created_at that is not ISO-8601 has no instant, so its row sorts with the nulls.
-    created = {b.model_id: instant for b in bundles if (instant := created_instant(b)) is not None}
+    # Instants as bundle_facts keeps them (integer microseconds: the same order as the
+    # datetimes); a created_at that is not ISO-8601 has none, so its row sorts with the nulls.
+    created = {
+        b.model_id: instant
+        for b in bundles
+        if (instant := bundle_facts(b).instant_us) != NO_INSTANT_US
+    }
     return sort_rows(rows, sort, created)
 
 

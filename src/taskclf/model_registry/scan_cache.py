@@ -24,19 +24,21 @@ depends on who reads (a file only some users may read) is never handed to
 another user. Deleting the file (or the directory) only makes the next
 scan read everything again.
 
-Format (version 2; any other version is ignored and rebuilt): a header line
+Format (version 3; any other version is ignored and rebuilt): a header line
 (JSON); an index line (JSON: a table of label classes, ``[schema_version,
 schema_hash, sorted labels]``, and per bundle a record ``[name, metadata
 key, metrics key, payload length, invalid reason, label class (-1: no
 metadata), has metrics, macro F1, weighted F1, created_at in microseconds]``,
-what selection reads); one payload line per record, in order
-(``[metadata, unset metadata fields, metrics]``, the models whole); and an
-``end <count> <crc32>`` line. No pickle or marshal: the file is data, parsed
-and checked like a bundle file. A bundle served from it is built from its
-record alone (:mod:`taskclf.model_registry.lazy_bundle`); its payload is
-parsed when its ``metadata``, ``metrics`` or ``created_at`` is first read.
-Unchanged payloads are copied byte for byte into the next version of the
-file, and it is replaced atomically
+what selection reads, then what a ``train list`` row reads (``created_at`` as
+written, macro and weighted F1 as they are, BreakIdle and lowest class
+precision: :class:`~taskclf.model_registry.lazy_bundle.RowFacts`)); one
+payload line per record, in order (``[metadata, unset metadata fields,
+metrics]``, the models whole); and an ``end <count> <crc32>`` line. No
+pickle or marshal: the file is data, parsed and checked like a bundle
+file. A bundle served from it is built from its record alone
+(:mod:`taskclf.model_registry.lazy_bundle`); its payload is parsed when
+its ``metadata``, ``metrics`` or ``created_at`` is first read. Unchanged
+payloads are copied byte for byte into the next version of the file, and it is replaced atomically
 (:func:`taskclf.model_registry._fs.atomic_write`), so concurrent scanners
 never see a torn file; a damaged, truncated, foreign or unreadable one is
 ignored and rebuilt (a payload that passes the checksum yet does not parse
@@ -65,11 +67,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskclf.model_registry._fs import absolute, atomic_write, read_range
 from taskclf.model_registry.lazy_bundle import (
+    ROW_FACTS_AT,
     BundleFacts,
     CacheContext,
     Parts,
     PayloadsGone,
+    RowFacts,
     cached_bundle,
+    row_facts,
 )
 
 if TYPE_CHECKING:
@@ -81,7 +86,7 @@ CACHE_DIR_ENV = "TASKCLF_CACHE_DIR"
 """Directory for taskclf's caches; empty: no scan cache. Default: the user's cache directory."""
 
 FORMAT = "taskclf-scan-cache"
-VERSION = 2
+VERSION = 3
 
 # Timestamps of a sub-second filesystem come from the kernel's coarse clock (one
 # tick, 1-10 ms, behind the clock the scan reads), so a file changed within a few
@@ -100,9 +105,11 @@ REWRITE_EVERY = 32
 # An entry larger than this is not stored (a huge params blob): the file stays
 # proportional to the bundle count, which bounds what a load may read.
 MAX_ENTRY_BYTES = 8192
+# Likewise a created_at longer than this (never a real timestamp) keeps its record out.
+MAX_CREATED_AT_CHARS = 128
 _HEADER_BYTES = 1 << 16
 _PRELUDE_BYTES = 128
-# An index record is ~230 bytes (two stat keys of 6 numbers, the facts, the name).
+# An index record is ~330 bytes (two stat keys of 6 numbers, the facts, the name).
 _INDEX_BYTES_PER_ENTRY = 1024
 _ABSENT = 0
 
@@ -296,7 +303,9 @@ def scan_with_cache(
                     facts = entry[3]
                     bundles.append(
                         cached_bundle(
-                            name, facts.invalid_reason, (context, entry[1], entry[2], facts)
+                            name,
+                            facts.invalid_reason,
+                            (context, entry[1], entry[2], record, facts),
                         )
                     )
                     kept.append(entry)
@@ -357,6 +366,7 @@ def _class_facts(item: Any) -> tuple[bool, str | None, str | None, tuple[str, ..
 
 
 _STR_OR_NONE = (str, type(None))
+_RECORD_LENGTH = ROW_FACTS_AT + len(RowFacts._fields)
 # BundleFacts(*values) without the Python-level __new__ NamedTuple generates: a third the cost.
 _new_tuple = tuple.__new__
 
@@ -431,6 +441,9 @@ def _entry(
     if payload is None or len(payload) > MAX_ENTRY_BYTES:
         return None
     facts = summarise(bundle)
+    row = row_facts(bundle)
+    if row.created_at is not None and len(row.created_at) > MAX_CREATED_AT_CHARS:
+        return None  # keeps the index proportional to the bundle count (see _load)
     if (facts.sorted_labels is None) != (metadata is None):  # pragma: no cover - by construction
         return None
     label_class = (
@@ -449,6 +462,7 @@ def _entry(
         facts.macro_f1,
         facts.weighted_f1,
         facts.instant_us,
+        *row,
     ]
     return record, payload, 0
 
@@ -619,7 +633,13 @@ def _index(index_line: bytes, count: int, region: _Region) -> _Loaded | None:
         position = 0
         for record in records:
             # _record_facts, inlined: this loop runs over every bundle of a repeat scan.
-            name, _, _, length, reason, class_id, has_metrics, macro, weighted, instant = record
+            # The RowFacts at its end are checked when a row reads them (lazy_bundle.row_facts).
+            # Its RowFacts (the last 5) are checked when a row reads them (lazy_bundle.row_facts).
+            (name, _, _, length, reason, class_id, has_metrics, macro, weighted, instant) = record[
+                :ROW_FACTS_AT
+            ]
+            if len(record) != _RECORD_LENGTH:
+                return None
             # -1: no metadata, the last item of ``facts_of_class``.
             known = facts_of_class[class_id] if type(class_id) is int and class_id >= -1 else None
             if (
