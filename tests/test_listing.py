@@ -275,3 +275,73 @@ def test_created_at_sort_without_parsed_instants_uses_raw_strings() -> None:
         "a",
         "b",
     ]
+
+
+# --- rows from the scan cache's facts ------------------------------------------
+
+
+def _edit_metrics(path: Path, **changes: object) -> None:
+    metrics_file = path / "metrics.json"
+    metrics = json.loads(metrics_file.read_text("utf-8"))
+    metrics.update(changes)
+    metrics_file.write_text(json.dumps(metrics), "utf-8")  # NaN stays NaN
+
+
+def _rows_json(models_dir: Path, **options: object) -> str:
+    # json.dumps keeps NaN as NaN (and equal to itself as text), unlike row ==.
+    return json.dumps([row.model_dump() for row in list_rows(models_dir, **options)])  # type: ignore[arg-type]
+
+
+def test_rows_from_a_warm_scan_cache_equal_rows_read_from_the_files(
+    models_dir: Path, make_bundle: BundleFactory, scan_cache_dir: Path
+) -> None:
+    """Every row field, sort and filter: the cached facts give what the models give."""
+    from taskclf.model_registry.lazy_bundle import SOURCE_KEY, CachedBundle, instance_dict
+    from taskclf.model_registry.scan_cache import cache_file
+    from test_scan_cache import age_files, cache_off
+
+    make_bundle("utc", seed=1, created_at="2026-01-01T10:00:00+00:00")
+    make_bundle("offset", seed=2, created_at="2026-01-01T11:30:00+02:00")  # earlier instant
+    make_bundle("zulu", seed=3, created_at="2026-01-01T10:00:00Z")  # same instant as utc
+    make_bundle("unparseable", seed=4, created_at="last tuesday")
+    make_bundle("incompatible", seed=5, schema_hash="000000000000")
+    make_bundle("no_breakidle", seed=6, label_set=[x for x in LABELS if x != "BreakIdle"])
+    _edit_metrics(make_bundle("nan_f1", seed=7), macro_f1=float("nan"))
+    zero_column = make_bundle("zero_column", seed=8)
+    matrix = json.loads((zero_column / "metrics.json").read_text("utf-8"))["confusion_matrix"]
+    _edit_metrics(zero_column, confusion_matrix=[[*row[:-1], 0] for row in matrix])
+    _edit_metrics(
+        make_bundle("all_zero", seed=9), confusion_matrix=[[0] * len(matrix)] * len(matrix)
+    )
+    (make_bundle("no_metrics", seed=10) / "metrics.json").unlink()
+    (make_bundle("garbage", seed=11) / "metadata.json").write_text("{not json", "utf-8")
+    with cache_off():
+        write_active_atomic(
+            models_dir, next(b for b in list_bundles(models_dir) if b.model_id == "utc")
+        )
+    options: list[dict[str, object]] = [
+        {"sort": sort, "eligible_only": eligible}
+        for sort in SORT_KEYS
+        for eligible in (False, True)
+    ]
+    options.append({"schema_hash": "000000000000"})
+    age_files()
+    list_rows(models_dir)  # first scan: leaves the marker
+    list_rows(models_dir)  # second: writes the cache
+    cache = cache_file(models_dir)
+    assert cache is not None and cache.exists()
+
+    bundles = list_bundles(models_dir)
+    build_rows(bundles, active_path=models_dir / "utc", sort="created_at")
+    # Every bundle came from the cache, and building its row left it unmaterialised.
+    assert all(type(b) is CachedBundle and SOURCE_KEY in instance_dict(b) for b in bundles), [
+        b.model_id for b in bundles
+    ]
+
+    cached = [_rows_json(models_dir, **o) for o in options]
+    with cache_off():
+        from_files = [_rows_json(models_dir, **o) for o in options]
+    assert cached == from_files
+    rows = json.loads(cached[0])
+    assert {row["model_id"] for row in rows if row["active"]} == {"utc"}
+    assert len(rows) == 11

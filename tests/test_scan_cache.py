@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from conftest import tree_state
-from taskclf.model_registry import find_best_model, list_bundles
+from taskclf.model_registry import find_best_model, list_bundles, list_rows
 from taskclf.model_registry import scan as scan_module
 from taskclf.model_registry.scan_cache import (
     CACHE_DIR_ENV,
@@ -96,6 +96,11 @@ def assert_cached_equals_fresh(root: Path) -> None:
         fresh_report = find_best_model(root)
     assert report.model_dump_json() == fresh_report.model_dump_json()
     assert report == fresh_report
+    # train list's rows, built from the cached facts (json: NaN equals itself as text).
+    rows = json.dumps([row.model_dump() for row in list_rows(root, sort="created_at")])
+    with cache_off():
+        fresh_rows = json.dumps([row.model_dump() for row in list_rows(root, sort="created_at")])
+    assert rows == fresh_rows
     cached = described(root)
     assert cached == fresh(root)
 
@@ -263,7 +268,7 @@ def test_a_registry_gets_a_cache_once_it_is_scanned_again(
     assert path.is_file()
     count_reads.clear()
     assert_cached_equals_fresh(models_dir)
-    assert count_reads == ["a", "a"]  # only the fresh scans (report, bundles) read it
+    assert count_reads == ["a", "a", "a"]  # only the fresh scans (report, rows, bundles) read it
 
 
 def test_a_few_outdated_entries_do_not_rewrite_the_whole_file(
@@ -409,6 +414,27 @@ def _damage_payload_types(path: Path) -> None:
     path.write_bytes(data[:header_end] + prelude + index + payloads)
 
 
+def _rewrite_records(path: Path, edit: Any) -> None:
+    """Apply ``edit`` to every index record, checksums recomputed (another writer's file)."""
+    import zlib
+
+    data = path.read_bytes()
+    header_end = data.index(b"\n") + 1
+    prelude_end = data.index(b"\n", header_end) + 1
+    fields = data[header_end:prelude_end].split()
+    index_end = prelude_end + int(fields[1])
+    index = json.loads(data[prelude_end:index_end])
+    index["bundles"] = [edit(record) for record in index["bundles"]]
+    line = json.dumps(index).encode() + b"\n"
+    prelude = b"index %d %s %s %s %s\n" % (len(line), b"%08x" % zlib.crc32(line), *fields[3:])
+    path.write_bytes(data[:header_end] + prelude + line + data[index_end:])
+
+
+def _damage_short_records(path: Path) -> None:
+    # Records as version 2 wrote them (no row facts) under this version's header.
+    _rewrite_records(path, lambda record: record[:10])
+
+
 def _damage_empty(path: Path) -> None:
     path.write_bytes(b"")
 
@@ -428,6 +454,7 @@ def _damage_directory(path: Path) -> None:
         _damage_other_registry,
         _damage_flipped_digit,
         _damage_payload_types,
+        _damage_short_records,
         _damage_empty,
         _damage_directory,
     ],
@@ -457,6 +484,23 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(
         count_reads.clear()
         assert described(models_dir) == expected
         assert count_reads == []
+
+
+def test_row_facts_of_the_wrong_types_are_read_off_the_models(
+    models_dir: Path, scan_cache_dir: Path, count_reads: list[str]
+) -> None:
+    """A record whose row facts are not what a scan writes: the row comes from the payload."""
+    for index in range(3):
+        write_bundle(models_dir / f"b{index}", seed=index)
+    age_files()
+    expected = [row.model_dump() for row in list_rows(models_dir)]
+    list_rows(models_dir)
+    path = cache_file(models_dir)
+    assert path is not None and path.is_file()
+    _rewrite_records(path, lambda record: [*record[:10], 1, "x", "y", [], {}])
+    count_reads.clear()
+    assert [row.model_dump() for row in list_rows(models_dir)] == expected
+    assert count_reads == []  # the scan used the cache; only the row facts were not used
 
 
 def test_an_unwritable_cache_directory_still_scans(
