@@ -426,7 +426,8 @@ def _rewrite_records(path: Path, edit: Any) -> None:
     index = json.loads(data[prelude_end:index_end])
     index["bundles"] = [edit(record) for record in index["bundles"]]
     line = json.dumps(index).encode() + b"\n"
-    prelude = b"index %d %s %s %s %s\n" % (len(line), b"%08x" % zlib.crc32(line), *fields[3:])
+    prelude = b" ".join([b"index", b"%d" % len(line), b"%08x" % zlib.crc32(line), *fields[3:]])
+    prelude += b"\n"
     path.write_bytes(data[:header_end] + prelude + line + data[index_end:])
 
 
