@@ -25,7 +25,10 @@ another user. Deleting the file (or the directory) only makes the next
 scan read everything again.
 
 Format (version 3; any other version is ignored and rebuilt): a header line
-(JSON); an index line (JSON: a table of label classes, ``[schema_version,
+(JSON); a prelude line ``index <index length> <index crc32> <payloads length>
+<payloads crc32> <count>`` (a scan checks it and reads the index alone; the
+payloads are read, and their checksum checked, only when a bundle first needs
+one); an index line (JSON: a table of label classes, ``[schema_version,
 schema_hash, sorted labels]``, and per bundle a record ``[name, metadata
 key, metrics key, payload length, invalid reason, label class (-1: no
 metadata), has metrics, macro F1, weighted F1, created_at in microseconds]``,
@@ -33,7 +36,7 @@ what selection reads, then what a ``train list`` row reads (``created_at`` as
 written, macro and weighted F1 as they are, BreakIdle and lowest class
 precision: :class:`~taskclf.model_registry.lazy_bundle.RowFacts`)); one
 payload line per record, in order (``[metadata, unset metadata fields,
-metrics]``, the models whole); and an ``end <count> <crc32>`` line. No
+metrics]``, the models whole), nothing after them. No
 pickle or marshal: the file is data, parsed and checked like a bundle
 file. A bundle served from it is built from its record alone
 (:mod:`taskclf.model_registry.lazy_bundle`); its payload is parsed when
