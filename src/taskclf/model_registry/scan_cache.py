@@ -636,7 +636,6 @@ def _index(index_line: bytes, count: int, region: _Region) -> _Loaded | None:
         position = 0
         for record in records:
             # _record_facts, inlined: this loop runs over every bundle of a repeat scan.
-            # The RowFacts at its end are checked when a row reads them (lazy_bundle.row_facts).
             # Its RowFacts (the last 5) are checked when a row reads them (lazy_bundle.row_facts).
             (name, _, _, length, reason, class_id, has_metrics, macro, weighted, instant) = record[
                 :ROW_FACTS_AT
