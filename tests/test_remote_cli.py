@@ -60,6 +60,33 @@ def test_a_missing_bucket_is_one_sentence(s3_server: object) -> None:
     assert "Traceback" not in done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert "bucket 'no-such-bucket-anywhere' does not exist" in line
+    # The store failed, not a configuration file: no advice to fix a registry.toml.
+    assert "registry.toml" not in line and "configuration" not in line
+
+
+def test_every_location_printed_pastes_back_as_an_s3_url(s3_registry: str, tmp_path: Path) -> None:
+    registry = ["--models-dir", s3_registry]
+    for name, f1 in (("run_a", 0.7), ("run_b", 0.8)):
+        write_bundle(tmp_path / name, macro_f1=f1)
+        ok_json("model", "promote", str(tmp_path / name), *registry)
+    ok_json("model", "set-active", "--alias", "canary", "run_a", *registry)
+    outputs = [
+        run("model", "resolve", *registry),
+        run("model", "resolve", "--alias", "canary", *registry),
+        run("model", "aliases", "--json", *registry),
+        run("model", "verify", *registry),
+        run("model", "verify", "--json", *registry),
+        run("model", "prune", "--keep", "1", "--dry-run", "--json", *registry),
+        run("model", "show", "run_a", "--json", *registry),
+        run("model", "rollback", "--dry-run", *registry),
+        run("model", "index", *registry),
+    ]
+    printed = "".join(done.stdout + done.stderr for done in outputs)
+    assert f"{s3_registry}/active.json" in outputs[0].stdout
+    assert f"{s3_registry}/.aliases/canary.json" in outputs[1].stdout
+    folded = "s3:/" + s3_registry.removeprefix("s3://")
+    assert folded not in printed.replace(s3_registry, "")
+    assert os.getcwd() not in printed
 
 
 def test_a_conflicting_promotion_name_is_one_sentence(s3_registry: str, tmp_path: Path) -> None:

@@ -85,6 +85,9 @@ _UNSAFE = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")
 """Characters a terminal acts on, or that reorder or hide text: C0 and the above."""
 
 _JSON_RAW_UNSAFE = re.compile(f"[{_BEYOND_C0}]")
+# A Path made from an s3:// location folds its "//" ("s3:/bucket/..."), and library
+# messages embed such Paths; what the CLI shows must paste back as --models-dir.
+_FOLDED_S3 = re.compile(r"(?<![\w:/.])s3:/(?=[^/])")
 """What :func:`clean` escapes but ``json.dumps(ensure_ascii=False)`` leaves raw (it
 escapes only U+0000-U+001F)."""
 
@@ -112,9 +115,10 @@ def clean(value: object) -> str:
     ``"a\\x1b]0;t\\x07"`` becomes ``a\\x1b]0;t\\x07`` spelled out with backslashes; rich
     markup is left as typed (it only matters to rich, and :func:`literal` keeps rich from
     reading it). This is the one escaping helper of the CLI: every function below that
-    prints calls it.
+    prints calls it. An object-store location a ``Path`` folded (``s3:/bucket``) is
+    shown as ``s3://bucket``, so every location printed pastes back as ``--models-dir``.
     """
-    return _UNSAFE.sub(_escape_char, str(value))
+    return _UNSAFE.sub(_escape_char, _FOLDED_S3.sub("s3://", str(value)))
 
 
 def literal(value: object, **kwargs: Any) -> Text:
@@ -191,7 +195,7 @@ def emit_json(data: Any) -> None:
 
 def json_text(data: Any) -> str:
     """``data`` as one line of JSON that is safe on a terminal and parses to the same value."""
-    dumped = json.dumps(data, ensure_ascii=False, default=str)
+    dumped = _FOLDED_S3.sub("s3://", json.dumps(data, ensure_ascii=False, default=str))
     return _JSON_RAW_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
 
 

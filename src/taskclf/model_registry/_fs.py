@@ -43,7 +43,15 @@ log = logging.getLogger("taskclf.model_registry")
 
 
 def absolute(path: str | os.PathLike[str]) -> Path:
-    """Absolute, lexically normalised path; symlinks are deliberately not resolved."""
+    """Absolute, lexically normalised path; symlinks are deliberately not resolved.
+
+    An object-store location (``s3://bucket/prefix``) is returned as it is (as a
+    ``Path``, which folds its ``//``): it is never relative to the working directory.
+    """
+    from taskclf.model_registry.storage import is_remote
+
+    if is_remote(path):
+        return Path(path)
     return Path(os.path.abspath(path))
 
 

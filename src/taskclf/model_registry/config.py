@@ -44,7 +44,7 @@ from taskclf.core.schema import (
 )
 from taskclf.core.types import CoreLabel
 from taskclf.model_registry._fs import read_capped
-from taskclf.model_registry.errors import RegistryConfigError
+from taskclf.model_registry.errors import RegistryConfigError, StorageError
 
 CONFIG_FILE = "registry.toml"
 LABELS_ENV = "TASKCLF_LABELS"
@@ -273,6 +273,10 @@ def read_config_file(
         raw = read() if read is not None else read_capped(path, _CONFIG_CAP)
     except (FileNotFoundError, NotADirectoryError):
         return DEFAULT_REGISTRY_CONFIG
+    except StorageError:
+        # The store itself failed (no bucket, refused credentials, endpoint down): its
+        # sentence says what to do; the file is not the problem.
+        raise
     except OSError as exc:
         raise RegistryConfigError(source, None, f"unreadable ({exc})", _FILE_ADVICE) from None
     import tomllib  # only a registry with a registry.toml needs it

@@ -39,6 +39,7 @@ from taskclf.model_registry import (
     verify_registry,
 )
 from taskclf.model_registry._fs import absolute
+from taskclf.model_registry.errors import shown_path
 
 RANKING_LIMIT = 200
 """Rows in the ranking table; the full list is ``taskclf train list``."""
@@ -211,9 +212,8 @@ def build_report_data(
     """
     from taskclf.model_registry.storage import is_remote
 
-    remote = is_remote(models_dir)
-    root = Path(models_dir) if remote else absolute(models_dir)
-    present = remote or root.is_dir()
+    root = absolute(models_dir)
+    present = is_remote(models_dir) or root.is_dir()
     generated = (now or datetime.now(UTC)).astimezone(UTC)
     bundles = list_bundles(root)
     missing: list[str] = []
@@ -292,7 +292,7 @@ def _overview(
 ) -> Overview:
     pointer_findings = [f for f in health.findings if f.code.startswith(("pointer-", "history-"))]
     return Overview(
-        models_dir=str(root),
+        models_dir=shown_path(root),
         generated_at=generated.isoformat(timespec="seconds"),
         active_model_id=health.active_model_id,
         pointer_healthy=not any(f.severity == "error" for f in pointer_findings),
