@@ -128,6 +128,11 @@ def test_verify_deep_hashes_bundles_and_finds_a_same_size_edit(three: str) -> No
     mismatches = [f for f in deep.findings if f.code == "bundle-manifest-mismatch"]
     assert [f.model_id for f in mismatches] == ["run_a"]
     assert name in mismatches[0].message
+    # The advice is one that works where the bundle is: an object-store bundle cannot be
+    # re-sealed (`taskclf model seal` refuses there).
+    remote = three.startswith("s3://")
+    assert ("taskclf model seal" in mismatches[0].message) is not remote
+    assert ("promote the intended files again" in mismatches[0].message) is remote
     assert not deep.healthy
     assert {b.model_id: b.manifest for b in deep.bundles} == {
         "run_a": "mismatch",
@@ -138,8 +143,9 @@ def test_verify_deep_hashes_bundles_and_finds_a_same_size_edit(three: str) -> No
 
 def test_a_tampered_bundle_cannot_be_set_active(three: str) -> None:
     _same_size_edit(three, "run_b")
-    with pytest.raises(ActivationError, match="manifest"):
+    with pytest.raises(ActivationError, match="manifest") as refused:
         activate(three, "run_b", alias="canary")
+    assert ("taskclf model seal" in str(refused.value)) is not three.startswith("s3://")
     assert read_active(three, alias="canary") is None
 
 

@@ -26,6 +26,25 @@ def shown_path(path: object) -> str:
     return str(text)
 
 
+def mismatch_advice(model_id: str, path: object) -> str:
+    """What to do about a bundle whose files no longer match its ``manifest.json``.
+
+    A local bundle can be re-sealed when the change was intended; an
+    object-store bundle cannot (bundles there are sealed on upload and never
+    change), so the changed files are promoted again as a new bundle instead.
+    """
+    if shown_path(path).startswith("s3://"):
+        return (
+            "restore the changed files on the store, or promote the intended files again "
+            "under a new name (bundles on an object store are sealed on upload and cannot "
+            "be re-sealed)"
+        )
+    return (
+        "restore the bundle's files, or re-seal it with "
+        f"`taskclf model seal {model_id} --force` if the change is intended"
+    )
+
+
 class RegistryError(Exception):
     """Root of every error the registry raises on purpose."""
 
@@ -97,8 +116,7 @@ class BundleIntegrityError(BundleError):
         )
         return (
             f"Bundle '{self.model_id}' ({shown_path(self.path)}) does not match its manifest.json: "
-            f"{self.problem}{more}; restore the bundle's files, or re-seal it with "
-            f"`taskclf model seal {self.model_id} --force` if the change is intended."
+            f"{self.problem}{more}; {mismatch_advice(self.model_id, self.path)}."
         )
 
 
@@ -164,11 +182,7 @@ _ACTIVATION_SENTENCES: dict[str, tuple[str, str]] = {
         "Bundle is incompatible with the current schema/labels: {reason}",
         "choose an eligible bundle (`taskclf train list --eligible`)",
     ),
-    "integrity": (
-        "Bundle does not match its manifest.json: {reason}",
-        "restore its files, or re-seal it with `taskclf model seal {model_id} --force` if the "
-        "change is intended",
-    ),
+    "integrity": ("Bundle does not match its manifest.json: {reason}", "{mismatch_advice}"),
 }
 """CLI.md's sentence for each ``set-active`` check, and what to do about it."""
 
@@ -200,7 +214,10 @@ class ActivationError(BundleError):
 
     def _message(self) -> str:
         sentence, advice = _ACTIVATION_SENTENCES[self.check]
-        return f"{sentence.format(reason=self.reason)}; {advice.format(model_id=self.model_id)}."
+        what_to_do = advice.format(
+            model_id=self.model_id, mismatch_advice=mismatch_advice(self.model_id, self.path)
+        )
+        return f"{sentence.format(reason=self.reason)}; {what_to_do}."
 
 
 class RegistryConfigError(RegistryError, ValueError):

@@ -132,7 +132,7 @@ from taskclf.model_registry.config import (
     RegistryConfig,
     load_registry_config,
 )
-from taskclf.model_registry.errors import RegistryConfigError
+from taskclf.model_registry.errors import RegistryConfigError, mismatch_advice
 from taskclf.model_registry.index import INDEX_FILE, index_staleness
 from taskclf.model_registry.manifest import MANIFEST_FILE
 from taskclf.model_registry.models import (
@@ -458,8 +458,7 @@ def _check_integrity(
         for problem in result.problems:
             message = (
                 f"Bundle {bundle.model_id} ({bundle.path}) does not match its manifest.json: "
-                f"{problem.problem}; restore the file, or re-seal with `taskclf model seal "
-                f"{bundle.model_id} --force` if the change is intended"
+                f"{problem.problem}; {mismatch_advice(bundle.model_id, bundle.path)}"
             )
             findings.append(
                 _error(
