@@ -149,35 +149,51 @@ def read_capped_stat(
         os.close(fd)
 
 
-def read_range(
-    path: str | os.PathLike[str], offset: int, length: int
-) -> tuple[bytes, os.stat_result]:
-    """Up to ``length`` bytes of a regular file from ``offset`` (fewer at its end), and its fstat.
+class PinnedFile:
+    """A regular file held open, so that later reads see the file as it was opened.
 
-    For a file read in parts (the scan cache reads its index first and its
-    payloads only when a bundle needs them): comparing the stats tells the
-    caller whether the parts came from the same file. Never reads past the
-    size ``fstat`` reported.
+    Renaming another file over it, or deleting it, leaves an open file's
+    bytes readable: a reader that reads a file in parts, some much later
+    (the scan cache reads its index first and its payloads only when a bundle
+    needs them), gets parts of one version of it. Closed by :meth:`close`,
+    or when the object is collected.
 
-    Raises:
+    Raises (on construction):
         FileNotFoundError: The file (or its directory) does not exist.
         RegistryFileError: Not a regular file.
-        OSError: Any other read failure.
+        OSError: Any other failure to open it.
     """
-    fd, info = _open_regular(path)
-    try:
-        length = max(0, min(length, info.st_size - offset))
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import weakref
+
+        fd, self.info = _open_regular(path)
+        self._fd = fd
+        self._close = weakref.finalize(self, os.close, fd)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` (fewer at the end of the file as opened).
+
+        Raises:
+            ValueError: The file was closed (its descriptor may name another file now).
+            OSError: The read failed.
+        """
+        if not self._close.alive:
+            raise ValueError("read from a closed PinnedFile")
+        length = max(0, min(length, self.info.st_size - offset))
         parts: list[bytes] = []
         total = 0
         while total < length:
-            chunk = os.pread(fd, length - total, offset + total)
+            chunk = os.pread(self._fd, length - total, offset + total)
             if not chunk:
                 break
             parts.append(chunk)
             total += len(chunk)
-        return (parts[0] if len(parts) == 1 else b"".join(parts)), info
-    finally:
-        os.close(fd)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        """Close the file (again: nothing)."""
+        self._close()
 
 
 HASH_CHUNK_BYTES = 1 << 20

@@ -23,12 +23,13 @@ them do not each keep a ``Path``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from taskclf.model_registry.models import ModelBundle
 
@@ -101,8 +102,9 @@ class CacheContext:
     ) -> None:
         self.root = root
         self.load = load
-        """Reads the payload region of the file the scan used; ``ValueError`` if it
-        is damaged, :class:`PayloadsGone` if that file was replaced meanwhile."""
+        """Reads the payload region of the file the scan used (the version it indexed,
+        held open, even if another scan replaced it since); ``ValueError`` if it is
+        damaged, :class:`PayloadsGone` if the scan used no cache file."""
         self.build = build
         """Parts from a cached payload (and whether the bundle is valid); raises if damaged."""
         self.fallback = fallback
@@ -119,7 +121,7 @@ class CacheContext:
 
 
 class PayloadsGone(ValueError):
-    """The cache file a scan used was replaced (by another scan) before its payloads were read."""
+    """The scan used no cache file, so there are no payloads to read."""
 
 
 Source = tuple[CacheContext, int, int, list[Any], BundleFacts]
@@ -171,6 +173,12 @@ class CachedBundle(ModelBundle):
     :func:`path_lazy_bundle` (read by a scan, only its ``path`` waits);
     behaves as the complete bundle in every respect callers can observe.
     """
+
+    # A JSON schema of these bundles is the public model's (title and description).
+    model_config = ConfigDict(
+        title="ModelBundle",
+        json_schema_extra={"description": inspect.cleandoc(ModelBundle.__doc__ or "")},
+    )
 
     @property
     def __dict__(self) -> dict[str, Any]:

@@ -68,7 +68,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from taskclf.model_registry._fs import absolute, atomic_write, read_range
+from taskclf.model_registry._fs import PinnedFile, absolute, atomic_write
 from taskclf.model_registry.lazy_bundle import (
     ROW_FACTS_AT,
     BundleFacts,
@@ -213,8 +213,10 @@ Summarise = Callable[["ModelBundle"], BundleFacts]
 class _Region(NamedTuple):
     """Where a cache file's payloads are, and what they must match when read."""
 
-    identity: tuple[int, ...]
-    """``(device, inode, size, mtime_ns, ctime_ns)`` of the file when its index was read."""
+    file: PinnedFile
+    """The file the index was read from, held open: another scan may replace the
+    cache file (or a user delete it) before a bundle first needs its payload,
+    and this scan's bundles must complete from the version they were indexed in."""
     offset: int
     length: int
     crc: int
@@ -400,26 +402,20 @@ def _fallback(root: Path, path: Path, read: ReadBundle) -> Callable[[str, bool],
 
 
 def _payload_loader(path: Path, region: _Region | None) -> Callable[[], bytes]:
-    """Reads the payloads of the cache file a scan used, checking it is still that file."""
+    """Reads the payloads of the cache file a scan used (the version it indexed), once."""
 
     def load() -> bytes:
         if region is None:
             raise PayloadsGone("no cache file was used")
         try:
-            data, info = read_range(path, region.offset, region.length)
-        except FileNotFoundError:
-            raise PayloadsGone(f"{path} is gone") from None
-        if _identity(info) != region.identity:
-            raise PayloadsGone(f"{path} was replaced")
+            data = region.file.read(region.offset, region.length)
+        finally:
+            region.file.close()  # the caller keeps the bytes: the file is not needed again
         if len(data) != region.length or _crc(data) != region.crc:
             raise ValueError(f"{path}: damaged payloads")
         return data
 
     return load
-
-
-def _identity(info: os.stat_result) -> tuple[int, ...]:
-    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _entry(
@@ -485,12 +481,18 @@ def _payload(bundle: ModelBundle) -> bytes | None:
         if metadata is None:
             parts += [b"null", b"null"]
         else:
-            # "constants" keeps NaN and Infinity in params as themselves (the default
-            # writes null); the unset fields let the cached model's fields-set match.
-            parts.append(pydantic_core.to_json(metadata, inf_nan_mode="constants"))
+            # The field values, not the model: a model's own serializer writes NaN and
+            # Infinity (which params and the thresholds may hold) as null whatever
+            # inf_nan_mode says, and the cached bundle must equal the one read. The
+            # fields are plain values (no nested models, no custom serializers), so
+            # the JSON is the model's own otherwise. The unset fields let the cached
+            # model's fields-set match.
+            parts.append(pydantic_core.to_json(metadata.__dict__, inf_nan_mode="constants"))
             parts.append(_unset_json(metadata))
         parts.append(
-            b"null" if metrics is None else pydantic_core.to_json(metrics, inf_nan_mode="constants")
+            b"null"
+            if metrics is None
+            else pydantic_core.to_json(metrics.__dict__, inf_nan_mode="constants")
         )
     except (ValueError, TypeError):  # pragma: no cover - parsed JSON always serialises
         return None
@@ -582,7 +584,23 @@ def _load(path: Path, header: bytes, count: int) -> _Loaded:
     records right.
     """
     try:
-        prefix, info = read_range(path, 0, len(header) + _PRELUDE_BYTES)
+        file = PinnedFile(path)
+    except FileNotFoundError:
+        return _NOTHING
+    except (OSError, ValueError) as exc:
+        log.debug("Ignoring the scan cache %s: %s", path, exc)
+        return _NOTHING
+    loaded = _load_from(file, path, header, count)
+    if loaded.region is None:
+        file.close()
+    return loaded
+
+
+def _load_from(file: PinnedFile, path: Path, header: bytes, count: int) -> _Loaded:
+    """:func:`_load` on the open cache file (the region it returns keeps ``file``)."""
+    info = file.info
+    try:
+        prefix = file.read(0, len(header) + _PRELUDE_BYTES)
         if not prefix.startswith(header):
             raise ValueError("not a cache of this registry and version")
         prelude_end = prefix.find(b"\n", len(header)) + 1
@@ -594,7 +612,7 @@ def _load(path: Path, header: bytes, count: int) -> _Loaded:
             int(numbers[3], 16),
             int(numbers[4]),
         )
-        region = _Region(_identity(info), prelude_end + index_length, payloads_length, payloads_crc)
+        region = _Region(file, prelude_end + index_length, payloads_length, payloads_crc)
         if (
             prelude_end <= 0
             or word != b"index"
@@ -602,12 +620,10 @@ def _load(path: Path, header: bytes, count: int) -> _Loaded:
             or index_length > _HEADER_BYTES + _INDEX_BYTES_PER_ENTRY * (count + 16)
         ):
             raise ValueError("not a complete cache file")
-        index, again = read_range(path, prelude_end, index_length)
-        if _identity(again) != region.identity or _crc(index) != index_crc:
-            raise ValueError("replaced or damaged while read")
+        index = file.read(prelude_end, index_length)
+        if _crc(index) != index_crc:
+            raise ValueError("damaged index")
         loaded = _index(index, records, region)
-    except FileNotFoundError:
-        return _NOTHING
     except (OSError, ValueError, IndexError) as exc:
         log.debug("Ignoring the scan cache %s: %s", path, exc)
         return _NOTHING
