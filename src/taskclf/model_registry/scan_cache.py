@@ -379,8 +379,9 @@ _new_tuple = tuple.__new__
 def _fallback(root: Path, path: Path, read: ReadBundle) -> Callable[[str, bool], Parts]:
     """What a bundle whose cached payload cannot be used does: read its files.
 
-    A damaged payload also drops the cache file (the next scan rebuilds it);
-    one whose file another scan replaced meanwhile leaves that new file alone.
+    A damaged payload also drops the cache file (the next scan rebuilds it). The
+    scan holds the file it indexed open, so a file replaced or deleted meanwhile
+    is still read as indexed and never lands here.
     """
     dropped = False
 
