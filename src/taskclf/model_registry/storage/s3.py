@@ -519,7 +519,14 @@ class S3Storage(Storage):
 def size_problems(
     storage: Storage, model_id: str, listing: list[ObjectInfo] | None = None
 ) -> list[ManifestProblem]:
-    """A remote bundle against its manifest by presence and size (what a LIST shows)."""
+    """A remote bundle against its manifest by what a LIST shows: presence, size, and time.
+
+    A bundle's manifest is uploaded last, so a listed file last modified in a
+    later second than ``manifest.json`` was rewritten after the bundle was
+    sealed: a same-size edit, which sizes cannot show and only hashing
+    (``deep``) proves, is still caught by this cheap check unless it happened
+    within the second of the upload (the store's timestamps are whole seconds).
+    """
     from pydantic import ValidationError
 
     from taskclf.model_registry.manifest import Manifest, ManifestProblem
@@ -527,7 +534,9 @@ def size_problems(
     prefix = f"{model_id}/"
     if listing is None:
         listing = storage.list_files(model_id)
-    files = {i.key[len(prefix) :]: i.size for i in listing if i.key.startswith(prefix)}
+    listed = {i.key[len(prefix) :]: i for i in listing if i.key.startswith(prefix)}
+    files = {name: info.size for name, info in listed.items()}
+    sealed_at = listed[MANIFEST_KEY].modified if MANIFEST_KEY in listed else None
     try:
         manifest = Manifest.model_validate_json(storage.read(prefix + MANIFEST_KEY)[0])
     except FileNotFoundError:
@@ -545,6 +554,14 @@ def size_problems(
             problems.append(
                 ManifestProblem(
                     file, f"{file} is {files[file]} bytes, manifest.json says {entry.size}"
+                )
+            )
+        elif sealed_at is not None and listed[file].modified > sealed_at:
+            problems.append(
+                ManifestProblem(
+                    file,
+                    f"{file} was rewritten after manifest.json was written (the bundle's "
+                    "files never change after its upload)",
                 )
             )
     problems += [
