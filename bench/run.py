@@ -559,17 +559,17 @@ def write_stale_cache(root: Path, warm: Path, out: Path, every: int) -> int:
     Returns:
         How many bundles the cache misses.
     """
-    from taskclf.model_registry import scan_cache
+    from taskclf.model_registry import caching, scan_cache
 
-    saved = os.environ.get(scan_cache.CACHE_DIR_ENV)
-    os.environ[scan_cache.CACHE_DIR_ENV] = str(warm)
+    saved = os.environ.get(caching.CACHE_DIR_ENV)
+    os.environ[caching.CACHE_DIR_ENV] = str(warm)
     try:
         path = scan_cache.cache_file(root)
     finally:
         if saved is None:
-            del os.environ[scan_cache.CACHE_DIR_ENV]
+            del os.environ[caching.CACHE_DIR_ENV]
         else:
-            os.environ[scan_cache.CACHE_DIR_ENV] = saved
+            os.environ[caching.CACHE_DIR_ENV] = saved
     assert path is not None
     data = path.read_bytes()
     # The format (scan_cache): header line, "index <index length> <crc> <payloads length>

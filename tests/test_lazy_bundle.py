@@ -27,8 +27,9 @@ from taskclf.model_registry import (
     find_best_model,
     list_bundles,
 )
+from taskclf.model_registry.caching import CACHE_DIR_ENV, RACY_WINDOW_NS
 from taskclf.model_registry.lazy_bundle import SOURCE_KEY, CachedBundle, instance_dict
-from taskclf.model_registry.scan_cache import CACHE_DIR_ENV, RACY_WINDOW_NS, cache_file
+from taskclf.model_registry.scan_cache import cache_file
 from taskclf.samples import write_bundle
 
 pytestmark = pytest.mark.filterwarnings("error")

@@ -32,9 +32,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from conftest import tree_state
 from taskclf.model_registry import find_best_model, list_bundles, list_rows
 from taskclf.model_registry import scan as scan_module
+from taskclf.model_registry.caching import CACHE_DIR_ENV, RACY_WINDOW_NS
 from taskclf.model_registry.scan_cache import (
-    CACHE_DIR_ENV,
-    RACY_WINDOW_NS,
     REWRITE_EVERY,
     VERSION,
     cache_file,

@@ -180,7 +180,7 @@ def run_demo(directory: Path | None = None, *, json_mode: bool = False) -> Path:
             data,
         )
         if not json_mode:
-            output.render_resolution(bundle, data["source"], detail)
+            output.render_resolution(data["active"], data["source"], detail)
 
         result = promote_bundle(candidate, models_dir)
         explanation = explain_promotion(result, 0.0)

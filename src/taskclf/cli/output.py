@@ -96,7 +96,7 @@ _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 def shown_path(path: object) -> str:
     """A location as messages show it (``s3://bucket/...`` for an object store)."""
-    from taskclf.model_registry.errors import shown_path as shown
+    from taskclf.model_registry.locations import shown_path as shown
 
     return shown(path)
 
@@ -274,7 +274,7 @@ def scanning(models_dir: Path, *, json_mode: bool, what: str = "Scanning") -> It
     Only on a terminal, never in ``--json`` mode, and only for registries
     large enough for the scan to take a noticeable moment.
     """
-    from taskclf.model_registry.storage import is_remote
+    from taskclf.model_registry.locations import is_remote
 
     if json_mode or not is_terminal() or is_remote(models_dir):
         yield
@@ -602,15 +602,15 @@ def print_ranking(report: SelectionReport, *, title: str, limit: int = TOP_N) ->
 
 
 def render_resolution(
-    bundle: ModelBundle,
+    summary: dict[str, Any],
     source: str,
     detail: str,
     *,
     alias: str = "active",
     pinned: bool = False,
 ) -> None:
-    """The active bundle (or an alias's), its metrics, and where the answer came from."""
-    summary = bundle_summary(bundle)
+    """The active bundle (or an alias's, its :func:`bundle_summary`), its metrics, and where
+    the answer came from."""
     fields = [(key, text(summary[key])) for key in ("model_id", "path", "schema_version")]
     fields += [("created_at", text(summary["created_at"]))]
     fields += [("macro_f1", num(summary["macro_f1"])), ("weighted_f1", num(summary["weighted_f1"]))]

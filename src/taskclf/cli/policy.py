@@ -77,7 +77,7 @@ def registry_problem(models_dir: Path) -> tuple[Path, str | None]:
     one reads the same everywhere: the library's sentence, then the CLI's advice.
     """
     from taskclf.model_registry.errors import registry_not_found
-    from taskclf.model_registry.storage import is_remote
+    from taskclf.model_registry.locations import is_remote
 
     if is_remote(models_dir):
         # An object-store registry: the library reports a missing bucket or prefix.

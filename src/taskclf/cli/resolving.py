@@ -37,35 +37,60 @@ def run_resolve(models_dir: Path, alias: str, labels: str | None, *, json_mode: 
     """
     # Imported here, as in every command module: `taskclf --help` imports this one.
     from taskclf.cli import output
-    from taskclf.model_registry.config import load_registry_config
-    from taskclf.model_registry.resolution import resolve_active_model
+    from taskclf.model_registry import resolve_cache
+    from taskclf.model_registry.locations import is_remote
 
     root, problem = registry_problem(models_dir)
     if problem is not None:
         output.print_error(problem, json_mode=json_mode)
         return 1
-    config = load_registry_config(root, labels=labels)
-    with output.scanning(root, json_mode=json_mode):
-        bundle, report = resolve_active_model(root, config=config, alias=alias)
-    if bundle is None:
-        assert report is not None
-        if json_mode:
-            # The error shape of every failure, plus the exclusions that explain it.
-            sentence = output.no_eligible_message(report, root)
-            message = sentence[:-1] + "." if sentence.endswith(":") else sentence
-            output.print_error(message)
-            output.emit_json({"error": message, "excluded": output.exclusions_json(report)})
-        else:
-            output.render_no_eligible(report, root)
-        return 1
-    data, detail = resolution_view(root, bundle, report, alias=alias)
+    # A health check of an unchanged registry: the answer stored with the stat keys of
+    # every file it came from, without importing pydantic (see resolve_cache).
+    answer = None if is_remote(root) else resolve_cache.lookup(root, alias, labels)
+    if answer is None:
+        answer = _resolve(root, alias, labels, json_mode=json_mode)
+        if answer is None:
+            return 1
+    data, detail = answer["data"], answer["detail"]
     if json_mode:
         output.emit_json(data)
     else:
         output.render_resolution(
-            bundle, data["source"], detail, alias=alias, pinned=data.get("pinned", False)
+            data["active"], data["source"], detail, alias=alias, pinned=data.get("pinned", False)
         )
     return 0
+
+
+def _resolve(root: Path, alias: str, labels: str | None, *, json_mode: bool) -> Any:
+    """Resolve through the library; the answer (``data`` and ``detail``), or ``None`` after
+    printing why nothing can be resolved. A healthy pointer's answer is stored for the next."""
+    from taskclf.cli import output
+    from taskclf.model_registry.aliases import alias_paths
+    from taskclf.model_registry.config import CONFIG_FILE, load_registry_config
+    from taskclf.model_registry.locations import is_remote
+    from taskclf.model_registry.resolution import resolve_active_model
+    from taskclf.model_registry.resolve_cache import Recorder
+
+    with Recorder(root, alias, labels) as recorder:
+        config = load_registry_config(root, labels=labels)
+        with output.scanning(root, json_mode=json_mode):
+            bundle, report = resolve_active_model(root, config=config, alias=alias)
+        if bundle is None:
+            assert report is not None
+            if json_mode:
+                # The error shape of every failure, plus the exclusions that explain it.
+                sentence = output.no_eligible_message(report, root)
+                message = sentence[:-1] + "." if sentence.endswith(":") else sentence
+                output.print_error(message)
+                output.emit_json({"error": message, "excluded": output.exclusions_json(report)})
+            else:
+                output.render_no_eligible(report, root)
+            return None
+        data, detail = resolution_view(root, bundle, report, alias=alias)
+    answer = {"data": data, "detail": detail}
+    if report is None and not is_remote(root):
+        recorder.store(alias_paths(root, alias).pointer, root / CONFIG_FILE, bundle.path, answer)
+    return answer
 
 
 def resolution_view(

@@ -48,7 +48,7 @@ def absolute(path: str | os.PathLike[str]) -> Path:
     An object-store location (``s3://bucket/prefix``) is returned as it is (as a
     ``Path``, which folds its ``//``): it is never relative to the working directory.
     """
-    from taskclf.model_registry.storage import is_remote
+    from taskclf.model_registry.locations import is_remote
 
     if is_remote(path):
         return Path(path)

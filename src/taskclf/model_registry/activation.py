@@ -59,8 +59,8 @@ from taskclf.model_registry.errors import (
     RegistryConflictError,
     RollbackError,
     argument_phrase,
-    shown_path,
 )
+from taskclf.model_registry.locations import shown_path
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,
     ActivePointer,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from taskclf.model_registry._fs import atomic_write, read_capped, rename_noreplace
+from taskclf.model_registry.caching import cache_root, user_cache_root
 from taskclf.model_registry.errors import BundleIntegrityError
 from taskclf.model_registry.manifest import check_manifest
 from taskclf.model_registry.models import ModelBundle
@@ -46,7 +47,6 @@ from taskclf.model_registry.storage import MANIFEST_KEY, open_storage
 if TYPE_CHECKING:
     from taskclf.model_registry.storage import ObjectInfo, Storage
 
-CACHE_DIR_ENV = "TASKCLF_CACHE_DIR"
 KEEP_BUNDLES = 3
 """Copies kept per registry: the active bundle, and room for a rollback or two."""
 
@@ -54,15 +54,12 @@ log = logging.getLogger("taskclf.model_registry")
 
 
 def default_cache_dir() -> Path:
-    """``$TASKCLF_CACHE_DIR``, else the platform's user cache directory + ``taskclf/bundles``."""
-    configured = os.environ.get(CACHE_DIR_ENV)
-    if configured:
-        return Path(configured)
-    try:
-        import platformdirs
-    except ImportError:
-        return Path(os.path.expanduser("~/.cache")) / "taskclf" / "bundles"
-    return Path(platformdirs.user_cache_dir("taskclf")) / "bundles"
+    """``$TASKCLF_CACHE_DIR``, else the user's cache directory for taskclf, + ``bundles``.
+
+    Unlike the scan cache, copies cannot be turned off (a remote bundle is loaded
+    from its copy): an empty ``$TASKCLF_CACHE_DIR`` means the default.
+    """
+    return (cache_root() or user_cache_root()) / "bundles"
 
 
 def registry_cache_dir(storage: Storage, cache_dir: str | os.PathLike[str] | None = None) -> Path:

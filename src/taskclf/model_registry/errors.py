@@ -8,22 +8,11 @@ problem) and carries the data its message was built from.
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-
-def shown_path(path: object) -> str:
-    """How messages name a location: an object-store one as ``s3://bucket/prefix/...``.
-
-    A ``Path`` made from an ``s3://`` URL folds the double slash (``s3:/bucket``);
-    messages restore it, so what they show can be pasted back as ``--models-dir``.
-    """
-    text = os.fspath(path) if isinstance(path, str | os.PathLike) else str(path)
-    if isinstance(text, str) and text.startswith("s3:/") and not text.startswith("s3://"):
-        return "s3://" + text[len("s3:/") :]
-    return str(text)
+from taskclf.model_registry.locations import shown_path
 
 
 def mismatch_advice(model_id: str, path: object) -> str:

@@ -39,10 +39,10 @@ from taskclf.model_registry.errors import (
     PromotionError,
     RegistryConflictError,
     argument_phrase,
-    shown_path,
 )
 from taskclf.model_registry.hysteresis import should_switch_active
 from taskclf.model_registry.index import INDEX_FILE, write_index_cache
+from taskclf.model_registry.locations import shown_path
 from taskclf.model_registry.manifest import intact_bundles, require_sealed_match
 from taskclf.model_registry.models import (
     ActiveHistoryEntry,

@@ -15,9 +15,9 @@ clock tick), which no stat could tell apart. Like git, such a bundle is read
 again by the next scan, which stores it once its files are old enough.
 
 Where it lives: one file per registry (and user) in the user's cache
-directory (``$XDG_CACHE_HOME/taskclf/scan`` on Linux, see
-:func:`cache_file`), or ``$TASKCLF_CACHE_DIR/scan`` when that is set; an
-empty ``TASKCLF_CACHE_DIR`` turns the cache off. Never in the registry:
+directory (``$XDG_CACHE_HOME/taskclf/scan`` on Linux), or
+``$TASKCLF_CACHE_DIR/scan`` when that is set; an empty ``TASKCLF_CACHE_DIR``
+turns the cache off (:mod:`taskclf.model_registry.caching`). Never in the registry:
 finding the best model, ``verify`` and ``prune --dry-run`` write nothing
 there, a read-only registry scans like any other, and a result that
 depends on who reads (a file only some users may read) is never handed to
@@ -57,10 +57,8 @@ of what reading them does.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import operator
 import os
 import time
 import zlib
@@ -68,7 +66,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from taskclf.model_registry._fs import PinnedFile, absolute, atomic_write
+from taskclf.model_registry._fs import PinnedFile, atomic_write
+from taskclf.model_registry.caching import (
+    key_of,
+    racy,
+    registry_cache_file,
+    stat_fields,
+    stat_key,
+)
 from taskclf.model_registry.lazy_bundle import (
     ROW_FACTS_AT,
     BundleFacts,
@@ -85,19 +90,8 @@ if TYPE_CHECKING:
 
     from taskclf.model_registry.models import ModelBundle
 
-CACHE_DIR_ENV = "TASKCLF_CACHE_DIR"
-"""Directory for taskclf's caches; empty: no scan cache. Default: the user's cache directory."""
-
 FORMAT = "taskclf-scan-cache"
 VERSION = 3
-
-# Timestamps of a sub-second filesystem come from the kernel's coarse clock (one
-# tick, 1-10 ms, behind the clock the scan reads), so a file changed within a few
-# ticks of the read is racy; 50 ms leaves a wide margin. A file whose timestamps
-# are whole seconds sits on a filesystem with 1 s (or FAT's 2 s) granularity.
-RACY_WINDOW_NS = 50_000_000
-COARSE_RACY_WINDOW_NS = 2_000_000_000
-_SECOND_NS = 1_000_000_000
 
 # Rewriting the file costs about what reading 1 bundle in 25 does (10,000 bundles: 11 MB
 # serialised and written, ~30 ms), so a scan leaves it as it is until more than 1 bundle
@@ -114,7 +108,6 @@ _HEADER_BYTES = 1 << 16
 _PRELUDE_BYTES = 128
 # An index record is ~330 bytes (two stat keys of 6 numbers, the facts, the name).
 _INDEX_BYTES_PER_ENTRY = 1024
-_ABSENT = 0
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -123,81 +116,20 @@ ReadBundle = Callable[[str, "FileStats"], "ModelBundle | None"]
 what it found of each file to the list given (:data:`FileStats`)."""
 
 
-def cache_root() -> Path | None:
-    """The directory taskclf keeps its caches in, or ``None`` when caching is off."""
-    override = os.environ.get(CACHE_DIR_ENV)
-    if override is not None:
-        return absolute(override) if override else None
-    import platformdirs  # only scans need it: keep it out of start-up
-
-    return Path(platformdirs.user_cache_dir("taskclf", appauthor=False))
-
-
 def cache_file(models_dir: str | os.PathLike[str]) -> Path | None:
     """The scan cache file of ``models_dir`` for this user; ``None``: caching off, or no registry.
 
-    The name is a hash of the registry's absolute path, its device and inode
-    (a registry deleted and recreated at the same path starts afresh) and the
-    effective user id.
+    Named as every registry cache is (:func:`~taskclf.model_registry.caching.registry_cache_file`).
     """
-    root = absolute(models_dir)
-    base = cache_root()
-    if base is None:
-        return None
-    try:
-        info = os.stat(root)
-    except (OSError, ValueError):
-        return None
-    return base / "scan" / f"{_identity_hash(root, info)}.cache"
-
-
-def _identity_hash(root: Path, info: os.stat_result) -> str:
-    euid = os.geteuid() if hasattr(os, "geteuid") else 0
-    identity = f"{os.fsencode(root)!r}\0{info.st_dev}\0{info.st_ino}\0{euid}"
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
+    return registry_cache_file(models_dir, "scan", ".cache")
 
 
 FileStats = list["os.stat_result | bool | None"]
 """What reading each bundle file found, in order: its ``fstat`` taken before the
 read, ``None`` (absent) or ``False`` (unreadable: never cached)."""
 
-_Key = list[int] | int
-"""A file's stat key: ``[size, mtime_ns, ctime_ns, inode, device, mode]``, or ``0`` when absent."""
-
-
-_stat_fields = operator.attrgetter(
-    "st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev", "st_mode"
-)
-"""The stat fields a cache key holds, in order (one C call per file)."""
-
-
-def _key_of(info: os.stat_result | bool | None) -> tuple[_Key, int] | None:
-    """The stat key of a file as read, and its newest timestamp; ``None``: never cacheable."""
-    if info is None:
-        return _ABSENT, 0
-    if info is False or info is True:
-        return None
-    key = list(_stat_fields(info))
-    newest = max(info.st_mtime_ns, info.st_ctime_ns)
-    if info.st_mtime_ns % _SECOND_NS == 0 and info.st_ctime_ns % _SECOND_NS == 0:
-        # Whole-second timestamps: widen the racy window to that granularity.
-        newest += COARSE_RACY_WINDOW_NS - RACY_WINDOW_NS
-    return key, newest
-
-
 _STAT_DIR_FD = os.stat in os.supports_dir_fd
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-
-
-def _stat_key(path: str, dir_fd: int | None) -> _Key | None:
-    """The stat key of ``path`` now (``0`` if there is none); ``None``: cannot tell."""
-    try:
-        info = os.stat(path, dir_fd=dir_fd)
-    except (FileNotFoundError, NotADirectoryError):
-        return _ABSENT
-    except (OSError, ValueError):
-        return None
-    return list(_stat_fields(info))
 
 
 BuildParts = Callable[[bytes, bool], Parts]
@@ -286,7 +218,7 @@ def scan_with_cache(
     kept: list[tuple[Any, ...]] = []
     bundles: list[ModelBundle] = []
     outdated = 0
-    stat, stat_fields = os.stat, _stat_fields
+    stat = os.stat
     try:
         for name in names:
             entry = entries.pop(name, None) if entries else None
@@ -301,8 +233,8 @@ def scan_with_cache(
                         info = stat(base + name + metrics_suffix, dir_fd=dir_fd)
                         same = record[2] == list(stat_fields(info))
                 except (OSError, ValueError):  # a file absent (key 0), or unreadable
-                    same = record[1] == _stat_key(base + name + metadata_suffix, dir_fd) and (
-                        record[2] == _stat_key(base + name + metrics_suffix, dir_fd)
+                    same = record[1] == stat_key(base + name + metadata_suffix, dir_fd) and (
+                        record[2] == stat_key(base + name + metrics_suffix, dir_fd)
                     )
                 if same:
                     facts = entry[3]
@@ -429,10 +361,10 @@ def _entry(
     """The record and payload for a bundle just read, or ``None`` when it must not be cached."""
     if len(stats) != 2:
         return None
-    metadata_key, metrics_key = _key_of(stats[0]), _key_of(stats[1])
+    metadata_key, metrics_key = key_of(stats[0]), key_of(stats[1])
     if metadata_key is None or metrics_key is None:
         return None
-    if max(metadata_key[1], metrics_key[1]) >= started_ns - RACY_WINDOW_NS:
+    if racy(max(metadata_key[1], metrics_key[1]), started_ns):
         return None  # racily clean: a same-size rewrite within the tick would look unchanged
     metadata = bundle.metadata
     if metadata is not None and "created_at" not in metadata.model_fields_set:

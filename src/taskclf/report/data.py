@@ -39,7 +39,7 @@ from taskclf.model_registry import (
     verify_registry,
 )
 from taskclf.model_registry._fs import absolute
-from taskclf.model_registry.errors import shown_path
+from taskclf.model_registry.locations import shown_path
 
 RANKING_LIMIT = 200
 """Rows in the ranking table; the full list is ``taskclf train list``."""

@@ -10,10 +10,9 @@ from __future__ import annotations
 import functools
 import os
 
+from taskclf.model_registry.locations import REMOTE_SCHEME, is_remote
 from taskclf.model_registry.storage.base import MANIFEST_KEY, ObjectInfo, Storage
 from taskclf.model_registry.storage.local import LocalStorage
-
-REMOTE_SCHEME = "s3://"
 
 __all__ = [
     "MANIFEST_KEY",
@@ -25,19 +24,6 @@ __all__ = [
     "open_storage",
     "remote_url",
 ]
-
-
-def is_remote(models_dir: object) -> bool:
-    """True when ``models_dir`` names an object-store registry (``s3://bucket/prefix``).
-
-    Also for a ``Path`` made from such a URL (``pathlib`` folds ``//`` into
-    ``/``, as typer's path options do): a local directory cannot be called
-    ``s3:`` and be a registry at the same time.
-    """
-    if not isinstance(models_dir, str | os.PathLike):
-        return False
-    text = os.fspath(models_dir)
-    return isinstance(text, str) and text.startswith("s3:/")
 
 
 def remote_url(models_dir: str | os.PathLike[str]) -> str:
