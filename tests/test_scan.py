@@ -7,14 +7,24 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry import list_bundles, read_bundle
 from taskclf.model_registry._fs import MAX_FILE_BYTES
+from taskclf.model_registry.lazy_bundle import cached_facts
+from taskclf.model_registry.models import BundleMetrics, ModelBundle
+from taskclf.model_registry.selection import bundle_facts
+from taskclf.samples import write_bundle
+
+FIELDS = tuple(ModelBundle.model_fields)
 
 BundleFactory = Callable[..., Path]
 
@@ -541,3 +551,59 @@ def test_scan_while_bundles_appear_and_disappear(
         stop.set()
         worker.join()
     assert errors == []
+
+
+# --- what a scan computes while reading, against what the models say --------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    offset_minutes=st.integers(min_value=-14 * 60, max_value=14 * 60),
+    microsecond=st.integers(min_value=0, max_value=999_999),
+    macro_f1=st.floats(min_value=0.0, max_value=1.0),
+    weighted_f1=st.floats(min_value=0.0, max_value=1.0),
+    labels=st.permutations(["Build", "Debug", "Review", "Write", "Meet", "BreakIdle"]),
+    version=st.sampled_from(["v1", "v2", "v3"]),
+    naive=st.booleans(),
+)
+def test_a_scans_facts_and_models_equal_those_of_the_plain_bundle(
+    offset_minutes: int,
+    microsecond: int,
+    macro_f1: float,
+    weighted_f1: float,
+    labels: list[str],
+    version: str,
+    naive: bool,
+) -> None:
+    """The facts a scan carries (selection.valid_facts) are bundle_facts of the same bundle.
+
+    And its models (copies sharing their class's dict keys) equal what pydantic
+    parses from the files, fields-sets and dumps included.
+    """
+    created = datetime(2026, 3, 1, 12, 30, 5, microsecond)
+    if not naive:
+        created = created.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp, "models")
+        path = write_bundle(
+            models / "run-1",
+            schema_version=version,
+            label_set=labels,
+            created_at=created.isoformat(),
+            macro_f1=macro_f1,
+            weighted_f1=weighted_f1,
+        )
+        [bundle] = list_bundles(models)
+        assert bundle.valid, bundle.invalid_reason
+        plain = ModelBundle.model_construct(**{name: getattr(bundle, name) for name in FIELDS})
+        carried = cached_facts(bundle)
+        assert carried is not None
+        assert carried == bundle_facts(plain)
+        metadata = ModelMetadata.model_validate_json((path / "metadata.json").read_bytes())
+        metrics = BundleMetrics.model_validate_json((path / "metrics.json").read_bytes())
+        for model, reference in ((bundle.metadata, metadata), (bundle.metrics, metrics)):
+            assert model == reference
+            assert type(model) is type(reference)
+            assert model.model_fields_set == reference.model_fields_set
+            assert model.model_dump_json() == reference.model_dump_json()
+            assert list(vars(model)) == list(vars(reference))

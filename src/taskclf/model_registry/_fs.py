@@ -123,24 +123,36 @@ def read_capped_stat(
         RegistryFileError: Not a regular file, or larger than ``cap``.
         OSError: Any other read failure.
     """
-    fd, info = _open_regular(path)
+    # _open_regular inlined: a scan reads two files per bundle, and each Python call
+    # here is a measurable part of a first scan (bench/README.md, "Profile notes").
     try:
-        if info.st_size > cap:
+        fd = os.open(path, _READ_FLAGS)
+    except ValueError:
+        fd = _open_for_read(path)  # raises the RegistryFileError that describes the path
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RegistryFileError(Path(path), "is not a regular file", errno.EINVAL)
+        size = info.st_size
+        if size > cap:
             raise RegistryFileError(Path(path), f"is larger than the {cap} byte limit", errno.EFBIG)
-        parts: list[bytes] = []
-        total = 0
-        # The size is only a hint: the file may grow while we read it.
-        want = info.st_size + 1
-        while total <= cap:
+        # One read of one byte more than fstat reported: a short read that delivered all
+        # it promised is the end of a regular file (a scan reads 2 per bundle), without
+        # the read() that would only confirm it. Anything else (the file grew) reads on.
+        chunk = os.read(fd, size + 1)
+        if len(chunk) == size:
+            return chunk, info
+        parts: list[bytes] = [chunk]
+        total = len(chunk)
+        want = size + 1
+        while chunk and total <= cap:
             request = min(max(want - total, 65536), cap + 1 - total)
             chunk = os.read(fd, request)
             if not chunk:
                 break
             parts.append(chunk)
             total += len(chunk)
-            # A short read that delivered all fstat promised is the end of a regular
-            # file: skip the read() that would only confirm it (a scan does 2 per bundle).
-            if len(chunk) < request and total >= info.st_size:
+            if len(chunk) < request and total >= size:
                 break
         if total > cap:
             raise RegistryFileError(Path(path), f"is larger than the {cap} byte limit", errno.EFBIG)

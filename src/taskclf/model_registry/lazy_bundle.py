@@ -293,9 +293,12 @@ def path_lazy_bundle(
     metrics: BundleMetrics,
     created_at: Any,
     root: RootSource,
-    summarise: Callable[[ModelBundle], BundleFacts],
+    facts: BundleFacts,
 ) -> CachedBundle:
-    """A valid bundle just read from its files, whose ``path`` waits (see :class:`RootSource`)."""
+    """A valid bundle just read from its files, whose ``path`` waits (see :class:`RootSource`).
+
+    ``facts`` are its ``selection.bundle_facts`` (``selection.valid_facts`` of these parts).
+    """
     bundle = _new(CachedBundle)
     # Set one by one, in the same order for every bundle: CPython then keeps the values
     # in a dict sharing its keys with the others' (half the memory of a dict of its own).
@@ -308,8 +311,7 @@ def path_lazy_bundle(
     _set_fields_set(bundle, _ALL_FIELDS)
     _set_extra(bundle, None)
     _set_private(bundle, None)
-    # Its facts read only fields it already has (never the path).
-    _setattr(bundle, SOURCE_KEY, (root, summarise(bundle)))
+    _setattr(bundle, SOURCE_KEY, (root, facts))
     return bundle
 
 

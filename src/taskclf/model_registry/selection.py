@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from taskclf.core.model_io import ModelMetadata
 from taskclf.core.schema import FeatureSchemaV1, known_schema_hash
 from taskclf.core.types import LABEL_SET_V1
 from taskclf.model_registry.lazy_bundle import (
@@ -17,6 +18,7 @@ from taskclf.model_registry.lazy_bundle import (
     finite_or_lowest,
 )
 from taskclf.model_registry.models import (
+    BundleMetrics,
     ExclusionRecord,
     ModelBundle,
     SelectionPolicy,
@@ -102,6 +104,36 @@ def bundle_facts(bundle: ModelBundle) -> BundleFacts:
         macro_f1=-math.inf if metrics is None else finite_or_lowest(metrics.macro_f1),
         weighted_f1=-math.inf if metrics is None else finite_or_lowest(metrics.weighted_f1),
         instant_us=_instant_us(bundle),
+    )
+
+
+_new_tuple = tuple.__new__
+
+
+def valid_facts(
+    metadata: ModelMetadata, metrics: BundleMetrics, created_at: datetime
+) -> BundleFacts:
+    """:func:`bundle_facts` of a valid bundle made of these parts, without building the bundle.
+
+    A scan computes them for every valid bundle it reads, right after parsing
+    it; the same values as :func:`bundle_facts` (``tests/test_scan_cache.py``
+    compares the two), built without its keyword arguments and calls.
+    """
+    macro, weighted = metrics.macro_f1, metrics.weighted_f1
+    return _new_tuple(
+        BundleFacts,
+        (
+            True,
+            None,
+            True,
+            metadata.schema_version,
+            metadata.schema_hash,
+            _sorted_labels(metadata.label_set),
+            True,
+            macro if math.isfinite(macro) else -math.inf,
+            weighted if math.isfinite(weighted) else -math.inf,
+            (created_at - _EPOCH) // _MICROSECOND,
+        ),
     )
 
 
