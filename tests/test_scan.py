@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from taskclf.core.model_io import ModelMetadata
 from taskclf.model_registry import list_bundles, read_bundle
-from taskclf.model_registry._fs import MAX_FILE_BYTES
+from taskclf.model_registry._fs import MAX_FILE_BYTES, read_capped_stat
+from taskclf.model_registry.errors import RegistryFileError
 from taskclf.model_registry.lazy_bundle import cached_facts
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
 from taskclf.model_registry.selection import bundle_facts
@@ -607,3 +608,28 @@ def test_a_scans_facts_and_models_equal_those_of_the_plain_bundle(
             assert model.model_fields_set == reference.model_fields_set
             assert model.model_dump_json() == reference.model_dump_json()
             assert list(vars(model)) == list(vars(reference))
+
+
+# --- the capped read every bundle file goes through -------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 10, 4096, 70_000])
+def test_capped_read_returns_the_whole_file_up_to_the_cap(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "f.json"
+    path.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    data, info = read_capped_stat(path, cap=70_000)
+    assert data == path.read_bytes()
+    assert info.st_size == size
+    if size > 10:
+        with pytest.raises(RegistryFileError, match="larger than the 10 byte limit"):
+            read_capped_stat(path, cap=10)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_capped_read_reads_on_past_a_size_that_was_only_a_hint() -> None:
+    """A file with more bytes than fstat reported (here a /proc file of size 0) is read whole."""
+    data, info = read_capped_stat("/proc/self/status")
+    assert info.st_size == 0
+    assert data.startswith(b"Name:") and data.endswith(b"\n") and b"\nPid:" in data
+    with pytest.raises(RegistryFileError, match="larger than the 16 byte limit"):
+        read_capped_stat("/proc/self/status", cap=16)
