@@ -262,7 +262,6 @@ def _complete(bundle: CachedBundle, values: dict[str, Any]) -> dict[str, Any]:
 
 
 _new = CachedBundle.__new__
-_setattr = object.__setattr__
 _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
@@ -302,17 +301,26 @@ def path_lazy_bundle(
     bundle = _new(CachedBundle)
     # Set one by one, in the same order for every bundle: CPython then keeps the values
     # in a dict sharing its keys with the others' (half the memory of a dict of its own).
-    _setattr(bundle, "model_id", model_id)
-    _setattr(bundle, "valid", True)
-    _setattr(bundle, "invalid_reason", None)
-    _setattr(bundle, "metadata", metadata)
-    _setattr(bundle, "metrics", metrics)
-    _setattr(bundle, "created_at", created_at)
+    # object.__setattr__ bound once and mapped in C: a scan does this for every bundle.
+    any(
+        map(
+            _bind_setattr(bundle),
+            _READ_KEYS,
+            (model_id, True, None, metadata, metrics, created_at, (root, facts)),
+        )
+    )
     _set_fields_set(bundle, _ALL_FIELDS)
     _set_extra(bundle, None)
     _set_private(bundle, None)
-    _setattr(bundle, SOURCE_KEY, (root, facts))
     return bundle
+
+
+_READ_KEYS = (
+    *(name for name in _FIELD_ORDER if name != "path"),
+    SOURCE_KEY,
+)
+"""Every field but ``path`` (it waits), in field order, then the source."""
+_bind_setattr = object.__setattr__.__get__
 
 
 class RowFacts(NamedTuple):
