@@ -164,13 +164,20 @@ def _share_fields_set(model: BaseModel) -> None:
     add to it and ``model_copy`` copies it first.
     """
     fields = model.__pydantic_fields_set__
+    shared = _shared_fields_set(fields)
+    if shared is not fields:
+        object.__setattr__(model, "__pydantic_fields_set__", shared)
+
+
+def _shared_fields_set(fields: set[str]) -> set[str]:
+    """The fields-set equal to ``fields`` that bundles share (``fields`` itself if none yet)."""
     key = frozenset(fields)
     shared = _FIELDS_SETS.get(key)
     if shared is None:
         if len(_FIELDS_SETS) >= _MAX_FIELDS_SETS:
-            return
+            return fields
         shared = _FIELDS_SETS[key] = fields
-    object.__setattr__(model, "__pydantic_fields_set__", shared)
+    return shared
 
 
 def _with_shared_keys(model: _M) -> _M:
@@ -179,8 +186,9 @@ def _with_shared_keys(model: _M) -> _M:
     pydantic-core builds each model's ``__dict__`` as a dict of its own (464
     bytes for ``ModelMetadata``'s 13 fields); attributes set one by one on a
     fresh instance go into CPython's key-sharing dict of the class instead
-    (the values only, about half of that). Same fields, same order, same
-    fields-set: ``==``, dumps and copies cannot tell the two apart.
+    (the values only, about half of that). Same fields, same order, an equal
+    fields-set (the shared one, as :func:`_share_fields_set` gives): ``==``,
+    dumps and copies cannot tell the two apart.
     """
     cls = type(model)
     copy = cls.__new__(cls)
@@ -191,7 +199,7 @@ def _with_shared_keys(model: _M) -> _M:
     # CPython keep a dict object for each instance: 64 bytes more per model.)
     set_attribute = _bind_setattr(copy)
     any(map(set_attribute, values, values.values()))
-    set_attribute("__pydantic_fields_set__", model.__pydantic_fields_set__)
+    set_attribute("__pydantic_fields_set__", _shared_fields_set(model.__pydantic_fields_set__))
     set_attribute("__pydantic_extra__", model.__pydantic_extra__)
     set_attribute("__pydantic_private__", model.__pydantic_private__)
     return copy
@@ -407,11 +415,11 @@ def _read_bundle(
     metrics, problem = _parse(BundleMetrics, metrics_raw, METRICS_FILE)
     if metrics is None:
         return _invalid(path or root / name, problem, metadata=metadata)
-    _share_fields_set(metadata)
-    _share_fields_set(metrics)
     try:
         created_at = parse_timestamp(metadata.created_at)
     except ValueError as exc:
+        _share_fields_set(metadata)
+        _share_fields_set(metrics)
         return _invalid(
             path or root / name,
             f"created_at parse error: {exc}",
@@ -425,6 +433,8 @@ def _read_bundle(
         source, facts_of = lazy_path
         facts = facts_of(metadata, metrics, created_at)
         return path_lazy_bundle(name, metadata, metrics, created_at, source, facts)
+    _share_fields_set(metadata)
+    _share_fields_set(metrics)
     return _construct(
         {
             "model_id": name,
