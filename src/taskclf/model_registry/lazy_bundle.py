@@ -198,7 +198,7 @@ class CachedBundle(ModelBundle):
             if source is not None and name in _LAZY_FIELDS:
                 if name == "path":
                     # Exclusion records need only the path: no need to parse the line.
-                    path = values["path"] = _root(source) / values["model_id"]
+                    path = values["path"] = child_path(_root(source), values["model_id"])
                     return path
                 return _complete(self, values)[name]
             return super().__getattr__(name)
@@ -231,6 +231,35 @@ def _plain_bundle(state: dict[Any, Any]) -> ModelBundle:
     return bundle
 
 
+def _join(root: Path, name: str) -> Path:
+    return root / name
+
+
+def _pick_child_path() -> Callable[[Path, str], Path]:
+    """``root / name`` for a directory entry's name, without parsing ``name`` if it is safe.
+
+    ``/`` parses its argument for separators and ``.`` parts (4 µs here); a
+    directory entry's name has neither, so CPython's own shortcut for them
+    (``_make_child_relpath``, used by ``iterdir``) builds the same path. Checked
+    on this Python (absent, or a different result: ``/``).
+    """
+    shortcut = getattr(Path, "_make_child_relpath", None)
+    if shortcut is None:
+        return _join
+    try:
+        sample = Path("/registry/models")
+        made = shortcut(sample, "2026-01-01_run-1")
+        same = made == sample / "2026-01-01_run-1" and type(made) is type(sample)
+        same = same and str(made) == "/registry/models/2026-01-01_run-1"
+    except Exception:  # a future pathlib: never worse than /
+        same = False
+    return shortcut if same else _join
+
+
+child_path: Callable[[Path, str], Path] = _pick_child_path()
+"""``root / name`` for a bundle directory ``name`` directly inside ``root`` (see above)."""
+
+
 def _root(source: Source | ReadSource) -> Path:
     return source[0].root
 
@@ -241,7 +270,7 @@ def _complete(bundle: CachedBundle, values: dict[str, Any]) -> dict[str, Any]:
     model_id = values["model_id"]
     path = values.get("path")
     if path is None:
-        path = _root(source) / model_id
+        path = child_path(_root(source), model_id)
     if len(source) == 2:
         parts = Parts(values["metadata"], values["metrics"], values["created_at"])
     else:

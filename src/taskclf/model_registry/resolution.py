@@ -22,10 +22,10 @@ from taskclf.model_registry.models import (
 from taskclf.model_registry.pointer import find_pointed_bundle, pointer_change
 from taskclf.model_registry.scan import gc_paused, list_bundles
 from taskclf.model_registry.selection import (
-    bundle_facts,
     compatibility_problem,
     eligible_schema_hashes,
     explain_incompatibility,
+    facts_of,
     select_with_facts,
 )
 from taskclf.model_registry.storage import Storage, open_storage
@@ -56,7 +56,7 @@ def rank_scanned(
     with gc_paused():
         # A scanned bundle carries its facts (list_bundles computes them while reading, or
         # takes them from the scan cache); others' are computed here, once.
-        facts = [bundle_facts(bundle) for bundle in bundles]
+        facts = facts_of(bundles)
         if required_schema_hash is None:
             hashes = [schema.hash for schema in config.schemas]
             # One pass for every version tried: the hashes some bundle would be ranked under.

@@ -63,6 +63,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -154,17 +155,26 @@ class _Region(NamedTuple):
     crc: int
 
 
-class _Loaded(NamedTuple):
-    """A usable cache file: its entries by name, its label classes, where its payloads are."""
+_Entry = tuple[list[Any], int, int, BundleFacts]
+"""``(record, payload start, payload end, facts)``, offsets in the payloads."""
 
-    entries: dict[str, tuple[list[Any], int, int, BundleFacts]]
-    """``name -> (record, payload start, payload end, facts)``, offsets in the payloads."""
+
+class _Loaded(NamedTuple):
+    """A usable cache file: its entries in index order, their stat keys, where its payloads are."""
+
+    names: list[str]
+    entries: list[_Entry]
+    """The entry of each of ``names``, in the same order."""
     classes: list[Any]
     region: _Region | None
     """``None``: no usable file."""
 
+    def by_name(self) -> dict[str, _Entry]:
+        """``name -> entry``."""
+        return dict(zip(self.names, self.entries, strict=True))
 
-_NOTHING = _Loaded({}, [], None)
+
+_NOTHING = _Loaded([], [], [], None)
 
 
 def scan_with_cache(
@@ -204,63 +214,44 @@ def scan_with_cache(
     # Serialising every bundle costs a first scan about half the floor, so a registry
     # gets a cache only once it is scanned again: a one-off scan leaves a marker only.
     caching = loaded.region is not None or _seen(path)
-    entries = loaded.entries
     context = CacheContext(
         root, _payload_loader(path, loaded.region), build, _fallback(root, path, read)
     )
-    try:
-        dir_fd = os.open(root, _DIR_FLAGS) if entries and _STAT_DIR_FD else None
-    except OSError:
-        dir_fd = None
-    base = "" if dir_fd is not None else os.path.join(os.fspath(root), "")
-    metadata_suffix, metrics_suffix = f"/{metadata_file}", f"/{metrics_file}"
-    # The new file's entries: (record, start, end) of the file read, or (record, payload, 0).
-    kept: list[tuple[Any, ...]] = []
-    bundles: list[ModelBundle] = []
-    outdated = 0
-    stat = os.stat
-    try:
+
+    def from_files(name: str) -> tuple[ModelBundle, Any] | None:
+        """The bundle read from its files, and its new entry (``None``: not to be cached)."""
+        # Keyed by the fstat of each file as it was read, so the entry describes
+        # exactly the bytes parsed (a change after that makes the next stat differ).
+        stats: FileStats = []
+        fresh = read(name, stats)
+        if fresh is None:
+            return None
+        return fresh, _entry(name, stats, fresh, started_ns, summarise) if caching else None
+
+    bundles: list[Any]
+    kept: list[Any]
+    if not loaded.names:  # a first scan (or a cache unusable): read every bundle
+        bundles, kept = [], []
         for name in names:
-            entry = entries.pop(name, None) if entries else None
-            if entry is not None:
-                record = entry[0]
-                # _stat_key of both files, inlined (no call per file): this loop is most
-                # of a repeat scan.
-                try:
-                    info = stat(base + name + metadata_suffix, dir_fd=dir_fd)
-                    same = record[1] == list(stat_fields(info))
-                    if same:
-                        info = stat(base + name + metrics_suffix, dir_fd=dir_fd)
-                        same = record[2] == list(stat_fields(info))
-                except (OSError, ValueError):  # a file absent (key 0), or unreadable
-                    same = record[1] == stat_key(base + name + metadata_suffix, dir_fd) and (
-                        record[2] == stat_key(base + name + metrics_suffix, dir_fd)
-                    )
-                if same:
-                    facts = entry[3]
-                    bundles.append(
-                        cached_bundle(
-                            name,
-                            facts.invalid_reason,
-                            (context, entry[1], entry[2], record, facts),
-                        )
-                    )
-                    kept.append(entry)
-                    continue
-            outdated += 1  # an entry the file lacks, or whose stat keys no longer hold
-            # Keyed by the fstat of each file as it was read, so the entry describes
-            # exactly the bytes parsed (a change after that makes the next stat differ).
-            stats: FileStats = []
-            fresh = read(name, stats)
-            if fresh is None:
-                continue
-            bundles.append(fresh)
-            if caching and (made := _entry(name, stats, fresh, started_ns, summarise)) is not None:
-                kept.append(made)
-    finally:
-        if dir_fd is not None:
-            os.close(dir_fd)
-    outdated += len(entries)  # entries of bundles no longer there
+            if (read_now := from_files(name)) is not None:
+                bundles.append(read_now[0])
+                if read_now[1] is not None:
+                    kept.append(read_now[1])
+        outdated = len(names)
+    else:
+        bundles, kept, stale, matched = _from_cache(
+            names, loaded, root, context, suffixes=(f"/{metadata_file}", f"/{metrics_file}")
+        )
+        # Entries the file lacks or whose stat keys no longer hold, and those of bundles gone.
+        outdated = len(stale) + len(loaded.names) - matched
+        for position, name in stale:
+            read_now = from_files(name)
+            if read_now is not None:
+                bundles[position], kept[position] = read_now
+        if stale:
+            # Gone meanwhile (never read), or not to be cached.
+            bundles = [bundle for bundle in bundles if bundle is not None]
+            kept = [entry for entry in kept if entry is not None]
     if not caching:
         _save(_marker(path), b"", [])
     elif outdated > (len(names) // REWRITE_EVERY if loaded.region else 0):
@@ -270,6 +261,31 @@ def scan_with_cache(
     return bundles
 
 
+def _from_cache(
+    names: Sequence[str],
+    loaded: _Loaded,
+    root: Path,
+    context: CacheContext,
+    suffixes: tuple[str, str],
+) -> _Scanned:
+    """Each bundle of ``names`` whose stat keys are unchanged since ``loaded`` was written."""
+    try:
+        dir_fd = os.open(root, _DIR_FLAGS) if _STAT_DIR_FD else None
+    except OSError:
+        dir_fd = None
+    base = "" if dir_fd is not None else os.path.join(os.fspath(root), "")
+    try:
+        if loaded.names == names:
+            # The registry has exactly the bundles the file has (the usual repeat scan):
+            # no look-up by name, and the bundles are built in bulk.
+            changed = _changed(loaded.names, loaded.entries, base, dir_fd, suffixes)
+            return _from_file(loaded.names, loaded.entries, changed, context)
+        return _by_name(names, loaded.by_name(), base, dir_fd, suffixes, context)
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
 def _marker(path: Path) -> Path:
     return path.with_suffix(".seen")
 
@@ -277,6 +293,103 @@ def _marker(path: Path) -> Path:
 def _seen(path: Path) -> bool:
     """True if this registry was scanned before (its cache file or its marker exists)."""
     return os.path.lexists(path) or os.path.lexists(_marker(path))
+
+
+_Scanned = tuple[list[Any], list[Any], list[tuple[int, str]], int]
+"""``(bundles, entries kept, stale, matched)``: per name its cached bundle and
+entry (``None`` at the ``(position, name)`` of each stale one, to be read from its files),
+and how many names had an entry."""
+
+
+def _changed(
+    names: list[str],
+    entries: list[_Entry],
+    base: str,
+    dir_fd: int | None,
+    suffixes: tuple[str, str],
+) -> list[int]:
+    """The positions of ``names`` whose files' stat keys are not their entry's.
+
+    This loop is most of a repeat scan (the stats alone are ~30% of it): no call
+    per file, and each key is compared as soon as it is taken, so its ints are
+    freed at once (keeping them all costs more in memory than it saves in calls).
+    """
+    stat, fields = os.stat, stat_fields
+    metadata_suffix, metrics_suffix = suffixes
+    if base:
+        # Without a directory fd (rare): a path each; else relative to the fd, no join.
+        names = [base + name for name in names]
+    changed: list[int] = []
+    for position, (name, entry) in enumerate(zip(names, entries, strict=True)):
+        record = entry[0]
+        try:
+            if record[1] == list(fields(stat(name + metadata_suffix, dir_fd=dir_fd))) and (
+                record[2] == list(fields(stat(name + metrics_suffix, dir_fd=dir_fd)))
+            ):
+                continue
+        except (OSError, ValueError):  # a file absent (key 0), or unreadable
+            if record[1] == stat_key(name + metadata_suffix, dir_fd) and (
+                record[2] == stat_key(name + metrics_suffix, dir_fd)
+            ):
+                continue
+        changed.append(position)
+    return changed
+
+
+def _from_file(
+    names: list[str], entries: list[_Entry], changed: list[int], context: CacheContext
+) -> _Scanned:
+    """The bundles of a registry holding exactly the cache file's bundles, in its order."""
+    bundles: list[Any] = list(map(_cached, names, entries, repeat(context)))
+    kept: list[Any] = list(entries)
+    for position in changed:
+        bundles[position] = kept[position] = None
+    return bundles, kept, [(position, names[position]) for position in changed], len(names)
+
+
+def _cached(name: str, entry: _Entry, context: CacheContext) -> ModelBundle:
+    facts = entry[3]
+    return cached_bundle(name, facts.invalid_reason, (context, entry[1], entry[2], entry[0], facts))
+
+
+def _by_name(
+    names: Sequence[str],
+    entries: dict[str, _Entry],
+    base: str,
+    dir_fd: int | None,
+    suffixes: tuple[str, str],
+    context: CacheContext,
+) -> _Scanned:
+    """The bundles of ``names``, each from its entry in ``entries`` if its stat keys hold."""
+    metadata_suffix, metrics_suffix = suffixes
+    bundles: list[Any] = []
+    kept: list[Any] = []
+    stale: list[tuple[int, str]] = []
+    matched = 0
+    stat = os.stat
+    for position, name in enumerate(names):
+        entry = entries.get(name) if entries else None
+        if entry is not None:
+            matched += 1
+            record = entry[0]
+            try:
+                info = stat(base + name + metadata_suffix, dir_fd=dir_fd)
+                same = record[1] == list(stat_fields(info))
+                if same:
+                    info = stat(base + name + metrics_suffix, dir_fd=dir_fd)
+                    same = record[2] == list(stat_fields(info))
+            except (OSError, ValueError):  # a file absent (key 0), or unreadable
+                same = record[1] == stat_key(base + name + metadata_suffix, dir_fd) and (
+                    record[2] == stat_key(base + name + metrics_suffix, dir_fd)
+                )
+            if same:
+                bundles.append(_cached(name, entry, context))
+                kept.append(entry)
+                continue
+        stale.append((position, name))
+        bundles.append(None)
+        kept.append(None)
+    return bundles, kept, stale, matched
 
 
 _NO_METADATA = (False, None, None, None)
@@ -581,7 +694,9 @@ def _index(index_line: bytes, count: int, region: _Region) -> _Loaded | None:
         if not isinstance(classes, list) or not isinstance(records, list):
             return None
         facts_of_class = [*(_class_facts(item) for item in classes), _NO_METADATA]
-        entries: dict[str, tuple[list[Any], int, int, BundleFacts]] = {}
+        names: list[str] = []
+        entries: list[_Entry] = []
+        add_name, add_entry = names.append, entries.append
         position = 0
         for record in records:
             # _record_facts, inlined: this loop runs over every bundle of a repeat scan.
@@ -622,13 +737,14 @@ def _index(index_line: bytes, count: int, region: _Region) -> _Loaded | None:
                 ),
             )
             end = position + length
-            entries[name] = (record, position, end - 1, facts)  # the payload without its newline
+            add_name(name)
+            add_entry((record, position, end - 1, facts))  # the payload without its newline
             position = end
     except (ValueError, TypeError, KeyError, IndexError):
         return None
-    if position != region.length or len(entries) != len(records) or len(records) != count:
+    if position != region.length or len(records) != count or len(set(names)) != len(names):
         return None
-    return _Loaded(entries, classes, region)
+    return _Loaded(names, entries, classes, region)
 
 
 def _crc(body: bytes | memoryview) -> int:
