@@ -63,6 +63,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -218,15 +219,22 @@ def scan_with_cache(
         root, _payload_loader(path, loaded.region), build, _fallback(root, path, read)
     )
 
-    def from_files(name: str) -> tuple[ModelBundle, Any] | None:
-        """The bundle read from its files, and its new entry (``None``: not to be cached)."""
+    def from_files(name: str, later: bool = False) -> tuple[ModelBundle, Any] | None:
+        """The bundle read from its files, and its new entry (``None``: not to be cached).
+
+        ``later``: the entry is made only if the file is rewritten (a ``partial``).
+        """
         # Keyed by the fstat of each file as it was read, so the entry describes
         # exactly the bytes parsed (a change after that makes the next stat differ).
         stats: FileStats = []
         fresh = read(name, stats)
         if fresh is None:
             return None
-        return fresh, _entry(name, stats, fresh, started_ns, summarise) if caching else None
+        if not caching:
+            return fresh, None
+        if later:
+            return fresh, partial(_entry, name, stats, fresh, started_ns, summarise)
+        return fresh, _entry(name, stats, fresh, started_ns, summarise)
 
     bundles: list[Any]
     kept: list[Any]
@@ -245,17 +253,19 @@ def scan_with_cache(
         # Entries the file lacks or whose stat keys no longer hold, and those of bundles gone.
         outdated = len(stale) + len(loaded.names) - matched
         for position, name in stale:
-            read_now = from_files(name)
+            # Until the file is rewritten (1 bundle in REWRITE_EVERY), these are read
+            # again by every scan: their entries are made only if it is.
+            read_now = from_files(name, later=True)
             if read_now is not None:
                 bundles[position], kept[position] = read_now
         if stale:
-            # Gone meanwhile (never read), or not to be cached.
+            # Gone meanwhile (never read).
             bundles = [bundle for bundle in bundles if bundle is not None]
-            kept = [entry for entry in kept if entry is not None]
     if not caching:
         _save(_marker(path), b"", [])
     elif outdated > (len(names) // REWRITE_EVERY if loaded.region else 0):
-        body = _file_body(kept, loaded, context)
+        kept = [entry() if type(entry) is partial else entry for entry in kept]
+        body = _file_body([entry for entry in kept if entry is not None], loaded, context)
         if body is not None:
             _save(path, header, body)
     return bundles
@@ -275,12 +285,13 @@ def _from_cache(
         dir_fd = None
     base = "" if dir_fd is not None else os.path.join(os.fspath(root), "")
     try:
-        if loaded.names == names:
-            # The registry has exactly the bundles the file has (the usual repeat scan):
-            # no look-up by name, and the bundles are built in bulk.
-            changed = _changed(loaded.names, loaded.entries, base, dir_fd, suffixes)
-            return _from_file(loaded.names, loaded.entries, changed, context)
-        return _by_name(names, loaded.by_name(), base, dir_fd, suffixes, context)
+        # The registry has exactly the bundles the file has (the usual repeat scan):
+        # no look-up by name. Else each name's entry or None.
+        aligned = (
+            loaded.entries if loaded.names == names else list(map(loaded.by_name().get, names))
+        )
+        changed = _changed(names, aligned, base, dir_fd, suffixes)
+        return _from_file(names, aligned, changed, context)
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
@@ -302,8 +313,8 @@ and how many names had an entry."""
 
 
 def _changed(
-    names: list[str],
-    entries: list[_Entry],
+    names: Sequence[str],
+    entries: Sequence[_Entry | None],
     base: str,
     dir_fd: int | None,
     suffixes: tuple[str, str],
@@ -321,6 +332,9 @@ def _changed(
         names = [base + name for name in names]
     changed: list[int] = []
     for position, (name, entry) in enumerate(zip(names, entries, strict=True)):
+        if entry is None:  # not in the file
+            changed.append(position)
+            continue
         record = entry[0]
         try:
             if record[1] == list(fields(stat(name + metadata_suffix, dir_fd=dir_fd))) and (
@@ -337,59 +351,25 @@ def _changed(
 
 
 def _from_file(
-    names: list[str], entries: list[_Entry], changed: list[int], context: CacheContext
+    names: Sequence[str],
+    entries: Sequence[_Entry | None],
+    changed: list[int],
+    context: CacheContext,
 ) -> _Scanned:
-    """The bundles of a registry holding exactly the cache file's bundles, in its order."""
+    """The bundles of ``names`` whose ``entries`` (in the same order) hold, built in bulk."""
     bundles: list[Any] = list(map(_cached, names, entries, repeat(context)))
     kept: list[Any] = list(entries)
     for position in changed:
         bundles[position] = kept[position] = None
-    return bundles, kept, [(position, names[position]) for position in changed], len(names)
+    matched = len(entries) - entries.count(None)
+    return bundles, kept, [(position, names[position]) for position in changed], matched
 
 
-def _cached(name: str, entry: _Entry, context: CacheContext) -> ModelBundle:
+def _cached(name: str, entry: _Entry | None, context: CacheContext) -> ModelBundle | None:
+    if entry is None:
+        return None
     facts = entry[3]
     return cached_bundle(name, facts.invalid_reason, (context, entry[1], entry[2], entry[0], facts))
-
-
-def _by_name(
-    names: Sequence[str],
-    entries: dict[str, _Entry],
-    base: str,
-    dir_fd: int | None,
-    suffixes: tuple[str, str],
-    context: CacheContext,
-) -> _Scanned:
-    """The bundles of ``names``, each from its entry in ``entries`` if its stat keys hold."""
-    metadata_suffix, metrics_suffix = suffixes
-    bundles: list[Any] = []
-    kept: list[Any] = []
-    stale: list[tuple[int, str]] = []
-    matched = 0
-    stat = os.stat
-    for position, name in enumerate(names):
-        entry = entries.get(name) if entries else None
-        if entry is not None:
-            matched += 1
-            record = entry[0]
-            try:
-                info = stat(base + name + metadata_suffix, dir_fd=dir_fd)
-                same = record[1] == list(stat_fields(info))
-                if same:
-                    info = stat(base + name + metrics_suffix, dir_fd=dir_fd)
-                    same = record[2] == list(stat_fields(info))
-            except (OSError, ValueError):  # a file absent (key 0), or unreadable
-                same = record[1] == stat_key(base + name + metadata_suffix, dir_fd) and (
-                    record[2] == stat_key(base + name + metrics_suffix, dir_fd)
-                )
-            if same:
-                bundles.append(_cached(name, entry, context))
-                kept.append(entry)
-                continue
-        stale.append((position, name))
-        bundles.append(None)
-        kept.append(None)
-    return bundles, kept, stale, matched
 
 
 _NO_METADATA = (False, None, None, None)
