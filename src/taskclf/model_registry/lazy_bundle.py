@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -313,6 +313,48 @@ def cached_bundle(model_id: str, reason: str | None, source: Source) -> CachedBu
     _set_extra(bundle, None)
     _set_private(bundle, None)
     return bundle
+
+
+def cached_bundles(
+    names: Sequence[str],
+    entries: Sequence[tuple[list[Any], int, int, BundleFacts] | None],
+    context: CacheContext,
+) -> list[CachedBundle | None]:
+    """:func:`cached_bundle` of each name from its entry ``(record, start, end, facts)``.
+
+    ``None`` where the entry is ``None``. One loop without a call per bundle:
+    a repeat scan builds one per bundle of the registry.
+    """
+    made: list[CachedBundle | None] = []
+    append, new, set_dict = made.append, _new, _set_instance_dict
+    set_fields, set_extra, set_private, all_fields = (
+        _set_fields_set,
+        _set_extra,
+        _set_private,
+        _ALL_FIELDS,
+    )
+    for name, entry in zip(names, entries, strict=True):
+        if entry is None:
+            append(None)
+            continue
+        record, start, end, facts = entry
+        reason = facts[1]
+        bundle = new(CachedBundle)
+        set_dict(
+            bundle,
+            {
+                "model_id": name,
+                "valid": reason is None,
+                "invalid_reason": reason,
+                SOURCE_KEY: (context, start, end, record, facts),
+            },
+        )
+        # What model_construct with every field given leaves (see scan.FastConstructor).
+        set_fields(bundle, all_fields)
+        set_extra(bundle, None)
+        set_private(bundle, None)
+        append(bundle)
+    return made
 
 
 def path_lazy_bundle(

@@ -64,7 +64,6 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from functools import partial
-from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -83,7 +82,7 @@ from taskclf.model_registry.lazy_bundle import (
     Parts,
     PayloadsGone,
     RowFacts,
-    cached_bundle,
+    cached_bundles,
     row_facts,
 )
 
@@ -357,19 +356,12 @@ def _from_file(
     context: CacheContext,
 ) -> _Scanned:
     """The bundles of ``names`` whose ``entries`` (in the same order) hold, built in bulk."""
-    bundles: list[Any] = list(map(_cached, names, entries, repeat(context)))
+    bundles: list[Any] = cached_bundles(names, entries, context)
     kept: list[Any] = list(entries)
     for position in changed:
         bundles[position] = kept[position] = None
     matched = len(entries) - entries.count(None)
     return bundles, kept, [(position, names[position]) for position in changed], matched
-
-
-def _cached(name: str, entry: _Entry | None, context: CacheContext) -> ModelBundle | None:
-    if entry is None:
-        return None
-    facts = entry[3]
-    return cached_bundle(name, facts.invalid_reason, (context, entry[1], entry[2], entry[0], facts))
 
 
 _NO_METADATA = (False, None, None, None)
@@ -681,10 +673,11 @@ def _index(index_line: bytes, count: int, region: _Region) -> _Loaded | None:
         for record in records:
             # _record_facts, inlined: this loop runs over every bundle of a repeat scan.
             # Its RowFacts (the last 5) are checked when a row reads them (lazy_bundle.row_facts).
-            (name, _, _, length, reason, class_id, has_metrics, macro, weighted, instant) = record[
-                :ROW_FACTS_AT
-            ]
-            if len(record) != _RECORD_LENGTH:
+            # Unpacked whole, without a slice: ValueError unless it has _RECORD_LENGTH items.
+            (name, _, _, length, reason, class_id, has_metrics, macro, weighted, instant, *_r) = (
+                record
+            )
+            if len(_r) != len(RowFacts._fields):
                 return None
             # -1: no metadata, the last item of ``facts_of_class``.
             known = facts_of_class[class_id] if type(class_id) is int and class_id >= -1 else None
