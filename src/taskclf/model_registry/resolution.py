@@ -25,6 +25,7 @@ from taskclf.model_registry.selection import (
     compatibility_problem,
     eligible_schema_hashes,
     explain_incompatibility,
+    facts_columns,
     facts_of,
     select_with_facts,
 )
@@ -57,12 +58,15 @@ def rank_scanned(
         # A scanned bundle carries its facts (list_bundles computes them while reading, or
         # takes them from the scan cache); others' are computed here, once.
         facts = facts_of(bundles)
+        columns = facts_columns(facts)
         if required_schema_hash is None:
             hashes = [schema.hash for schema in config.schemas]
             # One pass for every version tried: the hashes some bundle would be ranked under.
-            ranked_under = eligible_schema_hashes(facts, policy, labels)
+            ranked_under = eligible_schema_hashes(facts, policy, labels, columns=columns)
             required_schema_hash = next((h for h in hashes if h in ranked_under), hashes[-1])
-        return select_with_facts(bundles, facts, policy, required_schema_hash, labels)
+        return select_with_facts(
+            bundles, facts, policy, required_schema_hash, labels, columns=columns
+        )
 
 
 def find_best_model(

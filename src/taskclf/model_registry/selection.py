@@ -438,8 +438,13 @@ def select_with_facts(
     policy: SelectionPolicy,
     required_schema_hash: str,
     required_label_set: Collection[str],
+    *,
+    columns: list[tuple[Any, ...]] | None = None,
 ) -> SelectionReport:
-    """:func:`select_best` with each bundle's :func:`bundle_facts` already computed."""
+    """:func:`select_best` with each bundle's :func:`bundle_facts` already computed.
+
+    ``columns``: :func:`facts_columns` of those facts, if the caller has them.
+    """
     required_sorted = _sorted(required_label_set)
     facts = facts if isinstance(facts, list) else list(facts)
     if len(facts) != len(bundles):
@@ -447,7 +452,8 @@ def select_with_facts(
     # Column by column, in C (map, zip, compress): a repeat scan of an unchanged registry
     # costs less than a third of reading its files, and a Python loop over every bundle
     # here was a fifth of it.
-    columns = _columns(facts)
+    if columns is None:
+        columns = facts_columns(facts)
     eligible = _eligible(columns, required_schema_hash, required_sorted)
     # rank_key, then the position: sorted by each key in turn, least significant first
     # (the sort is stable), on keys that already exist: no tuple and no negated number
@@ -478,7 +484,7 @@ _model_id = attrgetter("model_id")
 _NO_COLUMNS: list[tuple[Any, ...]] = [()] * len(BundleFacts._fields)
 
 
-def _columns(facts: list[BundleFacts]) -> list[tuple[Any, ...]]:
+def facts_columns(facts: list[BundleFacts]) -> list[tuple[Any, ...]]:
     """The facts as one tuple per field, in :class:`BundleFacts` order."""
     return list(zip(*facts, strict=True)) if facts else _NO_COLUMNS
 
@@ -542,12 +548,18 @@ def has_eligible_facts(
 
 
 def eligible_schema_hashes(
-    facts: Iterable[BundleFacts], policy: SelectionPolicy, required_label_set: Collection[str]
+    facts: Iterable[BundleFacts],
+    policy: SelectionPolicy,
+    required_label_set: Collection[str],
+    *,
+    columns: list[tuple[Any, ...]] | None = None,
 ) -> set[str | None]:
     """The schema hashes under which :func:`select_best` would rank at least one bundle.
 
     ``h in eligible_schema_hashes(...)`` equals :func:`has_eligible_facts` with ``h``,
     for every ``h`` at once (policy v1 has no gates beyond a valid bundle with metrics).
+    ``columns``: :func:`facts_columns` of ``facts``, if the caller has them.
     """
-    columns = _columns(facts if isinstance(facts, list) else list(facts))
+    if columns is None:
+        columns = facts_columns(facts if isinstance(facts, list) else list(facts))
     return set(compress(columns[4], _eligible(columns, None, _sorted(required_label_set))))
