@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from taskclf.model_registry import (
     ModelBundle,
@@ -284,3 +286,20 @@ def test_a_cache_file_replaced_after_the_scan_is_left_alone(registry: Path) -> N
     os.replace(replacement, path)  # a new inode, as atomic_write leaves
     assert [b.model_dump() for b in bundles] == [b.model_dump() for b in eager(registry)]
     assert path.read_bytes() == data
+
+
+@given(
+    st.sampled_from(["/", "/registry/models", "relative/models", "."]),
+    st.text(min_size=1, max_size=12).filter(
+        lambda name: "/" not in name and "\x00" not in name and name not in (".", "..")
+    ),
+)
+def test_a_waiting_path_is_built_as_root_slash_name(root: str, name: str) -> None:
+    """The shortcut that builds an excluded bundle's path gives what ``/`` gives."""
+    from taskclf.model_registry.lazy_bundle import child_path
+
+    made, expected = child_path(Path(root), name), Path(root) / name
+    assert made == expected
+    assert str(made) == str(expected)
+    assert type(made) is type(expected)
+    assert made.parts == expected.parts

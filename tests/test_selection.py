@@ -514,3 +514,38 @@ def test_ranking_on_disk_independent_of_creation_order(
     ranked = _ids(find_best_model(root).ranked)
     expected = sorted(levels, key=lambda n: (-levels[n], n))
     assert ranked == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(_bundles(), st.lists(st.sampled_from(["ok", "invalid", "v3", "no-metrics"])), st.randoms())
+def test_selection_ranks_as_the_rank_key_sorts_and_excludes_in_input_order(
+    bundles: list[ModelBundle], kinds: list[str], rnd: random.Random
+) -> None:
+    """select_best sorts column by column (stable sorts); the result is rank_key's order."""
+    from taskclf.model_registry.selection import select_best
+
+    mixed = []
+    for index, bundle in enumerate(bundles):
+        kind = kinds[index] if index < len(kinds) else "ok"
+        if kind == "invalid":
+            bundle = bundle.model_copy(update={"valid": False, "invalid_reason": "broken"})
+        elif kind == "v3":
+            assert bundle.metadata is not None
+            metadata = bundle.metadata.model_copy(update={"schema_hash": V3})
+            bundle = bundle.model_copy(update={"metadata": metadata})
+        elif kind == "no-metrics":
+            bundle = bundle.model_copy(update={"metrics": None})
+        mixed.append(bundle)
+    rnd.shuffle(mixed)
+    report = select_best(mixed, SelectionPolicy(), V1, LABELS)
+    eligible = [
+        b
+        for b in mixed
+        if is_compatible(b, V1, LABELS) and passes_constraints(b, SelectionPolicy())
+    ]
+    assert _ids(report.ranked) == _ids(sorted(eligible, key=rank_key))
+    assert all(
+        ranked is original
+        for ranked, original in zip(report.ranked, sorted(eligible, key=rank_key), strict=True)
+    )
+    assert [e.model_id for e in report.excluded] == [b.model_id for b in mixed if b not in eligible]
