@@ -169,7 +169,7 @@ def _parts(source: Source, model_id: str, valid: bool) -> Parts:
 class CachedBundle(ModelBundle):
     """A ``ModelBundle`` whose ``path``, ``metadata``, ``metrics`` and ``created_at`` wait.
 
-    Built only by :func:`cached_bundle` (from the scan cache) and
+    Built only by :func:`cached_bundles` (from the scan cache) and
     :func:`path_lazy_bundle` (read by a scan, only its ``path`` waits);
     behaves as the complete bundle in every respect callers can observe.
     """
@@ -296,34 +296,16 @@ _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-def cached_bundle(model_id: str, reason: str | None, source: Source) -> CachedBundle:
-    """An incomplete bundle: identity now, the rest from ``source`` on first access."""
-    bundle = _new(CachedBundle)
-    _set_instance_dict(
-        bundle,
-        {
-            "model_id": model_id,
-            "valid": reason is None,
-            "invalid_reason": reason,
-            SOURCE_KEY: source,
-        },
-    )
-    # What model_construct with every field given leaves (see scan.FastConstructor).
-    _set_fields_set(bundle, _ALL_FIELDS)
-    _set_extra(bundle, None)
-    _set_private(bundle, None)
-    return bundle
-
-
 def cached_bundles(
     names: Sequence[str],
     entries: Sequence[tuple[list[Any], int, int, BundleFacts] | None],
     context: CacheContext,
 ) -> list[CachedBundle | None]:
-    """:func:`cached_bundle` of each name from its entry ``(record, start, end, facts)``.
+    """An incomplete bundle per name: identity now, the rest from its entry on first access.
 
-    ``None`` where the entry is ``None``. One loop without a call per bundle:
-    a repeat scan builds one per bundle of the registry.
+    Each entry is ``(record, payload start, payload end, facts)`` in the cache
+    file (see :data:`Source`); ``None`` where the entry is ``None``. One loop
+    without a call per bundle: a repeat scan builds one per bundle of the registry.
     """
     made: list[CachedBundle | None] = []
     append, new, set_dict = made.append, _new, _set_instance_dict
