@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from taskclf.cli.resolving import run_resolve
 from taskclf.model_registry import read_bundle, write_active_atomic
 from taskclf.model_registry import resolve_cache as rc
-from taskclf.model_registry.caching import CACHE_DIR_ENV, RACY_WINDOW_NS
+from taskclf.model_registry.caching import CACHE_DIR_ENV, RACY_WINDOW_NS, tree_key
 from taskclf.samples import write_bundle
 
 SCRIPT = str(Path(sys.executable).with_name("taskclf"))
@@ -265,11 +265,11 @@ def test_the_code_key_changes_when_a_source_file_does(tmp_path: Path) -> None:
     (tree / "sub").mkdir(parents=True)
     (tree / "sub" / "m.py").write_text("x = 1\n")
     (tree / "__pycache__").mkdir()
-    before = rc._tree_key(str(tree))
+    before = tree_key(str(tree))
     (tree / "__pycache__" / "m.pyc").write_bytes(b"bytecode")
-    assert rc._tree_key(str(tree)) == before  # bytecode is derived from the sources
+    assert tree_key(str(tree)) == before  # bytecode is derived from the sources
     (tree / "sub" / "m.py").write_text("x = 2\n")
-    assert rc._tree_key(str(tree)) != before
+    assert tree_key(str(tree)) != before
 
 
 # --- never trusted over the files: random changes between resolutions -----------------

@@ -32,6 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from conftest import tree_state
 from taskclf.model_registry import find_best_model, list_bundles, list_rows
 from taskclf.model_registry import scan as scan_module
+from taskclf.model_registry import scan_cache as scan_cache_module
 from taskclf.model_registry.caching import CACHE_DIR_ENV, RACY_WINDOW_NS
 from taskclf.model_registry.scan_cache import (
     REWRITE_EVERY,
@@ -249,6 +250,25 @@ def test_unchanged_bundles_are_not_read_again(models_dir: Path, count_reads: lis
     same_size_rewrite(models_dir / "b3" / "metrics.json", 7)
     assert described(models_dir)[3] != first[3]
     assert count_reads == ["b3"]
+    assert_cached_equals_fresh(models_dir)
+
+
+def test_a_cache_written_by_other_code_is_not_used(
+    models_dir: Path, count_reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for index in range(3):
+        write_bundle(models_dir / f"b{index}", seed=index)
+    age_files()
+    described(models_dir)
+    described(models_dir)  # the cache file now exists
+    count_reads.clear()
+    described(models_dir)
+    assert count_reads == []
+    # An upgrade (or an edited checkout) may judge the same files differently: its
+    # scans read every bundle again instead of trusting what older code concluded.
+    monkeypatch.setattr(scan_cache_module, "code_identity", lambda: "other code")
+    described(models_dir)
+    assert sorted(count_reads) == ["b0", "b1", "b2"]
     assert_cached_equals_fresh(models_dir)
 
 

@@ -11,6 +11,8 @@ The one home of what every cache shares (the scan cache,
   its device and inode (a registry deleted and recreated at the same path
   starts afresh) and the effective user id (a result that depends on who
   reads is never handed to another user);
+* the code's identity (:func:`code_identity`): a result derived by other
+  code is not reused;
 * stat keys, in the manner of git's index: what ``stat`` says about a file
   (size, mtime and ctime in nanoseconds, inode, device, mode), and the
   "racily clean" rule: a file whose timestamps are not older than the start
@@ -24,10 +26,16 @@ fast path of ``taskclf model resolve`` imports this before anything else.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import json
 import operator
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 CACHE_DIR_ENV = "TASKCLF_CACHE_DIR"
 """Directory for taskclf's caches; empty: no scan or resolution cache. Default: the user's."""
@@ -124,3 +132,43 @@ def stat_key(path: str, dir_fd: int | None = None) -> Key | None:
     except (OSError, ValueError):
         return None
     return list(stat_fields(info))
+
+
+@functools.cache
+def code_identity() -> str:
+    """What identifies the code that derived a cached result (a digest).
+
+    Python's version, taskclf's, and the size, mtime and inode of every file of
+    the installed ``taskclf``, ``pydantic`` and ``pydantic_core`` packages: an
+    upgrade, or an edited source tree, may judge the same files differently.
+    About a millisecond (~200 stats), once per process.
+    """
+    import taskclf
+
+    trees = [sys.version, taskclf.__version__, *map(tree_key, _code_dirs())]
+    return hashlib.sha256(json.dumps(trees).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _code_dirs() -> Iterator[str]:
+    import importlib.util
+
+    yield os.path.dirname(os.path.abspath(sys.modules["taskclf"].__file__ or ""))
+    for name in ("pydantic", "pydantic_core"):
+        spec = importlib.util.find_spec(name)
+        locations = spec.submodule_search_locations if spec is not None else None
+        yield next(iter(locations), "") if locations else ""
+
+
+def tree_key(top: str) -> list[Any]:
+    """``[relative path, size, mtime_ns, inode]`` of every file below ``top`` (bytecode aside)."""
+    found: list[Any] = []
+    for directory, subdirs, names in os.walk(top):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            with contextlib.suppress(OSError):
+                info = os.stat(path)
+                found.append(
+                    [os.path.relpath(path, top), info.st_size, info.st_mtime_ns, info.st_ino]
+                )
+    return found

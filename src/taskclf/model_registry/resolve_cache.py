@@ -43,13 +43,18 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from taskclf.model_registry.caching import key_of, racy, registry_cache_file, stat_key
+from taskclf.model_registry.caching import (
+    code_identity,
+    key_of,
+    racy,
+    registry_cache_file,
+    stat_key,
+)
 
 FORMAT = "taskclf-resolve-cache"
 VERSION = 1
@@ -90,7 +95,7 @@ def lookup(root: Path, alias: str, labels: str | None) -> Any:
         document = _read(path, check_owner=True)
         if document is None:
             return None
-        request, code = _request(root, alias, labels), _code_identity()
+        request, code = _request(root, alias, labels), code_identity()
         for entry in document["entries"]:
             if entry["request"] == request and entry["code"] == code:
                 unchanged = all(_key(name, how) == key for name, how, key in entry["files"])
@@ -148,7 +153,7 @@ class Recorder:
             keyed.append([name, how, key])
         entry = {
             "request": _request(self._root, self._alias, self._labels),
-            "code": _code_identity(),
+            "code": code_identity(),
             "files": keyed,
             "answer": answer,
         }
@@ -265,38 +270,3 @@ def _key(name: str, how: str, *, started_ns: int | None = None) -> Any:
     except (OSError, ValueError):
         return None
     return [info.st_dev, info.st_ino, info.st_mode]
-
-
-def _code_identity() -> str:
-    """What identifies the resolver: Python, and the installed taskclf, pydantic, pydantic-core."""
-    import hashlib
-
-    import taskclf
-
-    trees = [sys.version, taskclf.__version__, *map(_tree_key, _code_dirs())]
-    return hashlib.sha256(json.dumps(trees).encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def _code_dirs() -> Iterator[str]:
-    import importlib.util
-
-    yield os.path.dirname(os.path.abspath(sys.modules["taskclf"].__file__ or ""))
-    for name in ("pydantic", "pydantic_core"):
-        spec = importlib.util.find_spec(name)
-        locations = spec.submodule_search_locations if spec is not None else None
-        yield next(iter(locations), "") if locations else ""
-
-
-def _tree_key(top: str) -> list[Any]:
-    """``[relative path, size, mtime_ns, inode]`` of every file below ``top`` (bytecode aside)."""
-    found: list[Any] = []
-    for directory, subdirs, names in os.walk(top):
-        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
-        for name in sorted(names):
-            path = os.path.join(directory, name)
-            with contextlib.suppress(OSError):
-                info = os.stat(path)
-                found.append(
-                    [os.path.relpath(path, top), info.st_size, info.st_mtime_ns, info.st_ino]
-                )
-    return found

@@ -25,8 +25,10 @@ another user. Deleting the file (or the directory) only makes the next
 scan read everything again.
 
 Format (version 3; any other version is ignored and rebuilt): a header line
-(JSON); a prelude line ``index <index length> <index crc32> <payloads length>
-<payloads crc32> <count>`` (a scan checks it and reads the index alone; the
+(JSON: format, version, registry path, device and inode, and the identity of the
+code that wrote it, :func:`~taskclf.model_registry.caching.code_identity`); a
+prelude line ``index <index length> <index crc32> <payloads length> <payloads
+crc32> <count>`` (a scan checks it and reads the index alone; the
 payloads are read, and their checksum checked, only when a bundle first needs
 one); an index line (JSON: a table of label classes, ``[schema_version,
 schema_hash, sorted labels]``, and per bundle a record ``[name, metadata
@@ -69,6 +71,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskclf.model_registry._fs import PinnedFile, atomic_write
 from taskclf.model_registry.caching import (
+    code_identity,
     key_of,
     racy,
     registry_cache_file,
@@ -540,6 +543,9 @@ def _header(root: Path) -> bytes:
         "registry": os.fsencode(root).decode("utf-8", "backslashreplace"),
         "device": device,
         "inode": inode,
+        # Entries hold what this code concluded (invalid reasons, facts): other code
+        # (an upgrade, an edited checkout) starts afresh.
+        "code": code_identity(),
     }
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
 
