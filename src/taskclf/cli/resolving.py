@@ -46,9 +46,10 @@ def run_resolve(models_dir: Path, alias: str, labels: str | None, *, json_mode: 
         return 1
     # A health check of an unchanged registry: the answer stored with the stat keys of
     # every file it came from, without importing pydantic (see resolve_cache).
-    answer = None if is_remote(root) else resolve_cache.lookup(root, alias, labels)
+    cached = not is_remote(root)  # an object store has no stat to key an answer by
+    answer = resolve_cache.lookup(root, alias, labels) if cached else None
     if answer is None:
-        answer = _resolve(root, alias, labels, json_mode=json_mode)
+        answer = _resolve(root, alias, labels, json_mode=json_mode, store=cached)
         if answer is None:
             return 1
     data, detail = answer["data"], answer["detail"]
@@ -61,13 +62,12 @@ def run_resolve(models_dir: Path, alias: str, labels: str | None, *, json_mode: 
     return 0
 
 
-def _resolve(root: Path, alias: str, labels: str | None, *, json_mode: bool) -> Any:
+def _resolve(root: Path, alias: str, labels: str | None, *, json_mode: bool, store: bool) -> Any:
     """Resolve through the library; the answer (``data`` and ``detail``), or ``None`` after
     printing why nothing can be resolved. A healthy pointer's answer is stored for the next."""
     from taskclf.cli import output
     from taskclf.model_registry.aliases import alias_paths
     from taskclf.model_registry.config import CONFIG_FILE, load_registry_config
-    from taskclf.model_registry.locations import is_remote
     from taskclf.model_registry.resolution import resolve_active_model
     from taskclf.model_registry.resolve_cache import Recorder
 
@@ -88,7 +88,7 @@ def _resolve(root: Path, alias: str, labels: str | None, *, json_mode: bool) -> 
             return None
         data, detail = resolution_view(root, bundle, report, alias=alias)
     answer = {"data": data, "detail": detail}
-    if report is None and not is_remote(root):
+    if report is None and store:
         recorder.store(alias_paths(root, alias).pointer, root / CONFIG_FILE, bundle.path, answer)
     return answer
 
