@@ -247,6 +247,19 @@ def test_an_empty_cache_dir_setting_turns_it_off(tmp_path: Path) -> None:
         assert rc.lookup(models, "active", None) is None
 
 
+def test_an_unusable_cache_directory_only_costs_speed(tmp_path: Path) -> None:
+    models = _registry(tmp_path / "models")
+    _settle()
+    fresh = _resolve(models, cached=False)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be\n")
+    with _env(CACHE_DIR_ENV, str(blocker)):
+        assert _resolve(models) == fresh  # the store fails quietly, the answer is printed
+        assert _resolve(models) == fresh
+        assert rc.lookup(models, "active", None) is None
+    assert blocker.read_text() == "a file where the cache directory should be\n"
+
+
 def test_a_read_only_registry_is_cached_outside_it(tmp_path: Path) -> None:
     models = _registry(tmp_path / "models")
     _settle()
