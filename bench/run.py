@@ -571,38 +571,30 @@ def write_stale_cache(root: Path, warm: Path, out: Path, every: int) -> int:
         else:
             os.environ[caching.CACHE_DIR_ENV] = saved
     assert path is not None
-    data = path.read_bytes()
-    # The format (scan_cache): header line, "index <index length> <crc> <payloads length>
-    # <crc> <count>", the index line (JSON), one payload line per record in index order.
-    header_end = data.index(b"\n") + 1
-    prelude_end = data.index(b"\n", header_end) + 1
-    index_length = int(data[header_end:prelude_end].split()[1])
-    index_end = prelude_end + index_length
-    index = json.loads(data[prelude_end:index_end])
-    payloads = data[index_end:].split(b"\n")[:-1]
+    sections = scan_cache.split_file(path.read_bytes())
+    index = json.loads(sections.index_line)
+    payloads = sections.payloads.split(b"\n")[:-1]
     records = index["bundles"]
-    assert len(payloads) == len(records)
+    size = len(sections.keys) // len(records)
+    assert len(payloads) == len(records) and size * len(records) == len(sections.keys)
     kept_records: list[Any] = []
+    kept_keys: list[bytes] = []
     kept_payloads: list[bytes] = []
     for position, (record, payload) in enumerate(zip(records, payloads, strict=True)):
         if position % every == 0 and (position // every) % 2 == 0:
             continue  # added since
+        keys = sections.keys[position * size : (position + 1) * size]
         if position % every == 0:
-            record[1] = [0, 0, 0, 0, 0, 0]  # changed since: no file has this stat key
+            keys = bytes(size)  # changed since: "both files absent", and they are not
         kept_records.append(record)
+        kept_keys.append(keys)
         kept_payloads.append(payload + b"\n")
     new_index = json.dumps({"classes": index["classes"], "bundles": kept_records}).encode()
-    new_index += b"\n"
-    body = b"".join(kept_payloads)
-    prelude = b"index %d %08x %d %08x %d\n" % (
-        len(new_index),
-        scan_cache._crc(new_index),
-        len(body),
-        scan_cache._crc(body),
-        len(kept_records),
+    stale = scan_cache.Sections(
+        sections.header, new_index + b"\n", b"".join(kept_keys), b"".join(kept_payloads)
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data[:header_end] + prelude + new_index + body)
+    out.write_bytes(scan_cache.join_file(stale, len(kept_records)))
     return len(range(0, len(records), every))
 
 

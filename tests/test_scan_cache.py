@@ -34,10 +34,13 @@ from taskclf.model_registry import find_best_model, list_bundles, list_rows
 from taskclf.model_registry import scan as scan_module
 from taskclf.model_registry import scan_cache as scan_cache_module
 from taskclf.model_registry.caching import CACHE_DIR_ENV, RACY_WINDOW_NS
+from taskclf.model_registry.lazy_bundle import ROW_FACTS_AT
 from taskclf.model_registry.scan_cache import (
     REWRITE_EVERY,
     VERSION,
     cache_file,
+    join_file,
+    split_file,
 )
 from taskclf.samples import write_bundle
 
@@ -409,50 +412,45 @@ def _damage_flipped_digit(path: Path) -> None:
 def _damage_payload_types(path: Path) -> None:
     # Structurally complete, checksums recomputed, but a model's fields are wrong:
     # what a different writer of the same version could leave.
-    import zlib
-
-    data = path.read_bytes()
-    header_end = data.index(b"\n") + 1
-    prelude_end = data.index(b"\n", header_end) + 1
-    fields = data[header_end:prelude_end].split()
-    index_end = prelude_end + int(fields[1])
-    index = data[prelude_end:index_end]
-    payloads = data[index_end:].replace(b'"macro_f1"', b'"macro_F1"')
-    records = json.loads(index)["bundles"]
+    sections = split_file(path.read_bytes())
+    payloads = sections.payloads.replace(b'"macro_f1"', b'"macro_F1"')
+    records = json.loads(sections.index_line)["bundles"]
     lengths = [len(line) + 1 for line in payloads.split(b"\n")[:-1]]
     for record, length in zip(records, lengths, strict=True):
-        record[3] = length
-    index = json.dumps({**json.loads(index), "bundles": records}).encode() + b"\n"
-    prelude = b"index %d %08x %d %08x %d\n" % (
-        len(index),
-        zlib.crc32(index),
-        len(payloads),
-        zlib.crc32(payloads),
-        len(records),
-    )
-    path.write_bytes(data[:header_end] + prelude + index + payloads)
+        record[1] = length
+    index = json.dumps({**json.loads(sections.index_line), "bundles": records}).encode() + b"\n"
+    edited = sections._replace(index_line=index, payloads=payloads)
+    path.write_bytes(join_file(edited, len(records)))
 
 
 def _rewrite_records(path: Path, edit: Any) -> None:
     """Apply ``edit`` to every index record, checksums recomputed (another writer's file)."""
-    import zlib
-
-    data = path.read_bytes()
-    header_end = data.index(b"\n") + 1
-    prelude_end = data.index(b"\n", header_end) + 1
-    fields = data[header_end:prelude_end].split()
-    index_end = prelude_end + int(fields[1])
-    index = json.loads(data[prelude_end:index_end])
+    sections = split_file(path.read_bytes())
+    index = json.loads(sections.index_line)
     index["bundles"] = [edit(record) for record in index["bundles"]]
     line = json.dumps(index).encode() + b"\n"
-    prelude = b" ".join([b"index", b"%d" % len(line), b"%08x" % zlib.crc32(line), *fields[3:]])
-    prelude += b"\n"
-    path.write_bytes(data[:header_end] + prelude + line + data[index_end:])
+    path.write_bytes(join_file(sections._replace(index_line=line), len(index["bundles"])))
 
 
 def _damage_short_records(path: Path) -> None:
-    # Records as version 2 wrote them (no row facts) under this version's header.
-    _rewrite_records(path, lambda record: record[:10])
+    # Records without their row facts (as version 2 wrote them) under this version's header.
+    _rewrite_records(path, lambda record: record[:ROW_FACTS_AT])
+
+
+def _damage_flipped_key_byte(path: Path) -> None:
+    # A byte of the binary stat keys, the checksum left as it was.
+    data = bytearray(path.read_bytes())
+    sections = split_file(bytes(data))
+    data[len(data) - len(sections.payloads) - len(sections.keys) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _damage_keys_short(path: Path) -> None:
+    # One key pair missing, the prelude and checksums made to match: records and keys disagree.
+    sections = split_file(path.read_bytes())
+    records = len(json.loads(sections.index_line)["bundles"])
+    shorter = sections._replace(keys=sections.keys[: -len(sections.keys) // records])
+    path.write_bytes(join_file(shorter, records))
 
 
 def _damage_empty(path: Path) -> None:
@@ -475,6 +473,8 @@ def _damage_directory(path: Path) -> None:
         _damage_flipped_digit,
         _damage_payload_types,
         _damage_short_records,
+        _damage_flipped_key_byte,
+        _damage_keys_short,
         _damage_empty,
         _damage_directory,
     ],
@@ -506,6 +506,26 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(
         assert count_reads == []
 
 
+def test_a_key_no_file_has_makes_that_bundle_read_again(
+    models_dir: Path, scan_cache_dir: Path, count_reads: list[str]
+) -> None:
+    """Keys another writer changed (checksums right) only cost reading those bundles."""
+    for index in range(3):
+        write_bundle(models_dir / f"b{index}", seed=index)
+    age_files()
+    expected = described(models_dir)
+    described(models_dir)
+    path = cache_file(models_dir)
+    assert path is not None and path.is_file()
+    sections = split_file(path.read_bytes())
+    pair = len(sections.keys) // 3
+    changed = sections.keys[:pair] + b"\x07" * pair + sections.keys[2 * pair :]
+    path.write_bytes(join_file(sections._replace(keys=changed), 3))
+    count_reads.clear()
+    assert described(models_dir) == expected
+    assert count_reads == ["b1"]
+
+
 def test_row_facts_of_the_wrong_types_are_read_off_the_models(
     models_dir: Path, scan_cache_dir: Path, count_reads: list[str]
 ) -> None:
@@ -517,7 +537,7 @@ def test_row_facts_of_the_wrong_types_are_read_off_the_models(
     list_rows(models_dir)
     path = cache_file(models_dir)
     assert path is not None and path.is_file()
-    _rewrite_records(path, lambda record: [*record[:10], 1, "x", "y", [], {}])
+    _rewrite_records(path, lambda record: [*record[:ROW_FACTS_AT], 1, "x", "y", [], {}])
     count_reads.clear()
     assert [row.model_dump() for row in list_rows(models_dir)] == expected
     assert count_reads == []  # the scan used the cache; only the row facts were not used

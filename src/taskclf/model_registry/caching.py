@@ -32,6 +32,7 @@ import hashlib
 import json
 import operator
 import os
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,24 @@ stat_fields = operator.attrgetter(
     "st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev", "st_mode"
 )
 """The stat fields a key holds, in order (one C call per file)."""
+
+KEY_STRUCT = struct.Struct("<qqqQQQ")
+"""A stat key packed into 48 bytes (:func:`packed_key`), in :data:`stat_fields` order."""
+PACKED_ABSENT = bytes(KEY_STRUCT.size)
+"""The packed key of an absent file (no file has mode 0)."""
+PACKED_UNKNOWN = b"\xff" * KEY_STRUCT.size
+"""What a file whose stat cannot tell is packed as (size -1: no stored key equals it)."""
+
+
+def packed_key(key: Key) -> bytes | None:
+    """``key`` in 48 bytes (:data:`KEY_STRUCT`); ``None``: a value out of its range."""
+    if key == ABSENT:
+        return PACKED_ABSENT
+    assert isinstance(key, list)
+    try:
+        return KEY_STRUCT.pack(*key)
+    except struct.error:
+        return None
 
 
 def user_cache_root() -> Path:

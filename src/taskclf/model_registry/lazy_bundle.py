@@ -298,12 +298,12 @@ _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 def cached_bundles(
     names: Sequence[str],
-    entries: Sequence[tuple[list[Any], int, int, BundleFacts] | None],
+    entries: Sequence[tuple[list[Any], int, int, BundleFacts, int] | None],
     context: CacheContext,
 ) -> list[CachedBundle | None]:
     """An incomplete bundle per name: identity now, the rest from its entry on first access.
 
-    Each entry is ``(record, payload start, payload end, facts)`` in the cache
+    Each entry is ``(record, payload start, payload end, facts, number)`` in the cache
     file (see :data:`Source`); ``None`` where the entry is ``None``. One loop
     without a call per bundle: a repeat scan builds one per bundle of the registry.
     """
@@ -319,7 +319,7 @@ def cached_bundles(
         if entry is None:
             append(None)
             continue
-        record, start, end, facts = entry
+        record, start, end, facts, _ = entry
         reason = facts[1]
         bundle = new(CachedBundle)
         set_dict(
@@ -391,7 +391,7 @@ class RowFacts(NamedTuple):
 
 
 BREAK_IDLE = "BreakIdle"
-ROW_FACTS_AT = 10
+ROW_FACTS_AT = 8
 """Where a scan cache index record's :class:`RowFacts` start (after the selection facts)."""
 _FLOAT_OR_NONE = (float, type(None))
 _STR_OR_NONE = (str, type(None))

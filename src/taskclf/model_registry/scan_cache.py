@@ -24,20 +24,23 @@ depends on who reads (a file only some users may read) is never handed to
 another user. Deleting the file (or the directory) only makes the next
 scan read everything again.
 
-Format (version 3; any other version is ignored and rebuilt): a header line
+Format (version 4; any other version is ignored and rebuilt): a header line
 (JSON: format, version, registry path, device and inode, and the identity of the
 code that wrote it, :func:`~taskclf.model_registry.caching.code_identity`); a
-prelude line ``index <index length> <index crc32> <payloads length> <payloads
-crc32> <count>`` (a scan checks it and reads the index alone; the
-payloads are read, and their checksum checked, only when a bundle first needs
-one); an index line (JSON: a table of label classes, ``[schema_version,
-schema_hash, sorted labels]``, and per bundle a record ``[name, metadata
-key, metrics key, payload length, invalid reason, label class (-1: no
+prelude line ``index <index length> <index crc32> <keys length> <keys crc32>
+<payloads length> <payloads crc32> <count>`` (a scan checks it and reads the
+index and the keys alone; the payloads are read, and their checksum checked,
+only when a bundle first needs one); an index line (JSON: a table of label
+classes, ``[schema_version, schema_hash, sorted labels]``, and per bundle a
+record ``[name, payload length, invalid reason, label class (-1: no
 metadata), has metrics, macro F1, weighted F1, created_at in microseconds]``,
 what selection reads, then what a ``train list`` row reads (``created_at`` as
 written, macro and weighted F1 as they are, BreakIdle and lowest class
-precision: :class:`~taskclf.model_registry.lazy_bundle.RowFacts`)); one
-payload line per record, in order (``[metadata, unset metadata fields,
+precision: :class:`~taskclf.model_registry.lazy_bundle.RowFacts`)); the stat
+keys, binary: per record the metadata key then the metrics key, each packed
+in 48 bytes (:data:`~taskclf.model_registry.caching.KEY_STRUCT`, little-endian),
+so that an unchanged registry is told apart by comparing two byte strings;
+one payload line per record, in order (``[metadata, unset metadata fields,
 metrics]``, the models whole), nothing after them. No
 pickle or marshal: the file is data, parsed and checked like a bundle
 file. A bundle served from it is built from its record alone
@@ -62,6 +65,7 @@ import contextlib
 import json
 import logging
 import os
+import struct
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -71,8 +75,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskclf.model_registry._fs import PinnedFile, atomic_write
 from taskclf.model_registry.caching import (
+    KEY_STRUCT,
+    PACKED_UNKNOWN,
     code_identity,
     key_of,
+    packed_key,
     racy,
     registry_cache_file,
     stat_fields,
@@ -95,7 +102,7 @@ if TYPE_CHECKING:
     from taskclf.model_registry.models import ModelBundle
 
 FORMAT = "taskclf-scan-cache"
-VERSION = 3
+VERSION = 4
 
 # Rewriting the file costs about what reading 1 bundle in 25 does (10,000 bundles: 11 MB
 # serialised and written, ~30 ms), so a scan leaves it as it is until more than 1 bundle
@@ -110,8 +117,10 @@ MAX_ENTRY_BYTES = 8192
 MAX_CREATED_AT_CHARS = 128
 _HEADER_BYTES = 1 << 16
 _PRELUDE_BYTES = 128
-# An index record is ~330 bytes (two stat keys of 6 numbers, the facts, the name).
+# An index record is ~180 bytes (the facts, the row facts, the name).
 _INDEX_BYTES_PER_ENTRY = 1024
+# Both stat keys of a bundle, packed.
+_KEYS_BYTES = 2 * KEY_STRUCT.size
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -158,8 +167,9 @@ class _Region(NamedTuple):
     crc: int
 
 
-_Entry = tuple[list[Any], int, int, BundleFacts]
-"""``(record, payload start, payload end, facts)``, offsets in the payloads."""
+_Entry = tuple[list[Any], int, int, BundleFacts, int]
+"""``(record, payload start, payload end, facts, number)``, offsets in the payloads;
+``number``: the record's place in the file (its keys are the ``number``-th pair)."""
 
 
 class _Loaded(NamedTuple):
@@ -168,6 +178,8 @@ class _Loaded(NamedTuple):
     names: list[str]
     entries: list[_Entry]
     """The entry of each of ``names``, in the same order."""
+    keys: bytes
+    """Both packed stat keys of each entry, in the same order."""
     classes: list[Any]
     region: _Region | None
     """``None``: no usable file."""
@@ -177,7 +189,7 @@ class _Loaded(NamedTuple):
         return dict(zip(self.names, self.entries, strict=True))
 
 
-_NOTHING = _Loaded([], [], [], None)
+_NOTHING = _Loaded([], [], b"", [], None)
 
 
 def scan_with_cache(
@@ -287,16 +299,21 @@ def _from_cache(
         dir_fd = None
     base = "" if dir_fd is not None else os.path.join(os.fspath(root), "")
     try:
-        # The registry has exactly the bundles the file has (the usual repeat scan):
-        # no look-up by name. Else each name's entry or None.
-        aligned = (
-            loaded.entries if loaded.names == names else list(map(loaded.by_name().get, names))
-        )
-        changed = _changed(names, aligned, base, dir_fd, suffixes)
-        return _from_file(names, aligned, changed, context)
+        current = _current_keys(names, base, dir_fd, suffixes)
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
+    # The registry has exactly the bundles the file has (the usual repeat scan):
+    # no look-up by name, and one comparison of two byte strings says whether any
+    # file changed. Else each name's entry or None.
+    aligned: Sequence[_Entry | None]
+    if loaded.names == names:
+        aligned = loaded.entries
+        changed = [] if current == loaded.keys else _changed(current, loaded.keys, aligned)
+    else:
+        aligned = list(map(loaded.by_name().get, names))
+        changed = _changed(current, loaded.keys, aligned)
+    return _from_file(names, aligned, changed, context)
 
 
 def _marker(path: Path) -> Path:
@@ -314,41 +331,52 @@ entry (``None`` at the ``(position, name)`` of each stale one, to be read from i
 and how many names had an entry."""
 
 
-def _changed(
-    names: Sequence[str],
-    entries: Sequence[_Entry | None],
-    base: str,
-    dir_fd: int | None,
-    suffixes: tuple[str, str],
-) -> list[int]:
-    """The positions of ``names`` whose files' stat keys are not their entry's.
+def _current_keys(
+    names: Sequence[str], base: str, dir_fd: int | None, suffixes: tuple[str, str]
+) -> bytes:
+    """Both packed stat keys of every one of ``names`` now, in order (as the file keeps them).
 
-    This loop is most of a repeat scan (the stats alone are ~30% of it): no call
-    per file, and each key is compared as soon as it is taken, so its ints are
-    freed at once (keeping them all costs more in memory than it saves in calls).
+    With the two stats, this loop is most of a repeat scan: no call per file
+    beyond ``stat`` and ``pack``, and no Python object kept per file.
     """
-    stat, fields = os.stat, stat_fields
+    stat, fields, pack = os.stat, stat_fields, KEY_STRUCT.pack
     metadata_suffix, metrics_suffix = suffixes
     if base:
         # Without a directory fd (rare): a path each; else relative to the fd, no join.
         names = [base + name for name in names]
+    keys: list[bytes] = []
+    add = keys.append
+    for name in names:
+        try:
+            add(pack(*fields(stat(name + metadata_suffix, dir_fd=dir_fd))))
+            add(pack(*fields(stat(name + metrics_suffix, dir_fd=dir_fd))))
+        except (OSError, ValueError, struct.error):  # a file absent (or unreadable: see below)
+            if len(keys) % 2:  # the metadata key is in: the metrics file failed
+                keys.pop()
+            add(_packed_now(name + metadata_suffix, dir_fd))
+            add(_packed_now(name + metrics_suffix, dir_fd))
+    return b"".join(keys)
+
+
+def _packed_now(path: str, dir_fd: int | None) -> bytes:
+    """The packed stat key of ``path`` now; unreadable: one no stored key equals."""
+    key = stat_key(path, dir_fd)
+    packed = None if key is None else packed_key(key)
+    return PACKED_UNKNOWN if packed is None else packed
+
+
+def _changed(current: bytes, stored: bytes, entries: Sequence[_Entry | None]) -> list[int]:
+    """The positions of ``entries`` (``None``: not in the file) whose keys in ``current`` are not
+    the ones the file keeps for them in ``stored``."""
+    size = _KEYS_BYTES
     changed: list[int] = []
-    for position, (name, entry) in enumerate(zip(names, entries, strict=True)):
-        if entry is None:  # not in the file
+    for position, entry in enumerate(entries):
+        if entry is None:
             changed.append(position)
             continue
-        record = entry[0]
-        try:
-            if record[1] == list(fields(stat(name + metadata_suffix, dir_fd=dir_fd))) and (
-                record[2] == list(fields(stat(name + metrics_suffix, dir_fd=dir_fd)))
-            ):
-                continue
-        except (OSError, ValueError):  # a file absent (key 0), or unreadable
-            if record[1] == stat_key(name + metadata_suffix, dir_fd) and (
-                record[2] == stat_key(name + metrics_suffix, dir_fd)
-            ):
-                continue
-        changed.append(position)
+        at, was = position * size, entry[4] * size
+        if current[at : at + size] != stored[was : was + size]:
+            changed.append(position)
     return changed
 
 
@@ -445,8 +473,8 @@ def _entry(
     bundle: ModelBundle,
     started_ns: int,
     summarise: Summarise,
-) -> tuple[list[Any], bytes, int] | None:
-    """The record and payload for a bundle just read, or ``None`` when it must not be cached."""
+) -> tuple[list[Any], bytes, int, None, bytes] | None:
+    """The record, payload and packed keys for a bundle just read; ``None``: not to be cached."""
     if len(stats) != 2:
         return None
     metadata_key, metrics_key = key_of(stats[0]), key_of(stats[1])
@@ -454,6 +482,9 @@ def _entry(
         return None
     if racy(max(metadata_key[1], metrics_key[1]), started_ns):
         return None  # racily clean: a same-size rewrite within the tick would look unchanged
+    packed_metadata, packed_metrics = packed_key(metadata_key[0]), packed_key(metrics_key[0])
+    if packed_metadata is None or packed_metrics is None:
+        return None
     metadata = bundle.metadata
     if metadata is not None and "created_at" not in metadata.model_fields_set:
         return None  # its created_at defaults to the time of parsing: read it fresh each time
@@ -473,8 +504,6 @@ def _entry(
     )
     record = [
         name,
-        metadata_key[0],
-        metrics_key[0],
         len(payload),
         facts.invalid_reason,
         label_class,  # replaced by its index in the file's table when written
@@ -484,7 +513,7 @@ def _entry(
         facts.instant_us,
         *row,
     ]
-    return record, payload, 0
+    return record, payload, 0, None, packed_metadata + packed_metrics
 
 
 # Metadata fields-sets are shared between bundles (scan._share_fields_set): the JSON
@@ -553,12 +582,13 @@ def _header(root: Path) -> bytes:
 def _file_body(
     kept: list[tuple[Any, ...]], loaded: _Loaded, context: CacheContext
 ) -> list[bytes | memoryview] | None:
-    """The index line and the payloads, label classes numbered afresh (what the file holds).
+    """The index line, the keys and the payloads, label classes numbered afresh.
 
-    ``kept`` holds ``(record, start, end, facts)`` of entries kept from the
-    file read (their payloads are written back as slices of it, never
-    parsed) and ``(record, payload, 0)`` of new ones. ``None``: the file read
-    cannot be read again (replaced or damaged), so nothing is written.
+    ``kept`` holds ``(record, start, end, facts, number)`` of entries kept
+    from the file read (their payloads and keys are written back as slices
+    of it, never parsed) and ``(record, payload, 0, None, keys)`` of new ones.
+    ``None``: the file read cannot be read again (replaced or damaged), so
+    nothing is written.
     """
     import pydantic_core
 
@@ -571,22 +601,27 @@ def _file_body(
     numbers: dict[str, int] = {}
     renumbered: dict[int, int] = {-1: -1}
     out: list[list[Any]] = []
-    body: list[bytes | memoryview] = [b""]
-    for record, payload, end, *_ in kept:
-        label_class = record[5]
+    keys: list[bytes] = []
+    old_keys, size = loaded.keys, _KEYS_BYTES
+    body: list[bytes | memoryview] = [b"", b""]
+    for record, payload, end, _, keyed in kept:
+        label_class = record[3]
         if type(payload) is bytes:  # new: its class itself, or None (no metadata)
             number = -1 if label_class is None else _number(label_class, classes, numbers)
             body.append(payload)
+            keys.append(keyed)
         else:  # kept: its class's number in the file read; the slice takes the newline along
             number = renumbered.get(label_class, -2)
             if number == -2:
                 old = old_classes[label_class]
                 number = renumbered[label_class] = _number(old, classes, numbers)
             body.append(view[payload : end + 1])
-        record[5] = number  # the record is this scan's own (parsed, or made by _entry)
+            keys.append(old_keys[keyed * size : (keyed + 1) * size])
+        record[3] = number  # the record is this scan's own (parsed, or made by _entry)
         out.append(record)
     index = pydantic_core.to_json({"classes": classes, "bundles": out}, inf_nan_mode="constants")
     body[0] = index + b"\n"
+    body[1] = b"".join(keys)
     return body
 
 
@@ -629,25 +664,32 @@ def _load_from(file: PinnedFile, path: Path, header: bytes, count: int) -> _Load
             raise ValueError("not a cache of this registry and version")
         prelude_end = prefix.find(b"\n", len(header)) + 1
         word, *numbers = prefix[len(header) : prelude_end].split()
-        index_length, index_crc, payloads_length, payloads_crc, records = (
+        index_length, index_crc, keys_length, keys_crc, payloads_length, payloads_crc, records = (
             int(numbers[0]),
             int(numbers[1], 16),
             int(numbers[2]),
             int(numbers[3], 16),
             int(numbers[4]),
+            int(numbers[5], 16),
+            int(numbers[6]),
         )
-        region = _Region(file, prelude_end + index_length, payloads_length, payloads_crc)
+        keys_at = prelude_end + index_length
+        region = _Region(file, keys_at + keys_length, payloads_length, payloads_crc)
         if (
             prelude_end <= 0
             or word != b"index"
             or region.offset + payloads_length != info.st_size
             or index_length > _HEADER_BYTES + _INDEX_BYTES_PER_ENTRY * (count + 16)
+            or not 0 <= records <= index_length
+            or keys_length != records * _KEYS_BYTES
         ):
             raise ValueError("not a complete cache file")
-        index = file.read(prelude_end, index_length)
-        if _crc(index) != index_crc:
+        # The index and the keys in one read.
+        both = file.read(prelude_end, index_length + keys_length)
+        index, keys = both[:index_length], both[index_length:]
+        if _crc(index) != index_crc or len(keys) != keys_length or _crc(keys) != keys_crc:
             raise ValueError("damaged index")
-        loaded = _index(index, records, region)
+        loaded = _index(index, keys, records, region)
     except (OSError, ValueError, IndexError) as exc:
         log.debug("Ignoring the scan cache %s: %s", path, exc)
         return _NOTHING
@@ -657,7 +699,7 @@ def _load_from(file: PinnedFile, path: Path, header: bytes, count: int) -> _Load
     return loaded
 
 
-def _index(index_line: bytes, count: int, region: _Region) -> _Loaded | None:
+def _index(index_line: bytes, keys: bytes, count: int, region: _Region) -> _Loaded | None:
     """Each entry of a cache file's index, or ``None`` if it is not what a scan writes.
 
     Payloads are located, not read (the file may be 100 MB) nor parsed (that
@@ -676,13 +718,11 @@ def _index(index_line: bytes, count: int, region: _Region) -> _Loaded | None:
         entries: list[_Entry] = []
         add_name, add_entry = names.append, entries.append
         position = 0
-        for record in records:
+        for number, record in enumerate(records):
             # _record_facts, inlined: this loop runs over every bundle of a repeat scan.
             # Its RowFacts (the last 5) are checked when a row reads them (lazy_bundle.row_facts).
             # Unpacked whole, without a slice: ValueError unless it has _RECORD_LENGTH items.
-            (name, _, _, length, reason, class_id, has_metrics, macro, weighted, instant, *_r) = (
-                record
-            )
+            (name, length, reason, class_id, has_metrics, macro, weighted, instant, *_r) = record
             if len(_r) != len(RowFacts._fields):
                 return None
             # -1: no metadata, the last item of ``facts_of_class``.
@@ -717,13 +757,13 @@ def _index(index_line: bytes, count: int, region: _Region) -> _Loaded | None:
             )
             end = position + length
             add_name(name)
-            add_entry((record, position, end - 1, facts))  # the payload without its newline
+            add_entry((record, position, end - 1, facts, number))  # the payload without its newline
             position = end
     except (ValueError, TypeError, KeyError, IndexError):
         return None
     if position != region.length or len(records) != count or len(set(names)) != len(names):
         return None
-    return _Loaded(names, entries, classes, region)
+    return _Loaded(names, entries, keys, classes, region)
 
 
 def _crc(body: bytes | memoryview) -> int:
@@ -735,7 +775,7 @@ def _crc(body: bytes | memoryview) -> int:
 def _save(path: Path, header: bytes, body: list[bytes | memoryview]) -> None:
     """Replace the cache file (or, with an empty header, the marker); a failure only costs speed.
 
-    ``body``: the index line, then one payload line per record.
+    ``body``: the index line, the packed keys, then one payload line per record.
     """
     try:
         with contextlib.suppress(FileExistsError):
@@ -743,16 +783,54 @@ def _save(path: Path, header: bytes, body: list[bytes | memoryview]) -> None:
         if not header:
             atomic_write(path, b"", durable=False)
             return
-        index = body[0]
         # One buffer: a write and a checksum over 10,000 slices cost more than this copy.
-        payloads = b"".join(body[1:])
-        prelude = b"index %d %08x %d %08x %d\n" % (
-            len(index),
-            _crc(index),
-            len(payloads),
-            _crc(payloads),
-            len(body) - 1,
-        )
-        atomic_write(path, [header, prelude, index, payloads], durable=False)
+        sections = Sections(header, bytes(body[0]), bytes(body[1]), b"".join(body[2:]))
+        prelude = _prelude(sections, len(body) - 2)
+        atomic_write(path, [header, prelude, *sections[1:]], durable=False)
     except (OSError, ValueError) as exc:
         log.debug("Could not write the scan cache %s: %s", path, exc)
+
+
+class Sections(NamedTuple):
+    """A cache file's parts, as :func:`split_file` finds them (nothing checked)."""
+
+    header: bytes
+    """The header line, newline included."""
+    index_line: bytes
+    """The index line, newline included."""
+    keys: bytes
+    payloads: bytes
+    """Every payload line."""
+
+
+def split_file(data: bytes) -> Sections:
+    """A cache file's parts by the lengths its prelude gives; for tools and tests that edit one.
+
+    Raises:
+        ValueError: ``data`` does not have the layout of a cache file.
+    """
+    header_end = data.index(b"\n") + 1
+    prelude_end = data.index(b"\n", header_end) + 1
+    numbers = data[header_end:prelude_end].split()[1:]
+    index_end = prelude_end + int(numbers[0])
+    keys_end = index_end + int(numbers[2])
+    return Sections(
+        data[:header_end], data[prelude_end:index_end], data[index_end:keys_end], data[keys_end:]
+    )
+
+
+def join_file(sections: Sections, count: int) -> bytes:
+    """The cache file of ``sections`` holding ``count`` records, its prelude made afresh."""
+    return b"".join([sections.header, _prelude(sections, count), *sections[1:]])
+
+
+def _prelude(sections: Sections, count: int) -> bytes:
+    return b"index %d %08x %d %08x %d %08x %d\n" % (
+        len(sections.index_line),
+        _crc(sections.index_line),
+        len(sections.keys),
+        _crc(sections.keys),
+        len(sections.payloads),
+        _crc(sections.payloads),
+        count,
+    )
