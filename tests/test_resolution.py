@@ -27,7 +27,7 @@ from taskclf.model_registry import (
 )
 from taskclf.model_registry._fs import LOCK_FILE
 from taskclf.model_registry.pointer import ACTIVE_FILE
-from taskclf.model_registry.scan import list_bundles as scan_list_bundles
+from taskclf.model_registry.scan import scan_registry
 from taskclf.samples import write_bundle
 
 BundleFactory = Callable[..., Path]
@@ -51,13 +51,13 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.fixture
 def scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every directory listing made through ``list_bundles`` or ``os.scandir``."""
+    """Every directory listing made through ``scan_registry`` or ``os.scandir``."""
     calls: list[str] = []
-    real_list = scan_list_bundles
+    real_list = scan_registry
     real_names = scan.bundle_names
     real_scandir = os.scandir
 
-    def counting_list(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
+    def counting_list(models_dir: str | os.PathLike[str]) -> Any:
         calls.append(f"list_bundles:{os.fspath(models_dir)}")
         return real_list(models_dir)
 
@@ -69,7 +69,7 @@ def scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         calls.append(f"scandir:{os.fspath(path)}")
         return real_scandir(path)
 
-    monkeypatch.setattr(resolution, "list_bundles", counting_list)
+    monkeypatch.setattr(resolution, "scan_registry", counting_list)
     monkeypatch.setattr(scan, "bundle_names", counting_names)
     monkeypatch.setattr(os, "scandir", counting_scandir)
     yield calls

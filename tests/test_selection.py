@@ -29,7 +29,7 @@ from taskclf.model_registry import (
     rank_bundles,
     score,
 )
-from taskclf.model_registry.scan import list_bundles as scan_list_bundles
+from taskclf.model_registry.scan import scan_registry
 from taskclf.model_registry.selection import rank_key
 
 BundleFactory = Callable[..., Path]
@@ -365,12 +365,12 @@ def test_explicit_hash_is_a_single_pass(models_dir: Path, make_bundle: BundleFac
 
 @pytest.fixture
 def count_scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Record every ``list_bundles`` call made by resolution and every ``os.scandir`` call."""
+    """Record every ``scan_registry`` call made by resolution and every ``os.scandir`` call."""
     calls: list[str] = []
-    real_list = scan_list_bundles
+    real_list = scan_registry
     real_scandir = os.scandir
 
-    def counting_list(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
+    def counting_list(models_dir: str | os.PathLike[str]) -> Any:
         calls.append(f"list_bundles:{os.fspath(models_dir)}")
         return real_list(models_dir)
 
@@ -378,7 +378,7 @@ def count_scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         calls.append(f"scandir:{os.fspath(path) if path is not None else '.'}")
         return real_scandir(path) if path is not None else real_scandir()
 
-    monkeypatch.setattr(resolution, "list_bundles", counting_list)
+    monkeypatch.setattr(resolution, "scan_registry", counting_list)
     monkeypatch.setattr(os, "scandir", counting_scandir)
     yield calls
 

@@ -60,7 +60,9 @@ stat_fields = operator.attrgetter(
 )
 """The stat fields a key holds, in order (one C call per file)."""
 
-KEY_STRUCT = struct.Struct("<qqqQQQ")
+KEY_FORMAT = "qqqQQQ"
+"""The :mod:`struct` codes of a packed stat key's fields (little-endian, 8 bytes each)."""
+KEY_STRUCT = struct.Struct("<" + KEY_FORMAT)
 """A stat key packed into 48 bytes (:func:`packed_key`), in :data:`stat_fields` order."""
 PACKED_ABSENT = bytes(KEY_STRUCT.size)
 """The packed key of an absent file (no file has mode 0)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from taskclf.core.types import LABEL_SET_V1
+from taskclf.model_registry import ranking_cache
 from taskclf.model_registry.aliases import DEFAULT_ALIAS, check_alias_name
 from taskclf.model_registry.config import RegistryConfig, load_registry_config
 from taskclf.model_registry.errors import BundleIntegrityError
@@ -20,13 +21,15 @@ from taskclf.model_registry.models import (
     SelectionReport,
 )
 from taskclf.model_registry.pointer import find_pointed_bundle, pointer_change
-from taskclf.model_registry.scan import gc_paused, list_bundles
+from taskclf.model_registry.scan import gc_paused, scan_registry
 from taskclf.model_registry.selection import (
     compatibility_problem,
     eligible_schema_hashes,
     explain_incompatibility,
     facts_columns,
     facts_of,
+    outcome_of,
+    report_of,
     select_with_facts,
 )
 from taskclf.model_registry.storage import Storage, open_storage
@@ -99,10 +102,24 @@ def find_best_model(
         RegistryConfigError: ``registry.toml`` (or ``$TASKCLF_LABELS``) is malformed.
     """
     config = config if config is not None else load_registry_config(models_dir)
-    # list_bundles reads either backend; the ranking is the same pure code for both.
-    return rank_scanned(
-        list_bundles(models_dir), policy, required_schema_hash, required_label_set, config=config
-    )
+    # scan_registry reads either backend; the ranking is the same pure code for both.
+    scanned = scan_registry(models_dir)
+    if scanned.snapshot is None:
+        return rank_scanned(
+            scanned.bundles, policy, required_schema_hash, required_label_set, config=config
+        )
+    # Every bundle came from the scan cache unchanged: a ranking kept for this request
+    # on this snapshot is this ranking (ranking_cache).
+    policy = policy if policy is not None else SelectionPolicy()
+    labels = required_label_set if required_label_set is not None else config.labels
+    root = Path(os.path.abspath(models_dir))
+    request = ranking_cache.request_key(policy, required_schema_hash, labels, config)
+    kept = ranking_cache.lookup(root, scanned.snapshot, request, len(scanned.bundles))
+    if kept is not None:
+        return report_of(scanned.bundles, kept, policy)
+    report = rank_scanned(scanned.bundles, policy, required_schema_hash, labels, config=config)
+    ranking_cache.store(root, scanned.snapshot, request, outcome_of(scanned.bundles, report))
+    return report
 
 
 def resolve_active_model(

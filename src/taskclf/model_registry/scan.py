@@ -35,7 +35,7 @@ from taskclf.model_registry.lazy_bundle import (
     path_lazy_bundle,
 )
 from taskclf.model_registry.models import BundleMetrics, ModelBundle
-from taskclf.model_registry.scan_cache import FileStats, scan_with_cache
+from taskclf.model_registry.scan_cache import FileStats, Scanned, scan_with_cache
 from taskclf.model_registry.storage import is_remote
 
 if TYPE_CHECKING:
@@ -223,10 +223,20 @@ def list_bundles(models_dir: str | os.PathLike[str]) -> list[ModelBundle]:
     taken from the scan cache (:mod:`taskclf.model_registry.scan_cache`)
     instead of being parsed again; the result is the same either way.
     """
+    return scan_registry(models_dir).bundles
+
+
+def scan_registry(models_dir: str | os.PathLike[str]) -> Scanned:
+    """:func:`list_bundles`, and the scan cache's snapshot when it served every bundle unchanged.
+
+    The snapshot (:attr:`~taskclf.model_registry.scan_cache.Scanned.snapshot`) is
+    ``None`` for an object store, without a cache, and whenever a bundle was read
+    from its files.
+    """
     if is_remote(models_dir):
         from taskclf.model_registry.storage import open_storage
 
-        return open_storage(models_dir).scan_bundles()
+        return Scanned(open_storage(models_dir).scan_bundles(), None)
     root = absolute(models_dir)
     prefix = os.path.join(os.fspath(root), "")
 

@@ -62,6 +62,7 @@ of what reading them does.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -75,7 +76,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskclf.model_registry._fs import PinnedFile, atomic_write
 from taskclf.model_registry.caching import (
-    KEY_STRUCT,
+    KEY_FORMAT,
     PACKED_UNKNOWN,
     code_identity,
     key_of,
@@ -119,8 +120,9 @@ _HEADER_BYTES = 1 << 16
 _PRELUDE_BYTES = 128
 # An index record is ~180 bytes (the facts, the row facts, the name).
 _INDEX_BYTES_PER_ENTRY = 1024
-# Both stat keys of a bundle, packed.
-_KEYS_BYTES = 2 * KEY_STRUCT.size
+# Both stat keys of a bundle, packed (one call per bundle).
+_PAIR = struct.Struct("<" + 2 * KEY_FORMAT)
+_KEYS_BYTES = _PAIR.size
 
 log = logging.getLogger("taskclf.model_registry")
 
@@ -183,13 +185,15 @@ class _Loaded(NamedTuple):
     classes: list[Any]
     region: _Region | None
     """``None``: no usable file."""
+    snapshot: str | None
+    """What identifies the file's content (see :attr:`Scanned.snapshot`)."""
 
     def by_name(self) -> dict[str, _Entry]:
         """``name -> entry``."""
         return dict(zip(self.names, self.entries, strict=True))
 
 
-_NOTHING = _Loaded([], [], b"", [], None)
+_NOTHING = _Loaded([], [], b"", [], None, None)
 
 
 def scan_with_cache(
@@ -200,7 +204,7 @@ def scan_with_cache(
     summarise: Summarise,
     metadata_file: str,
     metrics_file: str,
-) -> list[ModelBundle]:
+) -> Scanned:
     """Every bundle of ``names``, from the cache where its files' stats are unchanged.
 
     Args:
@@ -216,12 +220,14 @@ def scan_with_cache(
         What reading every bundle would return, in ``names`` order
         (directories gone meanwhile left out); bundles from the cache build
         their ``metadata``, ``metrics``, ``path`` and ``created_at`` when
-        first read (:mod:`taskclf.model_registry.lazy_bundle`). Never raises
-        for anything in the cache: a cache that cannot be used is ignored.
+        first read (:mod:`taskclf.model_registry.lazy_bundle`). With them
+        the snapshot, when every bundle came from the cache file unchanged.
+        Never raises for anything in the cache: a cache that cannot be used
+        is ignored.
     """
     path = cache_file(root)
     if path is None:
-        return [bundle for name in names if (bundle := read(name, [])) is not None]
+        return Scanned([bundle for name in names if (bundle := read(name, [])) is not None], None)
     # Taken before any stat: an entry is stored only if its files are older than this.
     started_ns = time.time_ns()
     header = _header(root)
@@ -252,6 +258,7 @@ def scan_with_cache(
 
     bundles: list[Any]
     kept: list[Any]
+    snapshot = None
     if not loaded.names:  # a first scan (or a cache unusable): read every bundle
         bundles, kept = [], []
         for name in names:
@@ -275,6 +282,8 @@ def scan_with_cache(
         if stale:
             # Gone meanwhile (never read).
             bundles = [bundle for bundle in bundles if bundle is not None]
+        elif matched == len(loaded.names) == len(names):
+            snapshot = loaded.snapshot  # every bundle the file has, and only those, unchanged
     if not caching:
         _save(_marker(path), b"", [])
     elif outdated > (len(names) // REWRITE_EVERY if loaded.region else 0):
@@ -282,7 +291,19 @@ def scan_with_cache(
         body = _file_body([entry for entry in kept if entry is not None], loaded, context)
         if body is not None:
             _save(path, header, body)
-    return bundles
+    return Scanned(bundles, snapshot)
+
+
+class Scanned(NamedTuple):
+    """What :func:`scan_with_cache` found."""
+
+    bundles: list[ModelBundle]
+    snapshot: str | None
+    """When every bundle came from the cache file, unchanged, and it holds no others: what
+    identifies that file's content (a digest of its header and prelude, which hold the code
+    that wrote it, the registry, and the lengths and checksums of everything after them).
+    Two scans with the same snapshot found the same bundles with the same facts. ``None``
+    otherwise."""
 
 
 def _from_cache(
@@ -339,7 +360,7 @@ def _current_keys(
     With the two stats, this loop is most of a repeat scan: no call per file
     beyond ``stat`` and ``pack``, and no Python object kept per file.
     """
-    stat, fields, pack = os.stat, stat_fields, KEY_STRUCT.pack
+    stat, fields, pack = os.stat, stat_fields, _PAIR.pack
     metadata_suffix, metrics_suffix = suffixes
     if base:
         # Without a directory fd (rare): a path each; else relative to the fd, no join.
@@ -348,13 +369,17 @@ def _current_keys(
     add = keys.append
     for name in names:
         try:
-            add(pack(*fields(stat(name + metadata_suffix, dir_fd=dir_fd))))
-            add(pack(*fields(stat(name + metrics_suffix, dir_fd=dir_fd))))
+            add(
+                pack(
+                    *fields(stat(name + metadata_suffix, dir_fd=dir_fd)),
+                    *fields(stat(name + metrics_suffix, dir_fd=dir_fd)),
+                )
+            )
         except (OSError, ValueError, struct.error):  # a file absent (or unreadable: see below)
-            if len(keys) % 2:  # the metadata key is in: the metrics file failed
-                keys.pop()
-            add(_packed_now(name + metadata_suffix, dir_fd))
-            add(_packed_now(name + metrics_suffix, dir_fd))
+            add(
+                _packed_now(name + metadata_suffix, dir_fd)
+                + _packed_now(name + metrics_suffix, dir_fd)
+            )
     return b"".join(keys)
 
 
@@ -689,7 +714,8 @@ def _load_from(file: PinnedFile, path: Path, header: bytes, count: int) -> _Load
         index, keys = both[:index_length], both[index_length:]
         if _crc(index) != index_crc or len(keys) != keys_length or _crc(keys) != keys_crc:
             raise ValueError("damaged index")
-        loaded = _index(index, keys, records, region)
+        snapshot = hashlib.sha256(prefix[:prelude_end]).hexdigest()
+        loaded = _index(index, keys, records, region, snapshot)
     except (OSError, ValueError, IndexError) as exc:
         log.debug("Ignoring the scan cache %s: %s", path, exc)
         return _NOTHING
@@ -699,7 +725,9 @@ def _load_from(file: PinnedFile, path: Path, header: bytes, count: int) -> _Load
     return loaded
 
 
-def _index(index_line: bytes, keys: bytes, count: int, region: _Region) -> _Loaded | None:
+def _index(
+    index_line: bytes, keys: bytes, count: int, region: _Region, snapshot: str
+) -> _Loaded | None:
     """Each entry of a cache file's index, or ``None`` if it is not what a scan writes.
 
     Payloads are located, not read (the file may be 100 MB) nor parsed (that
@@ -763,7 +791,7 @@ def _index(index_line: bytes, keys: bytes, count: int, region: _Region) -> _Load
         return None
     if position != region.length or len(records) != count or len(set(names)) != len(names):
         return None
-    return _Loaded(names, entries, keys, classes, region)
+    return _Loaded(names, entries, keys, classes, region, snapshot)
 
 
 def _crc(body: bytes | memoryview) -> int:

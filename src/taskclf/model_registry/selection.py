@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import compress, count, repeat
 from operator import attrgetter, eq, itemgetter, methodcaller, not_
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskclf.core.model_io import ModelMetadata
 from taskclf.core.schema import FeatureSchemaV1, known_schema_hash
@@ -462,12 +462,32 @@ def select_with_facts(
     order.sort(key=list(map(_model_id, bundles)).__getitem__)
     for column in (columns[9], columns[8], columns[7]):  # instant, weighted F1, macro F1
         order.sort(key=column.__getitem__, reverse=True)
-    ranked = list(map(bundles.__getitem__, order))
-    excluded: list[ExclusionRecord] = []
+    exclusions: list[tuple[int, str]] = []
     for position in compress(count(), map(not_, eligible)):
-        bundle = bundles[position]
         reason = _exclusion_reason(facts[position], policy, required_schema_hash, required_sorted)
         assert reason is not None
+        exclusions.append((position, reason))
+    return report_of(bundles, Outcome(required_schema_hash, order, exclusions), policy)
+
+
+class Outcome(NamedTuple):
+    """A selection pass as positions in the bundles it ranked (what :func:`report_of` needs)."""
+
+    required_schema_hash: str
+    ranked: list[int]
+    """The ranked bundles' positions, best first."""
+    excluded: list[tuple[int, str]]
+    """Each excluded bundle's position and reason, in position order."""
+
+
+def report_of(
+    bundles: Sequence[ModelBundle], outcome: Outcome, policy: SelectionPolicy
+) -> SelectionReport:
+    """The report of a selection pass over ``bundles`` whose outcome is ``outcome``."""
+    ranked = list(map(bundles.__getitem__, outcome.ranked))
+    excluded: list[ExclusionRecord] = []
+    for position, reason in outcome.excluded:
+        bundle = bundles[position]
         excluded.append(
             _exclusion_record({"model_id": bundle.model_id, "path": bundle.path, "reason": reason})
         )
@@ -476,7 +496,17 @@ def select_with_facts(
         ranked=ranked,
         excluded=excluded,
         policy=policy,
-        required_schema_hash=required_schema_hash,
+        required_schema_hash=outcome.required_schema_hash,
+    )
+
+
+def outcome_of(bundles: Sequence[ModelBundle], report: SelectionReport) -> Outcome:
+    """The positions in ``bundles`` (unique ``model_id``s) of ``report``, a pass over them."""
+    position = {bundle.model_id: at for at, bundle in enumerate(bundles)}
+    return Outcome(
+        report.required_schema_hash,
+        [position[bundle.model_id] for bundle in report.ranked],
+        [(position[record.model_id], record.reason) for record in report.excluded],
     )
 
 
