@@ -589,6 +589,10 @@ def write_stale_cache(root: Path, warm: Path, out: Path, every: int) -> int:
         kept_records.append(record)
         kept_keys.append(keys)
         kept_payloads.append(payload + b"\n")
+    start = 0
+    for record, payload in zip(kept_records, kept_payloads, strict=True):
+        record[1] = start  # where its payload now starts (the format: scan_cache)
+        start += len(payload)
     new_index = json.dumps({"classes": index["classes"], "bundles": kept_records}).encode()
     stale = scan_cache.Sections(
         sections.header, new_index + b"\n", b"".join(kept_keys), b"".join(kept_payloads)

@@ -210,6 +210,24 @@ def test_json_output_stays_valid_and_exact_with_control_characters(
     _assert_no_raw_controls(out + err)
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("plain ascii", '"plain ascii"'),
+        ("del\x7fonly ascii", '"del\\u007fonly ascii"'),
+        ("c1\x9b and é", '"c1\\u009b and é"'),
+        ("bidi\u202e", '"bidi\\u202e"'),
+        ("s3:/bucket/models", '"s3://bucket/models"'),
+        ("see s3:/bucket and \x7f", '"see s3://bucket and \\u007f"'),
+    ],
+)
+def test_json_text_escapes_what_a_terminal_acts_on_and_unfolds_s3(value: str, shown: str) -> None:
+    from taskclf.cli.output import json_text
+
+    assert json_text(value) == shown
+    assert json.loads(json_text(value)) == value.replace("s3:/b", "s3://b")
+
+
 def test_clean_escapes_every_control_character_and_nothing_else() -> None:
     from taskclf.cli.output import clean
 

@@ -419,8 +419,10 @@ def _damage_payload_types(path: Path) -> None:
     payloads = sections.payloads.replace(b'"macro_f1"', b'"macro_F1"')
     records = json.loads(sections.index_line)["bundles"]
     lengths = [len(line) + 1 for line in payloads.split(b"\n")[:-1]]
+    start = 0
     for record, length in zip(records, lengths, strict=True):
-        record[1] = length
+        record[1], record[2] = start, length
+        start += length
     index = json.dumps({**json.loads(sections.index_line), "bundles": records}).encode() + b"\n"
     edited = sections._replace(index_line=index, payloads=payloads)
     path.write_bytes(join_file(edited, len(records)))

@@ -195,7 +195,13 @@ def emit_json(data: Any) -> None:
 
 def json_text(data: Any) -> str:
     """``data`` as one line of JSON that is safe on a terminal and parses to the same value."""
-    dumped = _FOLDED_S3.sub("s3://", json.dumps(data, ensure_ascii=False, default=str))
+    dumped = json.dumps(data, ensure_ascii=False, default=str)
+    # Each pattern only where it can match: a regex pass over every character costs
+    # 30 ms per MB (`train list --json` of 10,000 bundles writes 5 MB).
+    if "s3:/" in dumped:
+        dumped = _FOLDED_S3.sub("s3://", dumped)
+    if dumped.isascii() and "\x7f" not in dumped:  # DEL is the only ASCII one
+        return dumped
     return _JSON_RAW_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", dumped)
 
 

@@ -124,11 +124,13 @@ class PayloadsGone(ValueError):
     """The scan used no cache file, so there are no payloads to read."""
 
 
-Source = tuple[CacheContext, int, int, list[Any], BundleFacts]
-"""Where one bundle's payload is in the cache bytes (start, end), its index record
-(whose tail holds its :class:`RowFacts`, read only by ``train list``), and its facts.
+Source = tuple[CacheContext, list[Any], BundleFacts]
+"""The scan's cache, the bundle's index record (which says where its payload is in
+the cache's payloads, and whose tail holds its :class:`RowFacts`, read only by
+``train list``), and its facts.
 
-A plain tuple: a repeat scan makes one per bundle."""
+A plain tuple, made once per bundle when the index is read; the cached bundle
+keeps that same tuple as its source."""
 
 
 class RootSource:
@@ -151,9 +153,10 @@ later reads them at a fifth of the cost of computing them again)."""
 
 
 def _parts(source: Source, model_id: str, valid: bool) -> Parts:
-    context, start, end = source[0], source[1], source[2]
+    context, record = source[0], source[1]
+    start = record[1]
     try:
-        payload = context.payloads()[start:end]
+        payload = context.payloads()[start : start + record[2] - 1]  # without its newline
     except PayloadsGone:
         return context.fallback(model_id, False)
     except (OSError, ValueError):
@@ -297,15 +300,12 @@ _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def cached_bundles(
-    names: Sequence[str],
-    entries: Sequence[tuple[list[Any], int, int, BundleFacts, int] | None],
-    context: CacheContext,
+    names: Sequence[str], sources: Sequence[Source | None]
 ) -> list[CachedBundle | None]:
-    """An incomplete bundle per name: identity now, the rest from its entry on first access.
+    """An incomplete bundle per name: identity now, the rest from its source on first access.
 
-    Each entry is ``(record, payload start, payload end, facts, number)`` in the cache
-    file (see :data:`Source`); ``None`` where the entry is ``None``. One loop
-    without a call per bundle: a repeat scan builds one per bundle of the registry.
+    ``None`` where the source is ``None``. One loop without a call per bundle: a
+    repeat scan builds one per bundle of the registry.
     """
     made: list[CachedBundle | None] = []
     append, new, set_dict = made.append, _new, _set_instance_dict
@@ -315,12 +315,11 @@ def cached_bundles(
         _set_private,
         _ALL_FIELDS,
     )
-    for name, entry in zip(names, entries, strict=True):
-        if entry is None:
+    for name, source in zip(names, sources, strict=True):
+        if source is None:
             append(None)
             continue
-        record, start, end, facts, _ = entry
-        reason = facts[1]
+        reason = source[2][1]
         bundle = new(CachedBundle)
         set_dict(
             bundle,
@@ -328,7 +327,7 @@ def cached_bundles(
                 "model_id": name,
                 "valid": reason is None,
                 "invalid_reason": reason,
-                SOURCE_KEY: (context, start, end, record, facts),
+                SOURCE_KEY: source,
             },
         )
         # What model_construct with every field given leaves (see scan.FastConstructor).
@@ -391,7 +390,7 @@ class RowFacts(NamedTuple):
 
 
 BREAK_IDLE = "BreakIdle"
-ROW_FACTS_AT = 8
+ROW_FACTS_AT = 9
 """Where a scan cache index record's :class:`RowFacts` start (after the selection facts)."""
 _FLOAT_OR_NONE = (float, type(None))
 _STR_OR_NONE = (str, type(None))
@@ -408,8 +407,8 @@ def row_facts(bundle: ModelBundle) -> RowFacts:
     """
     if type(bundle) is CachedBundle:
         source = instance_dict(bundle).get(SOURCE_KEY)
-        if source is not None and len(source) == 5:
-            created, macro, weighted, bi_prec, min_prec = source[3][ROW_FACTS_AT:]
+        if source is not None and len(source) == 3:
+            created, macro, weighted, bi_prec, min_prec = source[1][ROW_FACTS_AT:]
             if (
                 type(created) in _STR_OR_NONE
                 and type(macro) in _FLOAT_OR_NONE

@@ -24,7 +24,7 @@ depends on who reads (a file only some users may read) is never handed to
 another user. Deleting the file (or the directory) only makes the next
 scan read everything again.
 
-Format (version 4; any other version is ignored and rebuilt): a header line
+Format (version 5; any other version is ignored and rebuilt): a header line
 (JSON: format, version, registry path, device and inode, and the identity of the
 code that wrote it, :func:`~taskclf.model_registry.caching.code_identity`); a
 prelude line ``index <index length> <index crc32> <keys length> <keys crc32>
@@ -32,8 +32,9 @@ prelude line ``index <index length> <index crc32> <keys length> <keys crc32>
 index and the keys alone; the payloads are read, and their checksum checked,
 only when a bundle first needs one); an index line (JSON: a table of label
 classes, ``[schema_version, schema_hash, sorted labels]``, and per bundle a
-record ``[name, payload length, invalid reason, label class (-1: no
-metadata), has metrics, macro F1, weighted F1, created_at in microseconds]``,
+record ``[name, payload start, payload length, invalid reason, label class
+(-1: no metadata), has metrics, macro F1, weighted F1, created_at in
+microseconds]``,
 what selection reads, then what a ``train list`` row reads (``created_at`` as
 written, macro and weighted F1 as they are, BreakIdle and lowest class
 precision: :class:`~taskclf.model_registry.lazy_bundle.RowFacts`)); the stat
@@ -71,6 +72,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from functools import partial
+from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -93,6 +95,7 @@ from taskclf.model_registry.lazy_bundle import (
     Parts,
     PayloadsGone,
     RowFacts,
+    Source,
     cached_bundles,
     row_facts,
 )
@@ -103,7 +106,7 @@ if TYPE_CHECKING:
     from taskclf.model_registry.models import ModelBundle
 
 FORMAT = "taskclf-scan-cache"
-VERSION = 4
+VERSION = 5
 
 # Rewriting the file costs about what reading 1 bundle in 25 does (10,000 bundles: 11 MB
 # serialised and written, ~30 ms), so a scan leaves it as it is until more than 1 bundle
@@ -169,17 +172,16 @@ class _Region(NamedTuple):
     crc: int
 
 
-_Entry = tuple[list[Any], int, int, BundleFacts, int]
-"""``(record, payload start, payload end, facts, number)``, offsets in the payloads;
-``number``: the record's place in the file (its keys are the ``number``-th pair)."""
+MakeContext = Callable[["_Region | None"], CacheContext]
+"""The context of a scan's cached bundles, given the region of the file it uses."""
 
 
 class _Loaded(NamedTuple):
     """A usable cache file: its entries in index order, their stat keys, where its payloads are."""
 
     names: list[str]
-    entries: list[_Entry]
-    """The entry of each of ``names``, in the same order."""
+    entries: list[Source]
+    """The entry of each of ``names``, in the same order: the source of its cached bundle."""
     keys: bytes
     """Both packed stat keys of each entry, in the same order."""
     classes: list[Any]
@@ -187,13 +189,11 @@ class _Loaded(NamedTuple):
     """``None``: no usable file."""
     snapshot: str | None
     """What identifies the file's content (see :attr:`Scanned.snapshot`)."""
-
-    def by_name(self) -> dict[str, _Entry]:
-        """``name -> entry``."""
-        return dict(zip(self.names, self.entries, strict=True))
+    context: CacheContext | None
+    """What its cached bundles share (their payloads among it)."""
 
 
-_NOTHING = _Loaded([], [], b"", [], None, None)
+_NOTHING = _Loaded([], [], b"", [], None, None, None)
 
 
 def scan_with_cache(
@@ -231,13 +231,14 @@ def scan_with_cache(
     # Taken before any stat: an entry is stored only if its files are older than this.
     started_ns = time.time_ns()
     header = _header(root)
-    loaded = _load(path, header, len(names))
+
+    def make_context(region: _Region | None) -> CacheContext:
+        return CacheContext(root, _payload_loader(path, region), build, _fallback(root, path, read))
+
+    loaded = _load(path, header, len(names), make_context)
     # Serialising every bundle costs a first scan about half the floor, so a registry
     # gets a cache only once it is scanned again: a one-off scan leaves a marker only.
     caching = loaded.region is not None or _seen(path)
-    context = CacheContext(
-        root, _payload_loader(path, loaded.region), build, _fallback(root, path, read)
-    )
 
     def from_files(name: str, later: bool = False) -> tuple[ModelBundle, Any] | None:
         """The bundle read from its files, and its new entry (``None``: not to be cached).
@@ -257,19 +258,22 @@ def scan_with_cache(
         return fresh, _entry(name, stats, fresh, started_ns, summarise)
 
     bundles: list[Any]
-    kept: list[Any]
+    # What the next version of the file holds, per bundle: the number of its entry in
+    # the file read (unchanged), a new entry (a partial: made only if written), or None.
+    kept: list[Any] = []
+    numbers: Sequence[int | None] = ()
+    fresh: dict[int, Any] = {}
     snapshot = None
     if not loaded.names:  # a first scan (or a cache unusable): read every bundle
-        bundles, kept = [], []
+        bundles = []
         for name in names:
             if (read_now := from_files(name)) is not None:
                 bundles.append(read_now[0])
-                if read_now[1] is not None:
-                    kept.append(read_now[1])
+                kept.append(read_now[1])
         outdated = len(names)
     else:
-        bundles, kept, stale, matched = _from_cache(
-            names, loaded, root, context, suffixes=(f"/{metadata_file}", f"/{metrics_file}")
+        bundles, numbers, stale, matched = _from_cache(
+            names, loaded, root, suffixes=(f"/{metadata_file}", f"/{metrics_file}")
         )
         # Entries the file lacks or whose stat keys no longer hold, and those of bundles gone.
         outdated = len(stale) + len(loaded.names) - matched
@@ -277,8 +281,9 @@ def scan_with_cache(
             # Until the file is rewritten (1 bundle in REWRITE_EVERY), these are read
             # again by every scan: their entries are made only if it is.
             read_now = from_files(name, later=True)
+            fresh[position] = None if read_now is None else read_now[1]
             if read_now is not None:
-                bundles[position], kept[position] = read_now
+                bundles[position] = read_now[0]
         if stale:
             # Gone meanwhile (never read).
             bundles = [bundle for bundle in bundles if bundle is not None]
@@ -287,8 +292,10 @@ def scan_with_cache(
     if not caching:
         _save(_marker(path), b"", [])
     elif outdated > (len(names) // REWRITE_EVERY if loaded.region else 0):
+        if loaded.names:
+            kept = [fresh.get(position, number) for position, number in enumerate(numbers)]
         kept = [entry() if type(entry) is partial else entry for entry in kept]
-        body = _file_body([entry for entry in kept if entry is not None], loaded, context)
+        body = _file_body([entry for entry in kept if entry is not None], loaded)
         if body is not None:
             _save(path, header, body)
     return Scanned(bundles, snapshot)
@@ -310,7 +317,6 @@ def _from_cache(
     names: Sequence[str],
     loaded: _Loaded,
     root: Path,
-    context: CacheContext,
     suffixes: tuple[str, str],
 ) -> _Scanned:
     """Each bundle of ``names`` whose stat keys are unchanged since ``loaded`` was written."""
@@ -326,15 +332,22 @@ def _from_cache(
             os.close(dir_fd)
     # The registry has exactly the bundles the file has (the usual repeat scan):
     # no look-up by name, and one comparison of two byte strings says whether any
-    # file changed. Else each name's entry or None.
-    aligned: Sequence[_Entry | None]
+    # file changed. Else each name's number in the file, or None.
+    numbers: Sequence[int | None]
     if loaded.names == names:
-        aligned = loaded.entries
-        changed = [] if current == loaded.keys else _changed(current, loaded.keys, aligned)
+        aligned: Sequence[Source | None] = loaded.entries
+        numbers = range(len(names))
+        changed = [] if current == loaded.keys else _changed(current, loaded.keys, numbers)
     else:
-        aligned = list(map(loaded.by_name().get, names))
-        changed = _changed(current, loaded.keys, aligned)
-    return _from_file(names, aligned, changed, context)
+        numbers = list(map(dict(zip(loaded.names, count())).get, names))
+        entries = loaded.entries
+        aligned = [None if number is None else entries[number] for number in numbers]
+        changed = _changed(current, loaded.keys, numbers)
+    bundles: list[Any] = cached_bundles(names, aligned)
+    for position in changed:
+        bundles[position] = None
+    matched = len(aligned) - aligned.count(None)
+    return bundles, numbers, [(position, names[position]) for position in changed], matched
 
 
 def _marker(path: Path) -> Path:
@@ -346,10 +359,10 @@ def _seen(path: Path) -> bool:
     return os.path.lexists(path) or os.path.lexists(_marker(path))
 
 
-_Scanned = tuple[list[Any], list[Any], list[tuple[int, str]], int]
-"""``(bundles, entries kept, stale, matched)``: per name its cached bundle and
-entry (``None`` at the ``(position, name)`` of each stale one, to be read from its files),
-and how many names had an entry."""
+_Scanned = tuple[list[Any], Sequence[int | None], list[tuple[int, str]], int]
+"""``(bundles, numbers, stale, matched)``: per name its cached bundle (``None`` at the
+``(position, name)`` of each stale one, to be read from its files) and the number of its
+entry in the file (``None``: not in it); and how many names had an entry."""
 
 
 def _current_keys(
@@ -390,34 +403,19 @@ def _packed_now(path: str, dir_fd: int | None) -> bytes:
     return PACKED_UNKNOWN if packed is None else packed
 
 
-def _changed(current: bytes, stored: bytes, entries: Sequence[_Entry | None]) -> list[int]:
-    """The positions of ``entries`` (``None``: not in the file) whose keys in ``current`` are not
-    the ones the file keeps for them in ``stored``."""
+def _changed(current: bytes, stored: bytes, numbers: Sequence[int | None]) -> list[int]:
+    """The positions whose keys in ``current`` are not those of entry ``numbers[position]``
+    in ``stored`` (``None``: no entry)."""
     size = _KEYS_BYTES
     changed: list[int] = []
-    for position, entry in enumerate(entries):
-        if entry is None:
+    for position, number in enumerate(numbers):
+        if number is None:
             changed.append(position)
             continue
-        at, was = position * size, entry[4] * size
+        at, was = position * size, number * size
         if current[at : at + size] != stored[was : was + size]:
             changed.append(position)
     return changed
-
-
-def _from_file(
-    names: Sequence[str],
-    entries: Sequence[_Entry | None],
-    changed: list[int],
-    context: CacheContext,
-) -> _Scanned:
-    """The bundles of ``names`` whose ``entries`` (in the same order) hold, built in bulk."""
-    bundles: list[Any] = cached_bundles(names, entries, context)
-    kept: list[Any] = list(entries)
-    for position in changed:
-        bundles[position] = kept[position] = None
-    matched = len(entries) - entries.count(None)
-    return bundles, kept, [(position, names[position]) for position in changed], matched
 
 
 _NO_METADATA = (False, None, None, None)
@@ -444,7 +442,8 @@ def _class_facts(item: Any) -> tuple[bool, str | None, str | None, tuple[str, ..
 
 
 _STR_OR_NONE = (str, type(None))
-_RECORD_LENGTH = ROW_FACTS_AT + len(RowFacts._fields)
+# The record unpacking in _index names each of its items.
+assert ROW_FACTS_AT == 9 and len(RowFacts._fields) == 5
 # BundleFacts(*values) without the Python-level __new__ NamedTuple generates: a third the cost.
 _new_tuple = tuple.__new__
 
@@ -498,7 +497,7 @@ def _entry(
     bundle: ModelBundle,
     started_ns: int,
     summarise: Summarise,
-) -> tuple[list[Any], bytes, int, None, bytes] | None:
+) -> tuple[list[Any], bytes, bytes] | None:
     """The record, payload and packed keys for a bundle just read; ``None``: not to be cached."""
     if len(stats) != 2:
         return None
@@ -529,6 +528,7 @@ def _entry(
     )
     record = [
         name,
+        0,  # its start, set when the file is written
         len(payload),
         facts.invalid_reason,
         label_class,  # replaced by its index in the file's table when written
@@ -538,7 +538,7 @@ def _entry(
         facts.instant_us,
         *row,
     ]
-    return record, payload, 0, None, packed_metadata + packed_metrics
+    return record, payload, packed_metadata + packed_metrics
 
 
 # Metadata fields-sets are shared between bundles (scan._share_fields_set): the JSON
@@ -604,22 +604,25 @@ def _header(root: Path) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
 
 
-def _file_body(
-    kept: list[tuple[Any, ...]], loaded: _Loaded, context: CacheContext
-) -> list[bytes | memoryview] | None:
+def _file_body(kept: list[Any], loaded: _Loaded) -> list[bytes | memoryview] | None:
     """The index line, the keys and the payloads, label classes numbered afresh.
 
-    ``kept`` holds ``(record, start, end, facts, number)`` of entries kept
-    from the file read (their payloads and keys are written back as slices
-    of it, never parsed) and ``(record, payload, 0, None, keys)`` of new ones.
-    ``None``: the file read cannot be read again (replaced or damaged), so
-    nothing is written.
+    ``kept`` holds the number of each entry kept from the file read (its
+    payload and keys are written back as slices of it, never parsed) and
+    ``(record, payload, keys)`` of each new one. ``None``: the file read
+    cannot be read again (replaced or damaged), so nothing is written.
     """
     import pydantic_core
 
-    old_classes = loaded.classes
+    old_classes, old_entries, old_keys, size = (
+        loaded.classes,
+        loaded.entries,
+        loaded.keys,
+        _KEYS_BYTES,
+    )
     try:
-        view = memoryview(context.payloads()) if loaded.region is not None else memoryview(b"")
+        context = loaded.context
+        view = memoryview(context.payloads() if context is not None else b"")
     except (OSError, ValueError):
         return None
     classes: list[Any] = []
@@ -627,23 +630,27 @@ def _file_body(
     renumbered: dict[int, int] = {-1: -1}
     out: list[list[Any]] = []
     keys: list[bytes] = []
-    old_keys, size = loaded.keys, _KEYS_BYTES
     body: list[bytes | memoryview] = [b"", b""]
-    for record, payload, end, _, keyed in kept:
-        label_class = record[3]
-        if type(payload) is bytes:  # new: its class itself, or None (no metadata)
-            number = -1 if label_class is None else _number(label_class, classes, numbers)
-            body.append(payload)
-            keys.append(keyed)
-        else:  # kept: its class's number in the file read; the slice takes the newline along
+    position = 0
+    for item in kept:
+        if type(item) is int:  # kept: its class's number in the file read
+            record = old_entries[item][1]
+            start, length, label_class = record[1], record[2], record[4]
             number = renumbered.get(label_class, -2)
             if number == -2:
                 old = old_classes[label_class]
                 number = renumbered[label_class] = _number(old, classes, numbers)
-            body.append(view[payload : end + 1])
-            keys.append(old_keys[keyed * size : (keyed + 1) * size])
-        record[3] = number  # the record is this scan's own (parsed, or made by _entry)
-        out.append(record)
+            body.append(view[start : start + length])  # the newline included
+            keys.append(old_keys[item * size : (item + 1) * size])
+        else:  # new: its class itself, or None (no metadata)
+            record, payload, keyed = item
+            length, label_class = record[2], record[4]
+            number = -1 if label_class is None else _number(label_class, classes, numbers)
+            body.append(payload)
+            keys.append(keyed)
+        # A copy: the file read's records are the sources of this scan's bundles.
+        out.append([record[0], position, length, record[3], number, *record[5:]])
+        position += length
     index = pydantic_core.to_json({"classes": classes, "bundles": out}, inf_nan_mode="constants")
     body[0] = index + b"\n"
     body[1] = b"".join(keys)
@@ -659,7 +666,7 @@ def _number(label_class: list[Any], classes: list[Any], numbers: dict[str, int])
     return number
 
 
-def _load(path: Path, header: bytes, count: int) -> _Loaded:
+def _load(path: Path, header: bytes, count: int, make_context: MakeContext) -> _Loaded:
     """The cache file's entries and label classes (its payloads stay unread); empty if unusable.
 
     Usable: the header this registry writes, then ``index <index length>
@@ -674,13 +681,15 @@ def _load(path: Path, header: bytes, count: int) -> _Loaded:
     except (OSError, ValueError) as exc:
         log.debug("Ignoring the scan cache %s: %s", path, exc)
         return _NOTHING
-    loaded = _load_from(file, path, header, count)
+    loaded = _load_from(file, path, header, count, make_context)
     if loaded.region is None:
         file.close()
     return loaded
 
 
-def _load_from(file: PinnedFile, path: Path, header: bytes, count: int) -> _Loaded:
+def _load_from(
+    file: PinnedFile, path: Path, header: bytes, count: int, make_context: MakeContext
+) -> _Loaded:
     """:func:`_load` on the open cache file (the region it returns keeps ``file``)."""
     info = file.info
     try:
@@ -715,7 +724,7 @@ def _load_from(file: PinnedFile, path: Path, header: bytes, count: int) -> _Load
         if _crc(index) != index_crc or len(keys) != keys_length or _crc(keys) != keys_crc:
             raise ValueError("damaged index")
         snapshot = hashlib.sha256(prefix[:prelude_end]).hexdigest()
-        loaded = _index(index, keys, records, region, snapshot)
+        loaded = _index(index, keys, records, region, snapshot, make_context(region))
     except (OSError, ValueError, IndexError) as exc:
         log.debug("Ignoring the scan cache %s: %s", path, exc)
         return _NOTHING
@@ -726,7 +735,12 @@ def _load_from(file: PinnedFile, path: Path, header: bytes, count: int) -> _Load
 
 
 def _index(
-    index_line: bytes, keys: bytes, count: int, region: _Region, snapshot: str
+    index_line: bytes,
+    keys: bytes,
+    count: int,
+    region: _Region,
+    snapshot: str,
+    context: CacheContext,
 ) -> _Loaded | None:
     """Each entry of a cache file's index, or ``None`` if it is not what a scan writes.
 
@@ -743,21 +757,37 @@ def _index(
             return None
         facts_of_class = [*(_class_facts(item) for item in classes), _NO_METADATA]
         names: list[str] = []
-        entries: list[_Entry] = []
+        entries: list[Source] = []
         add_name, add_entry = names.append, entries.append
         position = 0
-        for number, record in enumerate(records):
+        for record in records:
             # _record_facts, inlined: this loop runs over every bundle of a repeat scan.
             # Its RowFacts (the last 5) are checked when a row reads them (lazy_bundle.row_facts).
-            # Unpacked whole, without a slice: ValueError unless it has _RECORD_LENGTH items.
-            (name, length, reason, class_id, has_metrics, macro, weighted, instant, *_r) = record
-            if len(_r) != len(RowFacts._fields):
-                return None
+            # Unpacked whole, into names (no slice, no list): ValueError unless it has
+            # the ROW_FACTS_AT items selection reads and the 5 of its RowFacts.
+            (
+                name,
+                start,
+                length,
+                reason,
+                class_id,
+                has_metrics,
+                macro,
+                weighted,
+                instant,
+                _created,
+                _macro,
+                _weighted,
+                _bi_prec,
+                _min_prec,
+            ) = record
             # -1: no metadata, the last item of ``facts_of_class``.
             known = facts_of_class[class_id] if type(class_id) is int and class_id >= -1 else None
             if (
                 known is None
                 or type(name) is not str
+                or type(start) is not int
+                or start != position
                 or type(length) is not int
                 or length <= 0
                 or type(reason) not in _STR_OR_NONE
@@ -783,15 +813,14 @@ def _index(
                     instant,
                 ),
             )
-            end = position + length
             add_name(name)
-            add_entry((record, position, end - 1, facts, number))  # the payload without its newline
-            position = end
+            add_entry((context, record, facts))
+            position += length
     except (ValueError, TypeError, KeyError, IndexError):
         return None
     if position != region.length or len(records) != count or len(set(names)) != len(names):
         return None
-    return _Loaded(names, entries, keys, classes, region, snapshot)
+    return _Loaded(names, entries, keys, classes, region, snapshot, context)
 
 
 def _crc(body: bytes | memoryview) -> int:
